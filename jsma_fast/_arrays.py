@@ -1,0 +1,116 @@
+"""Conversion between the caller's arrays and the buffers the native kernels take.
+
+The kernels read C-contiguous float32 buffers. NumPy arrays pass as they are; torch CPU
+tensors pass zero-copy through ``.numpy()``. Anything that would need a copy or a cast is
+rejected with an error naming the argument, so no call silently costs a copy of the inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+import numpy as np
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _describe(x: Any) -> str:
+    if _is_torch_tensor(x):
+        return f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
+    if isinstance(x, np.ndarray):
+        return f"numpy.ndarray(shape={x.shape}, dtype={x.dtype})"
+    return type(x).__name__
+
+
+@dataclass(frozen=True)
+class Converted:
+    """Flattened (batch, m) NumPy views of the inputs plus how to hand results back."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    domain: Optional[np.ndarray]
+    batch_shape: Tuple[int, ...]
+    wrap: Callable[[np.ndarray], Any]
+
+
+def _as_numpy(x: Any, name: str, float_input: bool) -> np.ndarray:
+    expected = "float32" if float_input else "bool or uint8"
+    if _is_torch_tensor(x):
+        import torch
+
+        if x.device.type != "cpu":
+            raise ValueError(
+                f"{name} must be a CPU tensor for the CPU kernels, got {_describe(x)}"
+            )
+        ok_dtype = x.dtype == torch.float32 if float_input else x.dtype in (torch.bool, torch.uint8)
+        if not ok_dtype:
+            raise TypeError(f"{name} must be {expected}, got {_describe(x)}")
+        if not x.is_contiguous():
+            raise ValueError(
+                f"{name} must be contiguous, got strides {tuple(x.stride())} for "
+                f"{_describe(x)}; call .contiguous() first"
+            )
+        return x.detach().numpy()
+    if isinstance(x, np.ndarray):
+        ok_dtype = x.dtype == np.float32 if float_input else x.dtype in (np.bool_, np.uint8)
+        if not ok_dtype:
+            raise TypeError(f"{name} must be {expected}, got {_describe(x)}")
+        if not x.flags.c_contiguous:
+            raise ValueError(
+                f"{name} must be C-contiguous, got strides {x.strides} for {_describe(x)}; "
+                "use numpy.ascontiguousarray first"
+            )
+        return x
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {_describe(x)}")
+
+
+def convert_inputs(alpha: Any, beta: Any, domain: Any) -> Converted:
+    """Checks alpha, beta (..., M) float32 and domain (..., M) bool/uint8 or None.
+
+    Returns (batch, M) views and a function that gives a result array of shape (batch,) or
+    (batch, M) back in the caller's kind (torch tensor or NumPy array) and batch shape.
+    """
+    a = _as_numpy(alpha, "alpha", True)
+    kind_is_torch = _is_torch_tensor(alpha)
+    if _is_torch_tensor(beta) != kind_is_torch:
+        raise TypeError(f"beta must be the same kind of array as alpha ({_describe(alpha)}), "
+                        f"got {_describe(beta)}")
+    b = _as_numpy(beta, "beta", True)
+    if a.ndim < 1:
+        raise ValueError(f"alpha must have shape (..., M), got a 0-d array {_describe(alpha)}")
+    if b.shape != a.shape:
+        raise ValueError(f"beta must have the shape of alpha {a.shape}, got {b.shape}")
+    d = None
+    if domain is not None:
+        if _is_torch_tensor(domain) != kind_is_torch:
+            raise TypeError(
+                f"domain must be the same kind of array as alpha ({_describe(alpha)}), "
+                f"got {_describe(domain)}"
+            )
+        d = _as_numpy(domain, "domain", False)
+        if d.shape != a.shape:
+            raise ValueError(f"domain must have the shape of alpha {a.shape}, got {d.shape}")
+    batch_shape = a.shape[:-1]
+    m = a.shape[-1]
+    batch = int(np.prod(batch_shape, dtype=np.int64))
+
+    def wrap(result: np.ndarray) -> Any:
+        shaped = result.reshape(batch_shape + result.shape[1:])
+        if kind_is_torch:
+            import torch
+
+            return torch.from_numpy(shaped)
+        return shaped
+
+    return Converted(
+        alpha=a.reshape(batch, m),
+        beta=b.reshape(batch, m),
+        domain=None if d is None else d.reshape(batch, m),
+        batch_shape=batch_shape,
+        wrap=wrap,
+    )

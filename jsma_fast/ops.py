@@ -1,0 +1,178 @@
+"""The saliency searches of JSMA, computed by the native kernels (the only caller of ``_C``).
+
+Every search follows one contract (see ``docs/kernel-contract.md``). For each sample, with
+``alpha`` the derivative of the target class and ``beta`` the summed derivative of the other
+classes:
+
+* a pair (p, q), p < q, both in the search domain, *qualifies* in ``"increase"`` mode when
+  ``A = alpha[p] + alpha[q] > 0`` and ``B = beta[p] + beta[q] < 0`` (``"decrease"``: A < 0 and
+  B > 0); its score is ``-(A * B)`` in float32;
+* the answer is the qualifying pair with the largest score, ties to the smallest p, then the
+  smallest q (the first arg-max of the row-major M x M score matrix);
+* when no pair qualifies with a score > 0, ``valid`` is False and p = q = -1;
+* NaN never qualifies; indices are int64; nothing of size M^2 is allocated.
+
+The single-feature versions apply the same rules to one feature (the paper's S(x, t)).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NamedTuple, Optional
+
+from . import _C
+from ._arrays import convert_inputs
+
+__all__ = [
+    "PairSelection",
+    "FeatureSelection",
+    "select_pairs",
+    "select_features",
+    "saliency_map",
+    "default_num_threads",
+    "MODES",
+    "PAIR_METHODS",
+]
+
+MODES = ("increase", "decrease")
+PAIR_METHODS = ("exact", "auto")
+SIMD_LEVELS = ("auto", "scalar", "avx2", "avx512")
+
+
+class PairSelection(NamedTuple):
+    """Result of :func:`select_pairs`; each field has the inputs' batch shape ``(...)``."""
+
+    p: Any  #: int64, first feature of the best pair (-1 when not valid)
+    q: Any  #: int64, second feature, p < q (-1 when not valid)
+    score: Any  #: float32, -(A * B) of the pair (0 when not valid)
+    valid: Any  #: bool, whether any pair qualifies
+
+
+class FeatureSelection(NamedTuple):
+    """Result of :func:`select_features`; each field has the inputs' batch shape ``(...)``."""
+
+    index: Any  #: int64, the best feature (-1 when not valid)
+    score: Any  #: float32, its saliency (0 when not valid)
+    valid: Any  #: bool, whether any feature qualifies
+
+
+def default_num_threads() -> int:
+    """Threads for the CPU kernels: PyTorch's setting when torch is loaded, else the CPUs
+    this process may run on, so that the host process is not oversubscribed."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_mode(mode: str) -> bool:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode == "increase"
+
+
+def _check_threads(num_threads: Optional[int]) -> int:
+    if num_threads is None:
+        return default_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return num_threads
+
+
+def _check_simd(simd: Optional[str]) -> str:
+    if simd is None:
+        simd = os.environ.get("JSMA_FAST_SIMD", "auto")
+    if simd not in SIMD_LEVELS:
+        raise ValueError(f"simd must be one of {SIMD_LEVELS}, got {simd!r}")
+    return simd
+
+
+def select_pairs(
+    alpha: Any,
+    beta: Any,
+    domain: Any = None,
+    *,
+    mode: str = "increase",
+    method: str = "auto",
+    num_threads: Optional[int] = None,
+    simd: Optional[str] = None,
+) -> PairSelection:
+    """Finds the pair of features with the largest pairwise saliency, per sample.
+
+    Args:
+        alpha: ``(..., M)`` float32, derivative of the target-class output per feature.
+        beta: ``(..., M)`` float32, summed derivative of the other classes' outputs.
+        domain: ``(..., M)`` bool or uint8, True for features that may be chosen; None for
+            all features.
+        mode: ``"increase"`` (features will be increased) or ``"decrease"``.
+        method: ``"exact"`` (exhaustive search, the bit-for-bit reference) or ``"auto"``.
+        num_threads: CPU threads; default :func:`default_num_threads`.
+        simd: force an instruction set (``"scalar"``, ``"avx2"``, ``"avx512"``) for testing
+            and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable.
+
+    Returns:
+        :class:`PairSelection` of arrays with the batch shape ``(...)``, of the same kind as
+        ``alpha`` (torch tensors or NumPy arrays).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array([[0.5, -0.1, 0.3]], dtype=np.float32)
+        >>> b = np.array([[-0.2, 0.4, -0.6]], dtype=np.float32)
+        >>> sel = select_pairs(a, b)
+        >>> int(sel.p[0]), int(sel.q[0]), bool(sel.valid[0])
+        (0, 2, True)
+    """
+    increase = _check_mode(mode)
+    if method not in PAIR_METHODS:
+        raise ValueError(f"method must be one of {PAIR_METHODS}, got {method!r}")
+    threads = _check_threads(num_threads)
+    simd = _check_simd(simd)
+    inputs = convert_inputs(alpha, beta, domain)
+    p, q, score, valid = _C.pair_search(
+        inputs.alpha, inputs.beta, inputs.domain, increase, threads, simd
+    )
+    return PairSelection(inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid))
+
+
+def select_features(
+    alpha: Any,
+    beta: Any,
+    domain: Any = None,
+    *,
+    mode: str = "increase",
+    num_threads: Optional[int] = None,
+) -> FeatureSelection:
+    """Finds the feature with the largest single-feature saliency S(x, t)[i], per sample.
+
+    A feature qualifies in ``"increase"`` mode when ``alpha[i] > 0`` and ``beta[i] < 0``
+    (``"decrease"``: the opposite signs); its score is ``-(alpha[i] * beta[i])``. Ties go to
+    the smallest index. Shapes and kinds as in :func:`select_pairs`.
+    """
+    increase = _check_mode(mode)
+    threads = _check_threads(num_threads)
+    inputs = convert_inputs(alpha, beta, domain)
+    index, score, valid = _C.feature_search(
+        inputs.alpha, inputs.beta, inputs.domain, increase, threads
+    )
+    return FeatureSelection(inputs.wrap(index), inputs.wrap(score), inputs.wrap(valid))
+
+
+def saliency_map(
+    alpha: Any,
+    beta: Any,
+    domain: Any = None,
+    *,
+    mode: str = "increase",
+    num_threads: Optional[int] = None,
+) -> Any:
+    """The paper's single-feature saliency map S(x, t): ``(..., M)`` float32 holding
+    ``-(alpha * beta)`` for qualifying features in the domain and 0 elsewhere."""
+    increase = _check_mode(mode)
+    threads = _check_threads(num_threads)
+    inputs = convert_inputs(alpha, beta, domain)
+    result = _C.saliency_map(inputs.alpha, inputs.beta, inputs.domain, increase, threads)
+    return inputs.wrap(result)
