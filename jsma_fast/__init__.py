@@ -5,6 +5,8 @@ Layers: ``cli -> attack / evaluation -> ops -> _C``.
 """
 
 from ._build import build_info, cuda_available
+from .attack import JSMA
+from .result import STOP_REASONS, AttackResult
 from .ops import (
     FeatureSelection,
     PairSelection,
@@ -16,6 +18,9 @@ from .ops import (
 __version__ = build_info()["version"]
 
 __all__ = [
+    "JSMA",
+    "AttackResult",
+    "STOP_REASONS",
     "FeatureSelection",
     "PairSelection",
     "build_info",

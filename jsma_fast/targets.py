@@ -1,0 +1,104 @@
+"""Target classes for the attack: explicit, or chosen by a strategy.
+
+Strategies (``y`` is the true class; when not given, the model's clean prediction):
+
+* ``"random"``: uniform over the classes other than ``y``, from a seeded generator;
+* ``"next"``: ``(y + 1) % C``;
+* ``"least_likely"``: the class with the lowest clean logit;
+* ``"all"``: every sample against every other class (the paper's protocol: C - 1 rows per
+  sample, in the order of the classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+STRATEGIES = ("random", "next", "least_likely", "all")
+
+
+@dataclass
+class TargetPlan:
+    """Which input row each attacked row comes from, its target and its true class."""
+
+    source_index: torch.Tensor  #: (R,) int64, row of x that each attacked row copies
+    target: torch.Tensor  #: (R,) int64
+    true_class: torch.Tensor  #: (R,) int64, the label (or clean prediction) of the source
+
+
+def _as_labels(value: Any, name: str, n: int, num_classes: int, device: torch.device) -> torch.Tensor:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = torch.full((n,), value, dtype=torch.int64)
+    elif not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"{name} must be an int, a sequence of ints or an int tensor of shape ({n},), "
+                f"got {type(value).__name__}"
+            ) from exc
+    if value.dtype.is_floating_point or value.dtype == torch.bool or value.dtype.is_complex:
+        raise TypeError(f"{name} must hold integer class indices, got dtype {value.dtype}")
+    if value.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one class per sample), got {tuple(value.shape)}")
+    value = value.to(device=device, dtype=torch.int64)
+    if n and (value.min() < 0 or value.max() >= num_classes):
+        bad = value[(value < 0) | (value >= num_classes)][0].item()
+        raise ValueError(f"{name} must be class indices in [0, {num_classes}), got {bad}")
+    return value
+
+
+def plan_targets(
+    y_target: Any,
+    *,
+    y: Optional[Any],
+    clean_logits: torch.Tensor,
+    seed: int,
+) -> TargetPlan:
+    """Resolves explicit targets or a strategy into a :class:`TargetPlan`.
+
+    Args:
+        y_target: (N,) ints, one int for all, or a strategy name from :data:`STRATEGIES`.
+        y: (N,) true labels, or None to use the model's clean predictions.
+        clean_logits: (N, C) the model's outputs on the clean inputs.
+        seed: seed of the generator for ``"random"``.
+    """
+    n, num_classes = clean_logits.shape
+    device = clean_logits.device
+    prediction = clean_logits.argmax(dim=1)
+    true_class = prediction if y is None else _as_labels(y, "y", n, num_classes, device)
+    rows = torch.arange(n, device=device)
+
+    if isinstance(y_target, str):
+        if y_target not in STRATEGIES:
+            raise ValueError(f"y_target must be class indices or one of {STRATEGIES}, got {y_target!r}")
+        if num_classes < 2:
+            raise ValueError(f"a target strategy needs at least 2 classes, the model has {num_classes}")
+        if y_target == "next":
+            return TargetPlan(rows, (true_class + 1) % num_classes, true_class)
+        if y_target == "least_likely":
+            return TargetPlan(rows, clean_logits.argmin(dim=1), true_class)
+        if y_target == "random":
+            generator = torch.Generator().manual_seed(seed)
+            # Uniform over the C - 1 other classes: shift past the true class.
+            offset = torch.randint(1, num_classes, (n,), generator=generator).to(device)
+            return TargetPlan(rows, (true_class + offset) % num_classes, true_class)
+        # "all": row-major over (sample, other class)
+        classes = torch.arange(num_classes, device=device)
+        others = classes[None, :].expand(n, num_classes)
+        keep = others != true_class[:, None]
+        source = rows[:, None].expand(n, num_classes)[keep]
+        return TargetPlan(source, others[keep], true_class[source])
+
+    target = _as_labels(y_target, "y_target", n, num_classes, device)
+    if y is not None and n:
+        same = (target == true_class).nonzero()
+        if same.numel():
+            i = same[0].item()
+            raise ValueError(
+                f"y_target must differ from the true class y: sample {i} has y_target = y = "
+                f"{target[i].item()}"
+            )
+    return TargetPlan(rows, target, true_class)
