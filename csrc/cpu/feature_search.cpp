@@ -15,7 +15,8 @@ float sample_feature_score(const SearchInputs& in, int64_t b, int64_t i, float s
 }
 
 bool worth_threads(const SearchInputs& in, int threads) {
-  return threads > 1 && in.batch > 1 && in.batch * in.m > (int64_t{1} << 16);
+  // Memory-bound and a few ns per feature: only millions of features repay waking threads.
+  return threads > 1 && in.batch > 1 && in.batch * in.m > (int64_t{1} << 21);
 }
 
 }  // namespace
