@@ -11,6 +11,7 @@
 #include "cpu/search.h"
 #include "cpu/simd.h"
 #if defined(JSMA_FAST_WITH_CUDA)
+#include "bindings_cuda.h"
 #include "cuda/cuda_api.h"
 #endif
 #if defined(_OPENMP)
@@ -106,6 +107,24 @@ py::tuple pair_search(const py::array& alpha, const py::array& beta, const py::o
   return py::make_tuple(p, q, score, valid);
 }
 
+py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
+                             const py::object& domain, bool increase, int num_threads,
+                             const std::string& simd) {
+  const auto in = check_inputs(alpha, beta, domain, increase);
+  const int threads = check_threads(num_threads);
+  const auto level = check_simd(simd);
+  py::array_t<int64_t> p(in.batch), q(in.batch), candidates(in.batch);
+  py::array_t<float> score(in.batch);
+  py::array_t<bool> valid(in.batch);
+  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  {
+    py::gil_scoped_release release;
+    jsma::cpu::pair_search_pruned(in, out, candidates.mutable_data(), threads, level);
+  }
+  return py::make_tuple(p, q, score, valid, candidates);
+}
+
 py::tuple feature_search(const py::array& alpha, const py::array& beta,
                          const py::object& domain, bool increase, int num_threads) {
   const auto in = check_inputs(alpha, beta, domain, increase);
@@ -184,6 +203,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("pair_search", &pair_search, py::arg("alpha"), py::arg("beta"), py::arg("domain"),
         py::arg("increase"), py::arg("num_threads"), py::arg("simd") = "auto",
         "Exhaustive pair search. Returns (p, q, score, valid), each of shape (batch,).");
+  m.def("pair_search_pruned", &pair_search_pruned, py::arg("alpha"), py::arg("beta"),
+        py::arg("domain"), py::arg("increase"), py::arg("num_threads"),
+        py::arg("simd") = "auto",
+        "Pruned exact pair search. Returns (p, q, score, valid, candidates), each of shape "
+        "(batch,); candidates counts the features whose pairs were searched.");
   m.def("feature_search", &feature_search, py::arg("alpha"), py::arg("beta"),
         py::arg("domain"), py::arg("increase"), py::arg("num_threads"),
         "Single-feature arg-max. Returns (index, score, valid), each of shape (batch,).");
@@ -201,4 +225,7 @@ PYBIND11_MODULE(_C, m) {
     }
     return levels;
   }, "SIMD levels this build can run on this CPU, narrowest first.");
+#if defined(JSMA_FAST_WITH_CUDA)
+  register_cuda(m);
+#endif
 }

@@ -21,7 +21,9 @@ import os
 import sys
 from typing import Any, NamedTuple, Optional
 
-from . import _C
+import numpy as np
+
+from . import _C, _cuda
 from ._arrays import convert_inputs
 
 __all__ = [
@@ -33,10 +35,14 @@ __all__ = [
     "default_num_threads",
     "MODES",
     "PAIR_METHODS",
+    "AUTO_PRUNED_MIN_FEATURES",
 ]
 
 MODES = ("increase", "decrease")
-PAIR_METHODS = ("exact", "auto")
+PAIR_METHODS = ("exact", "pruned", "auto")
+# "auto" uses the pruned search from this many features on; below it the exhaustive search
+# is as fast (measured by bench/bench_pruned.py) and bit-for-bit.
+AUTO_PRUNED_MIN_FEATURES = 64
 SIMD_LEVELS = ("auto", "scalar", "avx2", "avx512")
 
 
@@ -100,7 +106,8 @@ def select_pairs(
     method: str = "auto",
     num_threads: Optional[int] = None,
     simd: Optional[str] = None,
-) -> PairSelection:
+    return_candidates: bool = False,
+) -> Any:
     """Finds the pair of features with the largest pairwise saliency, per sample.
 
     Args:
@@ -109,14 +116,22 @@ def select_pairs(
         domain: ``(..., M)`` bool or uint8, True for features that may be chosen; None for
             all features.
         mode: ``"increase"`` (features will be increased) or ``"decrease"``.
-        method: ``"exact"`` (exhaustive search, the bit-for-bit reference) or ``"auto"``.
+        method: ``"exact"`` (exhaustive search, the bit-for-bit reference), ``"pruned"``
+            (searches only the pairs among features dominated by fewer than two others; the
+            same maximal score, and the same pair unless several pairs have exactly that
+            score, see ``docs/pruned-search.md``) or ``"auto"`` (pruned from
+            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact).
         num_threads: CPU threads; default :func:`default_num_threads`.
         simd: force an instruction set (``"scalar"``, ``"avx2"``, ``"avx512"``) for testing
             and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable.
+        return_candidates: also return, per sample, how many features the pair search ran
+            over (int64, batch shape): the survivors for the pruned search, all usable
+            (in-domain, non-NaN) features when it searched exhaustively.
 
     Returns:
         :class:`PairSelection` of arrays with the batch shape ``(...)``, of the same kind as
-        ``alpha`` (torch tensors or NumPy arrays).
+        ``alpha`` (torch tensors or NumPy arrays); with ``return_candidates=True`` the
+        tuple ``(selection, candidates)``.
 
     Example:
         >>> import numpy as np
@@ -131,11 +146,35 @@ def select_pairs(
         raise ValueError(f"method must be one of {PAIR_METHODS}, got {method!r}")
     threads = _check_threads(num_threads)
     simd = _check_simd(simd)
+    if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
+        gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
+        return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
     inputs = convert_inputs(alpha, beta, domain)
-    p, q, score, valid = _C.pair_search(
-        inputs.alpha, inputs.beta, inputs.domain, increase, threads, simd
+    if method == "auto":
+        method = "pruned" if inputs.alpha.shape[1] >= AUTO_PRUNED_MIN_FEATURES else "exact"
+    if method == "pruned":
+        p, q, score, valid, candidates = _C.pair_search_pruned(
+            inputs.alpha, inputs.beta, inputs.domain, increase, threads, simd
+        )
+    else:
+        p, q, score, valid = _C.pair_search(
+            inputs.alpha, inputs.beta, inputs.domain, increase, threads, simd
+        )
+        candidates = _usable_features(inputs) if return_candidates else None
+    selection = PairSelection(
+        inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid)
     )
-    return PairSelection(inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid))
+    if return_candidates:
+        return selection, inputs.wrap(candidates)
+    return selection
+
+
+def _usable_features(inputs: Any) -> Any:
+    """Per sample, the features the exhaustive search runs over: in the domain, not NaN."""
+    usable = ~(np.isnan(inputs.alpha) | np.isnan(inputs.beta))
+    if inputs.domain is not None:
+        usable &= inputs.domain.astype(bool)
+    return usable.sum(axis=1, dtype=np.int64)
 
 
 def select_features(
@@ -154,6 +193,8 @@ def select_features(
     """
     increase = _check_mode(mode)
     threads = _check_threads(num_threads)
+    if _cuda.is_cuda_array(alpha):
+        return FeatureSelection(*_cuda.select_features(alpha, beta, domain, increase))
     inputs = convert_inputs(alpha, beta, domain)
     index, score, valid = _C.feature_search(
         inputs.alpha, inputs.beta, inputs.domain, increase, threads
@@ -173,6 +214,8 @@ def saliency_map(
     ``-(alpha * beta)`` for qualifying features in the domain and 0 elsewhere."""
     increase = _check_mode(mode)
     threads = _check_threads(num_threads)
+    if _cuda.is_cuda_array(alpha):
+        return _cuda.saliency_map(alpha, beta, domain, increase)
     inputs = convert_inputs(alpha, beta, domain)
     result = _C.saliency_map(inputs.alpha, inputs.beta, inputs.domain, increase, threads)
     return inputs.wrap(result)

@@ -38,6 +38,13 @@ struct FeatureOutputs {
 void pair_search_exact(const SearchInputs& in, const PairOutputs& out, int num_threads,
                        SimdLevel simd);
 
+// Same maximal score as pair_search_exact, searching only the pairs among the features
+// dominated by fewer than two others (docs/pruned-search.md); the pair differs from the
+// exhaustive one only when several pairs have exactly the maximal score. `candidates`
+// (may be null) receives per sample how many features the pair search ran over.
+void pair_search_pruned(const SearchInputs& in, const PairOutputs& out, int64_t* candidates,
+                        int num_threads, SimdLevel simd);
+
 // Arg-max of the single-feature map; ties go to the smallest index.
 void feature_search(const SearchInputs& in, const FeatureOutputs& out, int num_threads);
 

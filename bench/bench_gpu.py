@@ -1,0 +1,275 @@
+"""GPU benchmark: the CUDA exact pair search against the PyTorch broadcast selection, on the
+same GPU.
+
+    python bench/bench_gpu.py                       # (1000, 784), (256, 3072), (1, 150528)
+    python bench/bench_gpu.py --cases 100x784 --repeats 50 --out /tmp/gpu.csv
+
+For each (B, M) it times, with CUDA events on the current stream (median of the repeats after
+warm-up calls):
+  kernel     ``_C.cuda_pair_search`` on preallocated outputs: the kernels alone;
+  call       ``jsma_fast.select_pairs`` on torch CUDA tensors: checks and output allocation too;
+  broadcast  the dense (B, M, M) selection of bench/broadcast.py, run on the GPU, where its
+             estimated peak fits the free GPU memory; its answers are asserted equal to the
+             kernel's (the inputs are finite, so both are exact).
+Peak memory: ``torch.cuda.max_memory_allocated`` over the call (outputs, and everything of the
+broadcast selection), plus the kernel's scratch, which it allocates stream-ordered outside
+torch's allocator (``_C.cuda_pair_search_workspace_bytes``).
+
+Writes a CSV (``--out``, default ``bench/results/gpu.csv``), prints a Markdown table with the
+device, driver, torch and CUDA versions, and checks the targets of issue 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jsma_fast  # noqa: E402
+from jsma_fast import _C  # noqa: E402
+from broadcast import broadcast_memory  # noqa: E402
+from common import format_bytes, make_inputs, num_pairs  # noqa: E402
+
+DEFAULT_CASES = "1000x784,256x3072,1x150528"
+TARGET_SPEEDUP_1000x784 = 50.0
+TARGET_TIME_1x150528_S = 0.010
+
+
+def broadcast_select_pairs_gpu(alpha, beta, domain, increase=True):
+    """bench/broadcast.py's dense selection with every tensor on the inputs' device (that
+    version builds its off-diagonal mask on the CPU)."""
+    batch, m = alpha.shape
+    pair_alpha = alpha[:, :, None] + alpha[:, None, :]
+    pair_beta = beta[:, :, None] + beta[:, None, :]
+    if increase:
+        mask = (pair_alpha > 0) & (pair_beta < 0)
+    else:
+        mask = (pair_alpha < 0) & (pair_beta > 0)
+    mask &= ~torch.eye(m, dtype=torch.bool, device=alpha.device)
+    mask &= domain[:, :, None] & domain[:, None, :]
+    score = -(pair_alpha * pair_beta)
+    del pair_alpha, pair_beta
+    score *= mask
+    del mask
+    best = score.view(batch, m * m).argmax(dim=1)
+    best_score = score.view(batch, m * m).gather(1, best[:, None])[:, 0]
+    valid = best_score > 0
+    p = torch.where(valid, best // m, -1)
+    q = torch.where(valid, best % m, -1)
+    return p, q, torch.where(valid, best_score, 0.0), valid
+
+
+def time_events(fn: Callable[[], object], repeats: int, warmup: int = 2,
+                budget_s: float = 30.0) -> List[float]:
+    """Device times (s) of `repeats` calls on the current stream, after `warmup` calls; stops
+    early (after at least 3) once the timed calls have used `budget_s`."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    while len(times) < repeats and (len(times) < 3 or sum(times) < budget_s):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return times
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak of torch's allocator during one call, above what was allocated before it."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def driver_release() -> str:
+    """The NVIDIA driver release (e.g. 550.54.15) from nvidia-smi, when it is there."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "unknown (no nvidia-smi)"
+    try:
+        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown (nvidia-smi failed)"
+
+
+def environment() -> Dict[str, str]:
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    info = jsma_fast.build_info()
+    cuda_driver = _C.cuda_driver_version()
+    return {
+        "device": f"{props.name} (sm_{props.major}{props.minor}, {props.multi_processor_count} "
+                  f"SMs, {format_bytes(props.total_memory)})",
+        "driver": f"{driver_release()} (supports CUDA {cuda_driver // 1000}.{cuda_driver % 1000 // 10})",
+        "torch": f"{torch.__version__} (CUDA {torch.version.cuda})",
+        "jsma_fast": f"{info['version']}, CUDA runtime {info['cuda_runtime_version']}, "
+                     f"{info['cuda_compiler']}, architectures {info['cuda_architectures']}",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+    }
+
+
+def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
+    alpha, beta, domain = (x.cuda() for x in make_inputs(batch, m))
+    pairs = num_pairs(batch, m)
+    row: Dict[str, object] = {"batch": batch, "features": m, "pairs": pairs}
+
+    # The kernels alone, on preallocated outputs and torch's current stream.
+    outputs = [torch.empty(batch, dtype=t, device="cuda")
+               for t in (torch.int64, torch.int64, torch.float32, torch.bool)]
+    stream = torch.cuda.current_stream().cuda_stream
+    device = torch.cuda.current_device()
+
+    def kernel():
+        _C.cuda_pair_search(alpha.data_ptr(), beta.data_ptr(), domain.data_ptr(), batch, m, True,
+                            *(o.data_ptr() for o in outputs), device, stream)
+
+    def call():
+        return jsma_fast.select_pairs(alpha, beta, domain, method="exact")
+
+    kernel_times = time_events(kernel, repeats)
+    call_times = time_events(call, repeats)
+    row["kernel_s"] = statistics.median(kernel_times)
+    row["kernel_best_s"] = min(kernel_times)
+    row["call_s"] = statistics.median(call_times)
+    row["kernel_pairs_per_s"] = pairs / row["kernel_s"]
+    row["kernel_workspace_bytes"] = _C.cuda_pair_search_workspace_bytes(batch, m)
+    row["call_torch_peak_bytes"] = peak_bytes(call)
+    result = call()
+
+    estimate = int(broadcast_memory(batch, m).peak)
+    row["broadcast_estimated_peak_bytes"] = estimate
+    free, _ = torch.cuda.mem_get_info()
+    if estimate > 0.9 * free:
+        row["broadcast_status"] = (f"not run: needs {format_bytes(estimate)} at peak, "
+                                   f"{format_bytes(free)} free")
+        return row
+    try:
+        expected = broadcast_select_pairs_gpu(alpha, beta, domain)
+        for got, want, name in zip(result, expected, ("p", "q", "score", "valid")):
+            if not torch.equal(got, want):
+                raise AssertionError(f"kernel and broadcast selection differ in {name} at "
+                                     f"({batch}, {m})")
+        del expected
+        bcast_times = time_events(lambda: broadcast_select_pairs_gpu(alpha, beta, domain),
+                                  repeats, warmup=1)
+        row["broadcast_peak_bytes"] = peak_bytes(
+            lambda: broadcast_select_pairs_gpu(alpha, beta, domain))
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        row["broadcast_status"] = f"out of memory: {str(err).splitlines()[0]}"
+        return row
+    row["broadcast_status"] = "ok"
+    row["broadcast_s"] = statistics.median(bcast_times)
+    row["broadcast_pairs_per_s"] = pairs / row["broadcast_s"]
+    row["speedup"] = row["broadcast_s"] / row["kernel_s"]
+    torch.cuda.empty_cache()
+    return row
+
+
+def seconds(x: Optional[float]) -> str:
+    if x is None:
+        return ""
+    return f"{x * 1e3:.3f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def markdown(env: Dict[str, str], rows: List[Dict[str, object]]) -> str:
+    lines = [f"- {key}: {value}" for key, value in env.items()]
+    lines += [
+        "",
+        "| B | M | pairs | kernel | kernel pairs/s | select_pairs call | kernel memory "
+        "(scratch + outputs) | broadcast | broadcast peak | broadcast / kernel |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        memory = r["kernel_workspace_bytes"] + r["call_torch_peak_bytes"]
+        if r.get("broadcast_status") == "ok":
+            bcast = seconds(r["broadcast_s"])
+            bpeak = format_bytes(r["broadcast_peak_bytes"])
+            speed = f"**{r['speedup']:.0f}x**"
+        else:
+            bcast, bpeak, speed = r["broadcast_status"], format_bytes(
+                r["broadcast_estimated_peak_bytes"]) + " (estimated)", ""
+        lines.append(
+            f"| {r['batch']} | {r['features']} | {r['pairs']:.3g} | {seconds(r['kernel_s'])} | "
+            f"{r['kernel_pairs_per_s']:.3g} | {seconds(r['call_s'])} | {format_bytes(memory)} | "
+            f"{bcast} | {bpeak} | {speed} |")
+    return "\n".join(lines)
+
+
+def targets(rows: List[Dict[str, object]]) -> List[str]:
+    out = []
+    for r in rows:
+        if (r["batch"], r["features"]) == (1000, 784) and "speedup" in r:
+            ok = r["speedup"] >= TARGET_SPEEDUP_1000x784
+            out.append(f"- (1000, 784): {r['speedup']:.0f}x faster than the broadcast selection "
+                       f"(target >= {TARGET_SPEEDUP_1000x784:.0f}x): {'met' if ok else 'NOT met'}")
+        if (r["batch"], r["features"]) == (1, 150528):
+            ok = r["kernel_s"] < TARGET_TIME_1x150528_S
+            out.append(f"- (1, 150528): {seconds(r['kernel_s'])}, "
+                       f"{r['kernel_pairs_per_s']:.3g} pairs/s (target < 10 ms): "
+                       f"{'met' if ok else 'NOT met'}")
+    return out
+
+
+def parse_cases(text: str) -> List[tuple]:
+    cases = []
+    for item in text.split(","):
+        b, m = item.lower().split("x")
+        cases.append((int(b), int(m)))
+    return cases
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="BxM,BxM,...")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                                      "gpu.csv"))
+    args = parser.parse_args(argv)
+
+    if not torch.cuda.is_available():
+        sys.exit("bench_gpu.py needs a CUDA device, and torch sees none "
+                 f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}).")
+    if not jsma_fast.cuda_available():
+        reason = jsma_fast.build_info()["cuda_unavailable_reason"]
+        sys.exit(f"bench_gpu.py needs the CUDA kernels of jsma_fast: {reason}")
+
+    env = environment()
+    rows = []
+    for batch, m in parse_cases(args.cases):
+        print(f"({batch}, {m}) ...", file=sys.stderr, flush=True)
+        rows.append(run_case(batch, m, args.repeats))
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    fields = sorted({key for r in rows for key in r}, key=lambda k: (k not in ("batch",
+                    "features", "pairs"), k))
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(env) + fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**env, **r})
+    print(markdown(env, rows))
+    print()
+    print("\n".join(targets(rows)))
+    print(f"\nCSV: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

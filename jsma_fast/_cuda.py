@@ -1,0 +1,288 @@
+"""The searches on CUDA arrays: checks, device pointers and outputs for the kernels in
+``csrc/cuda``.
+
+Accepted inputs, all without copies:
+
+* torch CUDA tensors: the kernels run on ``torch.cuda.current_stream(device)``, outputs are
+  torch tensors;
+* CuPy arrays (through ``__cuda_array_interface__``): the kernels run on CuPy's current stream,
+  outputs are CuPy arrays;
+* any other ``__cuda_array_interface__`` or DLPack producer on a CUDA device: viewed as a torch
+  tensor (``torch.as_tensor`` / ``torch.from_dlpack``), so torch's stream and outputs apply.
+
+Every check names the argument, as the CPU path does (``_arrays.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _C
+
+# DLPack device types of CUDA memory: kDLCUDA, kDLCUDAHost (pinned, rejected later), kDLCUDAManaged.
+_DLPACK_CUDA_DEVICES = (2, 13)
+_TYPESTRS = {"<f4": "float32", "|b1": "bool", "|u1": "uint8"}
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _is_cupy_array(x: Any) -> bool:
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(x, cupy.ndarray)
+
+
+def is_cuda_array(x: Any) -> bool:
+    """True for arrays in CUDA device memory: torch CUDA tensors, ``__cuda_array_interface__``
+    objects, DLPack producers on a CUDA device."""
+    if _is_torch_tensor(x):
+        return x.device.type == "cuda"
+    if isinstance(x, np.ndarray) or x is None:
+        return False
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    dlpack_device = getattr(x, "__dlpack_device__", None)
+    if callable(dlpack_device):
+        try:
+            return int(dlpack_device()[0]) in _DLPACK_CUDA_DEVICES
+        except Exception:  # a producer that cannot say is not taken for a CUDA array
+            return False
+    return False
+
+
+def _where(x: Any) -> str:
+    if _is_torch_tensor(x):
+        return str(x.device)
+    if _is_cupy_array(x):
+        return f"cuda:{x.device.id}"
+    return "a CUDA device"
+
+
+def _describe(x: Any) -> str:
+    if _is_torch_tensor(x):
+        return f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
+    if _is_cupy_array(x):
+        return f"cupy.ndarray(shape={x.shape}, dtype={x.dtype}, device=cuda:{x.device.id})"
+    return type(x).__name__
+
+
+def require_cuda(x: Any, name: str) -> None:
+    """Raises RuntimeError when ``x`` is a CUDA array but the kernels cannot run here."""
+    if not hasattr(_C, "cuda_pair_search"):
+        raise RuntimeError(
+            f"{name} is on {_where(x)} but jsma_fast was built without CUDA (nvcc was not found "
+            "at build time, or JSMA_FAST_CUDA=OFF); reinstall with nvcc on PATH, or pass CPU "
+            "arrays"
+        )
+    count, why = _C.cuda_device_count()
+    if count == 0:
+        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}")
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """A C-contiguous device array as the kernels see it."""
+
+    ptr: int
+    shape: Tuple[int, ...]
+    dtype: str  # "float32", "bool", "uint8" or another name (rejected by the checks)
+    device: int
+
+
+def _c_strides(shape: Tuple[int, ...], itemsize: int) -> Tuple[int, ...]:
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _is_c_contiguous(shape: Tuple[int, ...], strides: Optional[Tuple[int, ...]], itemsize: int):
+    if strides is None or math.prod(shape) <= 1:
+        return True
+    # Dimensions of size 1 may carry any stride.
+    return all(n == 1 or s == c for n, s, c in zip(shape, strides, _c_strides(shape, itemsize)))
+
+
+def _buffer(x: Any, name: str, float_input: bool) -> _Buffer:
+    expected = "float32" if float_input else "bool or uint8"
+    if _is_torch_tensor(x):
+        dtype = str(x.dtype).replace("torch.", "")
+        _check_dtype(dtype, float_input, name, expected, x)
+        if not x.is_contiguous():
+            raise ValueError(
+                f"{name} must be contiguous, got strides {tuple(x.stride())} for {_describe(x)}; "
+                "call .contiguous() first"
+            )
+        return _Buffer(x.data_ptr(), tuple(x.shape), dtype, x.device.index or 0)
+    interface = x.__cuda_array_interface__
+    shape = tuple(int(n) for n in interface["shape"])
+    dtype = _TYPESTRS.get(interface["typestr"], interface["typestr"])
+    _check_dtype(dtype, float_input, name, expected, x)
+    strides = interface.get("strides")
+    if not _is_c_contiguous(shape, None if strides is None else tuple(strides), 4 if float_input else 1):
+        raise ValueError(
+            f"{name} must be C-contiguous, got strides {tuple(strides)} for {_describe(x)}; "
+            "make a contiguous copy first"
+        )
+    device = x.device.id if _is_cupy_array(x) else 0
+    return _Buffer(int(interface["data"][0]), shape, dtype, device)
+
+
+def _check_dtype(dtype: str, float_input: bool, name: str, expected: str, x: Any) -> None:
+    ok = dtype == "float32" if float_input else dtype in ("bool", "uint8")
+    if not ok:
+        raise TypeError(f"{name} must be {expected}, got {_describe(x)} with dtype {dtype}")
+
+
+def _as_torch(x: Any) -> Any:
+    """A zero-copy torch view of a CUDA array that is neither a torch tensor nor CuPy."""
+    torch = _torch()
+    if torch is None:
+        import torch  # noqa: F811  (jsma_fast depends on torch; imported only when needed)
+    if hasattr(x, "__dlpack__"):
+        return torch.from_dlpack(x)
+    return torch.as_tensor(x)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Checked inputs: pointers for _C, and how to allocate and shape the outputs."""
+
+    alpha: _Buffer
+    beta: _Buffer
+    domain: Optional[_Buffer]
+    batch_shape: Tuple[int, ...]
+    batch: int
+    m: int
+    stream: int
+    library: str  # "torch" or "cupy"
+
+
+def _prepare(alpha: Any, beta: Any, domain: Any) -> Tuple[_Call, Any, Any, Any]:
+    require_cuda(alpha, "alpha")
+    if not (_is_torch_tensor(alpha) or _is_cupy_array(alpha)):
+        alpha = _as_torch(alpha)
+        beta = _as_torch(beta) if is_cuda_array(beta) and not _is_torch_tensor(beta) else beta
+        if domain is not None and is_cuda_array(domain) and not _is_torch_tensor(domain):
+            domain = _as_torch(domain)
+    library = "torch" if _is_torch_tensor(alpha) else "cupy"
+    same_kind = _is_torch_tensor if library == "torch" else _is_cupy_array
+
+    a = _buffer(alpha, "alpha", True)
+    if not same_kind(beta):
+        raise TypeError(f"beta must be the same kind of array as alpha ({_describe(alpha)}), "
+                        f"got {_describe(beta)}")
+    if library == "torch" and beta.device != alpha.device:
+        raise ValueError(f"beta must be on the device of alpha ({alpha.device}), "
+                         f"got {_describe(beta)}")
+    b = _buffer(beta, "beta", True)
+    if len(a.shape) < 1:
+        raise ValueError(f"alpha must have shape (..., M), got a 0-d array {_describe(alpha)}")
+    if b.shape != a.shape:
+        raise ValueError(f"beta must have the shape of alpha {a.shape}, got {b.shape}")
+    if b.device != a.device:
+        raise ValueError(f"beta must be on the device of alpha (cuda:{a.device}), got "
+                         f"{_describe(beta)}")
+    d = None
+    if domain is not None:
+        if not same_kind(domain):
+            raise TypeError(f"domain must be the same kind of array as alpha ({_describe(alpha)}), "
+                            f"got {_describe(domain)}")
+        if library == "torch" and domain.device != alpha.device:
+            raise ValueError(f"domain must be on the device of alpha ({alpha.device}), "
+                             f"got {_describe(domain)}")
+        d = _buffer(domain, "domain", False)
+        if d.shape != a.shape:
+            raise ValueError(f"domain must have the shape of alpha {a.shape}, got {d.shape}")
+        if d.device != a.device:
+            raise ValueError(f"domain must be on the device of alpha (cuda:{a.device}), got "
+                             f"{_describe(domain)}")
+
+    if library == "torch":
+        torch = _torch()
+        stream = torch.cuda.current_stream(alpha.device).cuda_stream
+    else:
+        import cupy
+
+        with cupy.cuda.Device(a.device):
+            stream = cupy.cuda.get_current_stream().ptr
+    batch_shape = a.shape[:-1]
+    call = _Call(a, b, d, batch_shape, math.prod(batch_shape), a.shape[-1], int(stream), library)
+    return call, alpha, beta, domain
+
+
+def _empty(call: _Call, like: Any, shape: Tuple[int, ...], dtype: str) -> Any:
+    """An output on the inputs' device, allocated for the stream the kernels run on."""
+    if call.library == "torch":
+        torch = _torch()
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
+    import cupy
+
+    with cupy.cuda.Device(call.alpha.device):
+        return cupy.empty(shape, dtype=dtype)
+
+
+def _ptr(x: Any) -> int:
+    return x.data_ptr() if _is_torch_tensor(x) else int(x.data.ptr)
+
+
+def _domain_ptr(call: _Call) -> int:
+    return 0 if call.domain is None else call.domain.ptr
+
+
+def select_pairs(alpha: Any, beta: Any, domain: Any, increase: bool,
+                 return_candidates: bool = False) -> Tuple[Tuple[Any, ...], Any]:
+    """The exhaustive pair search on the GPU: ``((p, q, score, valid), candidates)`` with the
+    batch shape; ``candidates`` (usable features per sample) only when asked for, else None."""
+    call, alpha, beta, domain = _prepare(alpha, beta, domain)
+    n = (call.batch,)
+    p, q = _empty(call, alpha, n, "int64"), _empty(call, alpha, n, "int64")
+    score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
+    _C.cuda_pair_search(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
+                        increase, _ptr(p), _ptr(q), _ptr(score), _ptr(valid),
+                        call.alpha.device, call.stream)
+    shaped = tuple(x.reshape(call.batch_shape) for x in (p, q, score, valid))
+    candidates = _usable_features(call, alpha, beta, domain) if return_candidates else None
+    return shaped, candidates
+
+
+def _usable_features(call: _Call, alpha: Any, beta: Any, domain: Any) -> Any:
+    """Per sample, the features the exhaustive search runs over: in the domain, not NaN."""
+    xp = _torch() if call.library == "torch" else sys.modules["cupy"]
+    usable = ~(xp.isnan(alpha) | xp.isnan(beta))
+    if domain is not None:
+        usable &= domain.astype(bool) if call.library == "cupy" else domain.bool()
+    return usable.sum(-1) if call.library == "torch" else usable.sum(axis=-1, dtype="int64")
+
+
+def select_features(alpha: Any, beta: Any, domain: Any, increase: bool) -> Tuple[Any, ...]:
+    """The single-feature arg-max on the GPU: ``(index, score, valid)`` with the batch shape."""
+    call, alpha, beta, domain = _prepare(alpha, beta, domain)
+    n = (call.batch,)
+    index = _empty(call, alpha, n, "int64")
+    score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
+    _C.cuda_feature_search(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
+                           increase, _ptr(index), _ptr(score), _ptr(valid), call.alpha.device,
+                           call.stream)
+    return tuple(x.reshape(call.batch_shape) for x in (index, score, valid))
+
+
+def saliency_map(alpha: Any, beta: Any, domain: Any, increase: bool) -> Any:
+    """The single-feature saliency map on the GPU, shaped like ``alpha``."""
+    call, alpha, beta, domain = _prepare(alpha, beta, domain)
+    result = _empty(call, alpha, (call.batch, call.m), "float32")
+    _C.cuda_saliency_map(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
+                         increase, _ptr(result), call.alpha.device, call.stream)
+    return result.reshape(call.batch_shape + (call.m,))

@@ -1,0 +1,404 @@
+"""The CUDA kernels against the CPU kernels, bit for bit.
+
+Tests marked ``cuda`` need a device and are skipped without one (conftest.py). The others run
+everywhere: that a CUDA build has its CUDA functions, the clear error for CUDA arrays where
+nothing can run them, and the host emulation of the GPU pair search (the kernels' own
+decomposition and per-lane code from csrc/cuda/pair_tiles.h, run on the CPU) against the
+naive reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import jsma_fast
+from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
+
+import reference
+from test_pair_search import POOL, assert_same, random_inputs
+
+MODES = ["increase", "decrease"]
+CUDA_BUILT = bool(_C.build_info()["cuda_built"])
+needs_cuda_build = pytest.mark.skipif(not CUDA_BUILT, reason="jsma_fast built without CUDA")
+CUDA_FUNCTIONS = ["cuda_pair_search", "cuda_feature_search", "cuda_saliency_map",
+                  "cuda_pair_search_workspace_bytes", "_cuda_emulate_pair_search"]
+# Sizes around the kernels' strip (64 rows) and segment (256 columns) boundaries.
+EDGE_SIZES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 255, 256, 257, 300, 511, 513, 1025]
+
+
+def special_inputs(rng, batch, m):
+    """Values from POOL (ties, NaN, inf, subnormals, overflow) and a random domain."""
+    pool = np.array(POOL, dtype=np.float32)
+    alpha = rng.choice(pool, size=(batch, m))
+    beta = rng.choice(pool, size=(batch, m))
+    return alpha, beta, rng.random((batch, m)) < 0.8
+
+
+def cpu_pairs(alpha, beta, domain, mode):
+    return select_pairs(alpha, beta, domain, mode=mode, method="exact")
+
+
+def to_gpu(x, device="cuda"):
+    return None if x is None else torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+
+def assert_gpu_equals_cpu(got, expected):
+    """Same values, bit for bit (scores compared as float32, inf included), same dtypes."""
+    for g, e in zip(got, expected):
+        assert isinstance(g, torch.Tensor) and g.device.type == "cuda"
+        host = g.cpu().numpy()
+        e = np.asarray(e)
+        assert host.dtype == e.dtype and host.shape == e.shape
+        np.testing.assert_array_equal(host, e)
+
+
+def gpu_pairs(alpha, beta, domain, mode):
+    return select_pairs(to_gpu(alpha), to_gpu(beta), to_gpu(domain), mode=mode)
+
+
+# ------------------------------------------------------------------ everywhere
+
+def test_cuda_functions_exist_exactly_when_cuda_is_built():
+    for name in CUDA_FUNCTIONS:
+        assert hasattr(_C, name) == CUDA_BUILT, name
+
+
+class FakeCudaArray:
+    """Claims CUDA memory it does not have; must be refused before any pointer is used."""
+
+    def __init__(self, shape=(2, 5), typestr="<f4"):
+        self.__cuda_array_interface__ = {
+            "shape": shape, "typestr": typestr, "data": (0xDEAD0000, False),
+            "strides": None, "version": 3,
+        }
+
+
+class FakeDlpackArray:
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA, device 0
+
+
+def test_cuda_arrays_are_recognised():
+    assert _cuda.is_cuda_array(FakeCudaArray())
+    assert _cuda.is_cuda_array(FakeDlpackArray())
+    assert not _cuda.is_cuda_array(np.zeros((2, 5), np.float32))
+    assert not _cuda.is_cuda_array(torch.zeros(2, 5))
+    assert not _cuda.is_cuda_array(torch.zeros(2, 5, device="meta"))
+    assert not _cuda.is_cuda_array(None)
+
+
+@pytest.mark.skipif(jsma_fast.cuda_available(), reason="a CUDA device is present")
+@pytest.mark.parametrize("fake", [FakeCudaArray, FakeDlpackArray])
+def test_cuda_array_without_usable_cuda_is_a_clear_error(fake):
+    expected = (r"alpha is on a CUDA device but (jsma_fast was built without CUDA"
+                r"|no CUDA device is usable: .+)")
+    for call in (select_pairs, select_features, saliency_map):
+        with pytest.raises(RuntimeError, match=expected):
+            call(fake(), fake())
+
+
+@needs_cuda_build
+def test_cuda_binding_checks_sizes_and_pointers_before_touching_a_device():
+    with pytest.raises(ValueError, match=r"batch and m must be >= 0"):
+        _C.cuda_pair_search(1, 1, 0, -1, 5, True, 1, 1, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"alpha and beta must be non-null"):
+        _C.cuda_pair_search(0, 0, 0, 2, 5, True, 1, 1, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"output pointers must be non-null"):
+        _C.cuda_feature_search(1, 1, 0, 2, 5, True, 0, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"device must be >= 0"):
+        _C.cuda_saliency_map(1, 1, 0, 2, 5, True, 1, -1, 0)
+
+
+@needs_cuda_build
+def test_pair_workspace_is_small_and_bounded():
+    # One float per 16,384 pairs, never M^2, and at most 256 MiB per launch.
+    assert _C.cuda_pair_search_workspace_bytes(0, 784) == 0
+    assert _C.cuda_pair_search_workspace_bytes(5, 0) == 0
+    assert _C.cuda_pair_search_workspace_bytes(1000, 784) == 1000 * 13 * (1 + 4) * 4
+    big = _C.cuda_pair_search_workspace_bytes(1, 150528)
+    assert big == 2352 * (1 + 588) * 4 and big < 150528**2 // 1000
+    assert _C.cuda_pair_search_workspace_bytes(4096, 150528) <= 256 * 2**20
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m", [0] + EDGE_SIZES)
+def test_host_emulation_matches_reference(mode, m):
+    rng = np.random.default_rng()
+    increase = mode == "increase"
+    for make in (lambda: random_inputs(rng, 3, m, ties=True), lambda: special_inputs(rng, 3, m),
+                 lambda: random_inputs(rng, 3, m)):
+        alpha, beta, domain = make()
+        for dom in (domain, None):
+            got = _C._cuda_emulate_pair_search(alpha, beta, dom, increase)
+            assert_same(got, reference.select_pairs(alpha, beta, dom, mode))
+
+
+@needs_cuda_build
+@given(
+    data=st.data(),
+    batch=st.integers(0, 3),
+    m=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+)
+def test_host_emulation_property_based(data, batch, m, mode):
+    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
+    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    got = _C._cuda_emulate_pair_search(alpha, beta, domain, mode == "increase")
+    assert_same(got, cpu_pairs(alpha, beta, domain, mode))
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("m", [3000, 4099])
+def test_host_emulation_matches_cpu_on_larger_inputs(m):
+    rng = np.random.default_rng()
+    for ties in (True, False):
+        alpha, beta, domain = random_inputs(rng, 2, m, ties=ties)
+        got = _C._cuda_emulate_pair_search(alpha, beta, domain, True)
+        assert_same(got, cpu_pairs(alpha, beta, domain, "increase"))
+
+
+@needs_cuda_build
+def test_host_emulation_ties_pick_the_first_pair():
+    alpha = np.full((3, 300), 0.5, dtype=np.float32)
+    beta = np.full((3, 300), -0.5, dtype=np.float32)
+    domain = np.ones((3, 300), dtype=bool)
+    domain[1, :70] = False  # the first usable pair lies in the second strip
+    domain[2, [0, 2, 3]] = False
+    p, q, score, valid = _C._cuda_emulate_pair_search(alpha, beta, domain, True)
+    assert valid.all() and p.tolist() == [0, 70, 1] and q.tolist() == [1, 71, 4]
+    # The winner is planted in the last strip, past the first segment.
+    alpha[0, [250, 299]] = 2.0
+    beta[0, [250, 299]] = -2.0
+    p, q, score, valid = _C._cuda_emulate_pair_search(alpha, beta, None, True)
+    assert (p[0], q[0], score[0]) == (250, 299, 16.0)
+
+
+# ------------------------------------------------------------------ on a GPU
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m", [0] + EDGE_SIZES)
+def test_pairs_match_cpu(mode, m):
+    rng = np.random.default_rng()
+    for make in (lambda: random_inputs(rng, 6, m, ties=True), lambda: special_inputs(rng, 6, m),
+                 lambda: random_inputs(rng, 6, m)):
+        alpha, beta, domain = make()
+        for dom in (domain, None):
+            assert_gpu_equals_cpu(gpu_pairs(alpha, beta, dom, mode),
+                                  cpu_pairs(alpha, beta, dom, mode))
+
+
+@pytest.mark.cuda
+@given(
+    data=st.data(),
+    batch=st.integers(0, 4),
+    m=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+)
+def test_pairs_match_cpu_property_based(data, batch, m, mode):
+    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
+    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    assert_gpu_equals_cpu(gpu_pairs(alpha, beta, domain, mode), cpu_pairs(alpha, beta, domain, mode))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("batch, m", [(1000, 784), (256, 3072), (1, 150528), (3, 4097),
+                                      (7, 1031), (0, 784), (1000, 1), (2, 0)])
+def test_pairs_match_cpu_at_benchmark_and_odd_sizes(batch, m):
+    rng = np.random.default_rng()
+    for ties in (False, True):
+        alpha, beta, domain = random_inputs(rng, batch, m, ties=ties)
+        for mode in MODES:
+            assert_gpu_equals_cpu(gpu_pairs(alpha, beta, domain, mode),
+                                  cpu_pairs(alpha, beta, domain, mode))
+
+
+@pytest.mark.cuda
+def test_all_equal_scores_pick_the_first_pair():
+    alpha = np.full((3, 5000), 0.5, dtype=np.float32)
+    beta = np.full((3, 5000), -0.5, dtype=np.float32)
+    domain = np.ones((3, 5000), dtype=bool)
+    domain[1, :70] = False
+    p, q, score, valid = gpu_pairs(alpha, beta, domain, "increase")
+    assert valid.all() and p.tolist() == [0, 70, 0] and q.tolist() == [1, 71, 1]
+    assert score.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.cuda
+def test_pair_index_past_int32():
+    # 46,341^2 overflows int32; the best pair is planted past that linear index.
+    m = 46_500
+    rng = np.random.default_rng()
+    alpha = rng.uniform(-1, 1, (1, m)).astype(np.float32)
+    beta = rng.uniform(-1, 1, (1, m)).astype(np.float32)
+    alpha[0, [46_400, 46_499]] = 3.0
+    beta[0, [46_400, 46_499]] = -3.0
+    got = gpu_pairs(alpha, beta, None, "increase")
+    assert (int(got.p[0]), int(got.q[0])) == (46_400, 46_499)
+    assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, None, "increase"))
+
+
+@pytest.mark.cuda
+def test_underflow_and_empty_domain_are_invalid():
+    alpha = np.array([[1e-30, 1e-30]], dtype=np.float32)
+    beta = np.array([[-1e-30, -1e-30]], dtype=np.float32)
+    got = gpu_pairs(alpha, beta, None, "increase")
+    assert not bool(got.valid[0]) and int(got.p[0]) == -1 and float(got.score[0]) == 0.0
+    rng = np.random.default_rng()
+    alpha, beta, _ = random_inputs(rng, 2, 700)
+    got = gpu_pairs(alpha, beta, np.zeros((2, 700), dtype=bool), "decrease")
+    assert not got.valid.any() and (got.q == -1).all()
+
+
+@pytest.mark.cuda
+def test_batch_shape_dtypes_and_uint8_domain():
+    rng = np.random.default_rng()
+    alpha, beta, domain = random_inputs(rng, 12, 90, ties=True)
+    shaped = [torch.from_numpy(x.reshape(4, 3, 90)).cuda() for x in (alpha, beta, domain)]
+    got = select_pairs(*shaped)
+    assert got.p.shape == (4, 3) and got.p.dtype == torch.int64
+    assert got.score.dtype == torch.float32 and got.valid.dtype == torch.bool
+    as_uint8 = select_pairs(shaped[0], shaped[1], shaped[2].to(torch.uint8) * 7)
+    for a, b in zip(got, as_uint8):
+        assert torch.equal(a, b)
+    assert_gpu_equals_cpu([x.reshape(12) for x in got], cpu_pairs(alpha, beta, domain, "increase"))
+    single = select_pairs(shaped[0][0, 0], shaped[1][0, 0])  # (M,) in, 0-d out
+    assert single.p.shape == ()
+
+
+@pytest.mark.cuda
+def test_inputs_are_not_modified_and_stream_is_respected():
+    rng = np.random.default_rng()
+    alpha, beta, domain = random_inputs(rng, 64, 1000, ties=True)
+    a, b, d = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
+    copies = [x.clone() for x in (a, b, d)]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())  # the copies above ran on the default stream
+    with torch.cuda.stream(stream):
+        # Inputs written on the side stream right before the search must be seen by it.
+        a2 = a * 1.0
+        got = select_pairs(a2, b, d, mode="decrease")
+    stream.synchronize()
+    for before, after in zip(copies, (a, b, d)):
+        assert torch.equal(before, after)
+    assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, domain, "decrease"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_second_device():
+    rng = np.random.default_rng()
+    alpha, beta, domain = random_inputs(rng, 5, 500, ties=True)
+    got = select_pairs(to_gpu(alpha, "cuda:1"), to_gpu(beta, "cuda:1"), to_gpu(domain, "cuda:1"))
+    assert got.p.device == torch.device("cuda:1")
+    assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, domain, "increase"))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch, m", [(0, 5), (3, 0), (6, 1), (300, 500), (1, 150528), (5, 4097)])
+def test_features_and_map_match_cpu(mode, batch, m):
+    rng = np.random.default_rng()
+    for alpha, beta, domain in (random_inputs(rng, batch, m, ties=True),
+                                special_inputs(rng, batch, m)):
+        ga, gb, gd = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
+        assert_gpu_equals_cpu(select_features(ga, gb, gd, mode=mode),
+                              select_features(alpha, beta, domain, mode=mode))
+        assert_gpu_equals_cpu([saliency_map(ga, gb, gd, mode=mode)],
+                              [saliency_map(alpha, beta, domain, mode=mode)])
+        assert_gpu_equals_cpu(select_features(ga, gb, mode=mode),
+                              select_features(alpha, beta, mode=mode))
+
+
+@pytest.mark.cuda
+@given(
+    data=st.data(),
+    batch=st.integers(0, 4),
+    m=st.integers(0, 300),
+    mode=st.sampled_from(MODES),
+)
+def test_features_match_cpu_property_based(data, batch, m, mode):
+    values = st.sampled_from(POOL) | st.floats(width=32)
+    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
+    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    ga, gb, gd = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
+    assert_gpu_equals_cpu(select_features(ga, gb, gd, mode=mode),
+                          select_features(alpha, beta, domain, mode=mode))
+    assert_gpu_equals_cpu([saliency_map(ga, gb, gd, mode=mode)],
+                          [saliency_map(alpha, beta, domain, mode=mode)])
+
+
+@pytest.mark.cuda
+def test_cupy_in_cupy_out():
+    cupy = pytest.importorskip("cupy")
+    rng = np.random.default_rng()
+    alpha, beta, domain = random_inputs(rng, 9, 333, ties=True)
+    ca, cb, cd = cupy.asarray(alpha), cupy.asarray(beta), cupy.asarray(domain)
+    got = select_pairs(ca, cb, cd, mode="decrease")
+    assert all(isinstance(x, cupy.ndarray) for x in got)
+    expected = cpu_pairs(alpha, beta, domain, "decrease")
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(cupy.asnumpy(g), e)
+    feats = select_features(ca, cb, cd)
+    for g, e in zip(feats, select_features(alpha, beta, domain)):
+        np.testing.assert_array_equal(cupy.asnumpy(g), e)
+    np.testing.assert_array_equal(cupy.asnumpy(saliency_map(ca, cb)), saliency_map(alpha, beta))
+    with pytest.raises(ValueError, match=r"alpha must be C-contiguous"):
+        select_pairs(cupy.asarray(alpha.T.copy()).T, cupy.asarray(alpha))
+
+
+@pytest.mark.cuda
+def test_dlpack_producer_without_cuda_array_interface():
+    rng = np.random.default_rng()
+    alpha, beta, domain = random_inputs(rng, 4, 200, ties=True)
+
+    class DlpackOnly:
+        def __init__(self, tensor):
+            self._tensor = tensor
+
+        def __dlpack__(self, *args, **kwargs):
+            return self._tensor.__dlpack__(*args, **kwargs)
+
+        def __dlpack_device__(self):
+            return self._tensor.__dlpack_device__()
+
+    got = select_pairs(DlpackOnly(to_gpu(alpha)), DlpackOnly(to_gpu(beta)),
+                       DlpackOnly(to_gpu(domain)))
+    assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, domain, "increase"))
+
+
+@pytest.mark.cuda
+def test_rejects_bad_cuda_inputs():
+    a = torch.zeros(2, 5, device="cuda")
+    with pytest.raises(TypeError, match=r"alpha must be float32, got .*float64"):
+        select_pairs(a.double(), a)
+    with pytest.raises(TypeError, match=r"domain must be bool or uint8, got .*int32"):
+        select_pairs(a, a, a.int())
+    with pytest.raises(ValueError, match=r"beta must have the shape of alpha \(2, 5\), got \(2, 6\)"):
+        select_pairs(a, torch.zeros(2, 6, device="cuda"))
+    with pytest.raises(ValueError, match=r"beta must be contiguous, got strides"):
+        select_pairs(torch.zeros(5, 2, device="cuda").t().contiguous(),
+                     torch.zeros(5, 2, device="cuda").t())
+    with pytest.raises(ValueError, match=r"beta must be on the device of alpha"):
+        select_pairs(a, torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"domain must be on the device of alpha"):
+        select_pairs(a, a, torch.ones(2, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"beta must be the same kind of array as alpha"):
+        select_pairs(a, np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match=r"mode must be one of"):
+        select_pairs(a, a, mode="up")
+    host = np.zeros((2, 5), np.float32)  # a host pointer handed to the native layer
+    with pytest.raises(RuntimeError, match=r"alpha must be in CUDA device memory"):
+        _C.cuda_pair_search(host.ctypes.data, a.data_ptr(), 0, 2, 5, True, a.data_ptr(),
+                            a.data_ptr(), a.data_ptr(), a.data_ptr(), 0, 0)
