@@ -1,8 +1,10 @@
 """Conversion between the caller's arrays and the buffers the native kernels take.
 
 The kernels read C-contiguous float32 buffers. NumPy arrays pass as they are; torch CPU
-tensors pass zero-copy through ``.numpy()``. Anything that would need a copy or a cast is
-rejected with an error naming the argument, so no call silently costs a copy of the inputs.
+tensors pass zero-copy through ``.numpy()``; other CPU arrays with ``__dlpack__`` (JAX, ...)
+pass zero-copy through ``numpy.from_dlpack`` and get NumPy results. Anything that would need a
+copy or a cast is rejected with an error naming the argument, so no call silently costs a copy
+of the inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
+
+_DLPACK_CPU = 1  # kDLCPU
 
 
 def _is_torch_tensor(x: Any) -> bool:
@@ -66,7 +70,30 @@ def _as_numpy(x: Any, name: str, float_input: bool) -> np.ndarray:
                 "use numpy.ascontiguousarray first"
             )
         return x
-    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {_describe(x)}")
+    if callable(getattr(x, "__dlpack__", None)):
+        return _as_numpy(_from_cpu_dlpack(x, name), name, float_input)
+    raise TypeError(
+        f"{name} must be a torch.Tensor or numpy.ndarray, got {_describe(x)}; other arrays "
+        "are accepted through DLPack (an object with __dlpack__, e.g. a JAX CPU array)"
+    )
+
+
+def _from_cpu_dlpack(x: Any, name: str) -> np.ndarray:
+    """A zero-copy NumPy view of a CPU DLPack producer (JAX, TensorFlow, ... arrays); results
+    for such inputs come back as NumPy arrays. CUDA producers never get here: ``ops`` routes
+    them to ``_cuda`` first."""
+    device = getattr(x, "__dlpack_device__", None)
+    if callable(device) and int(device()[0]) != _DLPACK_CPU:
+        raise ValueError(
+            f"{name} must be in CPU memory (DLPack device type {_DLPACK_CPU}) for the CPU "
+            f"kernels, got DLPack device {tuple(device())} for {_describe(x)}"
+        )
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, ValueError, BufferError, RuntimeError) as exc:
+        raise TypeError(
+            f"{name} could not be read through DLPack ({_describe(x)}): {exc}"
+        ) from exc
 
 
 def convert_inputs(alpha: Any, beta: Any, domain: Any) -> Converted:

@@ -1,0 +1,236 @@
+"""ART's ``SaliencyMapMethod`` interface, computing the paper's pairwise saliency map with
+:class:`jsma_fast.JSMA`.
+
+Change one import::
+
+    # from art.attacks.evasion import SaliencyMapMethod
+    from jsma_fast.compat.art import SaliencyMapMethod
+
+    attack = SaliencyMapMethod(classifier, theta=1.0, gamma=0.1, verbose=False)
+    x_adv = attack.generate(x, y=targets)     # targets one-hot (N, C) or indices (N,); None: random
+
+``classifier`` is an ART ``PyTorchClassifier``: the attack runs its ``.model`` behind the
+classifier's own preprocessing (e.g. ``preprocessing=(mean, std)``), on its device, with its
+``clip_values`` as the valid range. It runs
+``jsma_fast.JSMA(theta=theta, gamma=gamma, clip_min, clip_max = classifier.clip_values,
+saliency="pair", jacobian="logits", domain_rule="saturated", start_domain="unsaturated",
+batch_size=batch_size, progress=verbose)``: the paper's Algorithms 2 and 3. ``"logits"``
+means the derivative of whatever the model returns, as ART's ``class_gradient``: logits when
+the model returns logits (preferred), probabilities when it ends in a softmax.
+
+Where it differs from ``art.attacks.evasion.SaliencyMapMethod`` (ART 1.20):
+
+========================  ================================  ==================================
+aspect                    ART's SaliencyMapMethod           this adapter
+========================  ================================  ==================================
+saliency map              the two largest target            the paper's pairwise map: the pair
+                          derivatives (alpha only; beta     maximising -(A * B) with A > 0,
+                          and the sign conditions are       B < 0 (decrease: A < 0, B > 0)
+                          ignored)
+no qualifying pair        always changes two features       the sample stops
+budget                    goes on while distinct changed    at most floor(M * gamma / 2) pair
+                          features / M <= gamma (can        steps (the paper's max_iter)
+                          overshoot by one step)
+estimators                any ClassGradientsMixin           ``PyTorchClassifier`` only (else
+                                                            ``EstimatorError``)
+``clip_values=None``      no clipping, no domain            ``ValueError``: the paper's
+                                                            algorithm needs a valid range
+per-feature clip_values   supported                         only one range for every feature
+inputs outside            accepted                          ``ValueError`` naming ``x``
+clip_values
+preprocessing defences    applied through class_gradient    framework (PyTorch) preprocessing
+                                                            only; NumPy-only defences raise
+                                                            ``ValueError``
+postprocessing defences   applied to the predictions that   not applied (the model's raw
+                          decide success                    outputs decide success)
+``batch_size`` default    1                                 128 (results do not depend on it)
+theta = 0                 accepted (nothing changes)        ``ValueError`` naming theta
+========================  ================================  ==================================
+
+The parameter checks on gamma, batch_size and verbose raise ART's errors with ART's messages;
+targets go through ART's ``check_and_transform_label_format`` and, when ``y`` is None, ART's
+``random_targets`` (NumPy's global generator, as ART); the output is float32 of ``x``'s shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+try:
+    from art.attacks.attack import EvasionAttack
+    from art.estimators.classification.classifier import ClassGradientsMixin
+    from art.estimators.classification.pytorch import PyTorchClassifier
+    from art.estimators.estimator import BaseEstimator
+    from art.utils import check_and_transform_label_format, random_targets
+except ImportError as exc:  # pragma: no cover - exercised only without ART
+    raise ImportError(
+        "jsma_fast.compat.art needs the Adversarial Robustness Toolbox: pip install "
+        "adversarial-robustness-toolbox (jsma-fast's 'art' extra)"
+    ) from exc
+
+from ..attack import JSMA
+
+__all__ = ["SaliencyMapMethod"]
+
+
+class SaliencyMapMethod(EvasionAttack):
+    """Jacobian-based Saliency Map Attack (Papernot et al., 2016) with ART's
+    ``SaliencyMapMethod`` parameters, computing the paper's pairwise map with
+    :class:`jsma_fast.JSMA`.
+
+    | Paper link: https://arxiv.org/abs/1511.07528
+    """
+
+    attack_params = EvasionAttack.attack_params + [
+        "theta", "gamma", "batch_size", "verbose", "method",
+    ]
+    _estimator_requirements = (BaseEstimator, ClassGradientsMixin, PyTorchClassifier)
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        theta: float = 0.1,
+        gamma: float = 1.0,
+        batch_size: int = 128,
+        verbose: bool = True,
+        *,
+        method: str = "auto",
+    ) -> None:
+        """
+        Create a SaliencyMapMethod instance.
+
+        :param classifier: A trained ``PyTorchClassifier`` with ``clip_values``.
+        :param theta: Amount of perturbation introduced to each modified feature per step
+                      (positive: increase, negative: decrease).
+        :param gamma: Maximum fraction of features being perturbed (between 0 and 1).
+        :param batch_size: Size of the batch on which adversarial samples are generated together.
+        :param verbose: Show a progress bar.
+        :param method: Pair search of :class:`jsma_fast.JSMA`: ``"auto"``, ``"exact"`` or
+                       ``"pruned"``.
+        """
+        super().__init__(estimator=classifier)
+        self.theta = theta
+        self.gamma = gamma
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.method = method
+        self._check_params()
+
+    # ------------------------------------------------------------------ configuration
+
+    def _clip_range(self) -> tuple:
+        clip_values = self.estimator.clip_values
+        if clip_values is None:
+            raise ValueError(
+                "classifier.clip_values must be set (min, max): the saliency map attack changes "
+                "features up to a bound, got clip_values=None"
+            )
+        bounds = []
+        for name, value in zip(("min", "max"), clip_values):
+            value = np.asarray(value, dtype=np.float64)
+            if value.size == 0 or not np.all(value == value.flat[0]):
+                raise ValueError(
+                    f"classifier.clip_values must give one {name} for every feature, got "
+                    f"per-feature values {value!r}"
+                )
+            bounds.append(float(value.flat[0]))
+        return bounds[0], bounds[1]
+
+    def jsma(self) -> JSMA:
+        """The :class:`jsma_fast.JSMA` that :meth:`generate` runs."""
+        clip_min, clip_max = self._clip_range()
+        return JSMA(
+            theta=self.theta,
+            gamma=self.gamma,
+            clip_min=clip_min,
+            clip_max=clip_max,
+            saliency="pair",
+            jacobian="logits",
+            domain_rule="saturated",
+            start_domain="unsaturated",
+            method=self.method,
+            batch_size=self.batch_size,
+            progress=self.verbose,
+            require_eval=False,  # the model is put in eval mode for the run, as ART does
+        )
+
+    def _check_params(self) -> None:
+        if not isinstance(self.gamma, (int, float)) or isinstance(self.gamma, bool) or (
+            self.gamma <= 0 or self.gamma > 1
+        ):
+            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1.")
+
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or (
+            self.batch_size <= 0
+        ):
+            raise ValueError("The batch size `batch_size` has to be positive.")
+
+        if not isinstance(self.verbose, bool):
+            raise ValueError("The argument `verbose` has to be of type bool.")
+
+        self.jsma()  # theta, method and the classifier's clip_values, with errors naming them
+
+    # ------------------------------------------------------------------ the attack
+
+    def _model(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        estimator = self.estimator
+        if not estimator.all_framework_preprocessing:
+            raise ValueError(
+                "classifier preprocessing must be PyTorch-native (e.g. preprocessing=(mean, std)); "
+                "NumPy-only preprocessing_defences are not supported, got "
+                f"{estimator.preprocessing_operations!r}"
+            )
+
+        def model(x: torch.Tensor) -> torch.Tensor:
+            x_input, _ = estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
+            return estimator._model(x_input)[-1]
+
+        return model
+
+    def generate(self, x: np.ndarray, y: Optional[np.ndarray] = None, **kwargs: Any) -> np.ndarray:
+        """
+        Generate adversarial samples and return them in an array.
+
+        :param x: An array with the original inputs to be attacked, inside `clip_values`.
+        :param y: Target values (class labels) one-hot-encoded of shape `(nb_samples, nb_classes)`
+                  or indices of shape `(nb_samples,)`. None: random targets other than the
+                  predicted classes.
+        :return: An array holding the adversarial examples, float32 of the shape of `x`.
+        """
+        if kwargs:
+            raise TypeError(f"generate() got unexpected keyword arguments {sorted(kwargs)}")
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+        nb_classes = self.estimator.nb_classes
+        if y is not None:
+            y = check_and_transform_label_format(y, nb_classes=nb_classes)
+            if nb_classes == 2 and y.shape[1] == 1:
+                raise ValueError(
+                    "This attack has not yet been tested for binary classification with a single "
+                    "output classifier."
+                )
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"y must have {x.shape[0]} rows (one per sample), got {y.shape[0]}"
+                )
+            targets = np.argmax(y, axis=1)
+        else:
+            preds = np.argmax(self.estimator.predict(x, batch_size=self.batch_size), axis=1)
+            targets = np.argmax(random_targets(preds, nb_classes), axis=1)
+
+        attack = self.jsma()
+        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        inputs = inputs.to(self.estimator.device)
+        target = torch.from_numpy(targets.astype(np.int64)).to(self.estimator.device)
+        # Eval mode for the run, as ART's class_gradient; every module's mode is restored after.
+        modes = [(module, module.training) for module in self.estimator._model.modules()]
+        self.estimator._model.eval()
+        try:
+            result = attack(self._model(), inputs, target)
+        finally:
+            for module, training in modes:
+                module.training = training
+        return result.x_adv.detach().cpu().numpy().reshape(x.shape)

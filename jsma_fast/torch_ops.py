@@ -1,0 +1,245 @@
+"""The saliency searches as PyTorch operators: ``torch.ops.jsma_fast.*``.
+
+Importing this module registers, with :mod:`torch.library` (``torch.library.custom_op``,
+PyTorch >= 2.4):
+
+* ``jsma_fast::select_pairs(Tensor alpha, Tensor beta, Tensor? domain, bool increase,
+  str method="auto") -> (Tensor, Tensor, Tensor, Tensor)``: ``(p, q, score, valid)``;
+* ``jsma_fast::select_features(Tensor alpha, Tensor beta, Tensor? domain, bool increase)
+  -> (Tensor, Tensor, Tensor)``: ``(index, score, valid)``;
+* ``jsma_fast::saliency_map(Tensor alpha, Tensor beta, Tensor? domain, bool increase)
+  -> Tensor``: the map.
+
+Inputs are ``(..., M)``: ``alpha`` and ``beta`` float32, ``domain`` bool or uint8 (or None
+for every feature). Outputs have the batch shape ``(...)``: ``p``, ``q``, ``index`` int64,
+``score`` float32, ``valid`` bool (``saliency_map`` returns ``(..., M)`` float32). The
+semantics, ties and "no qualifying pair" answers are those of :func:`jsma_fast.select_pairs`
+and :func:`jsma_fast.select_features` (the kernel contract); ``increase=True`` is
+``mode="increase"``.
+
+One implementation serves every device: it calls :mod:`jsma_fast.ops`, which runs the native
+CPU kernels for CPU tensors and the CUDA kernels (``jsma_fast._cuda``) for CUDA tensors, on
+the current stream. Non-contiguous inputs are made contiguous first (the operators, unlike
+:mod:`jsma_fast.ops`, accept any strides). A fake (meta) implementation gives the output
+shapes, so the operators trace under ``torch.compile`` (``fullgraph=True``) and
+``torch.export`` without graph breaks, and pass :func:`torch.library.opcheck`.
+
+The outputs are not differentiable (indices, masks and an arg-max score): no autograd formula
+is registered; call the operators on detached derivatives, as the attack does.
+
+Registration happens once, on the first ``import jsma_fast.torch_ops``.
+
+Example:
+    >>> import torch, jsma_fast.torch_ops  # registers torch.ops.jsma_fast.*
+    >>> a = torch.tensor([[0.5, -0.1, 0.3]])
+    >>> b = torch.tensor([[-0.2, 0.4, -0.6]])
+    >>> p, q, score, valid = torch.ops.jsma_fast.select_pairs(a, b, None, True)
+    >>> p.tolist(), q.tolist(), valid.tolist()
+    ([0], [2], [True])
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from . import ops
+
+__all__ = ["select_pairs", "select_features", "saliency_map", "MIN_TORCH"]
+
+#: Oldest PyTorch whose ``torch.library.custom_op`` and ``register_fake`` these operators use.
+MIN_TORCH = (2, 4)
+
+
+def _torch_version() -> Tuple[int, int]:
+    parts = torch.__version__.split("+")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):  # unusual version strings: trust the feature check below
+        return MIN_TORCH
+
+
+if _torch_version() < MIN_TORCH or not hasattr(torch.library, "custom_op"):
+    raise ImportError(
+        "jsma_fast.torch_ops needs torch>=2.4 (torch.library.custom_op and register_fake), got "
+        f"torch {torch.__version__}; upgrade torch, or call jsma_fast.select_pairs / "
+        "select_features directly (they work with torch>=2.1)"
+    )
+
+
+def _check_inputs(
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]
+) -> None:
+    """Checks shared by the real and the fake implementations (so errors surface at trace
+    time too), each naming the argument."""
+    torch._check(
+        alpha.dtype == torch.float32,
+        lambda: f"alpha must be float32, got dtype {alpha.dtype}",
+    )
+    torch._check(
+        beta.dtype == torch.float32, lambda: f"beta must be float32, got dtype {beta.dtype}"
+    )
+    torch._check(
+        alpha.dim() >= 1,
+        lambda: f"alpha must have shape (..., M), got a 0-d tensor of shape {tuple(alpha.shape)}",
+    )
+    torch._check(
+        beta.shape == alpha.shape,
+        lambda: f"beta must have the shape of alpha {tuple(alpha.shape)}, got {tuple(beta.shape)}",
+    )
+    torch._check(
+        beta.device == alpha.device,
+        lambda: f"beta must be on alpha's device {alpha.device}, got {beta.device}",
+    )
+    if domain is not None:
+        torch._check(
+            domain.dtype in (torch.bool, torch.uint8),
+            lambda: f"domain must be bool or uint8, got dtype {domain.dtype}",
+        )
+        torch._check(
+            domain.shape == alpha.shape,
+            lambda: (
+                f"domain must have the shape of alpha {tuple(alpha.shape)}, "
+                f"got {tuple(domain.shape)}"
+            ),
+        )
+        torch._check(
+            domain.device == alpha.device,
+            lambda: f"domain must be on alpha's device {alpha.device}, got {domain.device}",
+        )
+
+
+def _check_method(method: str) -> None:
+    if method not in ops.PAIR_METHODS:
+        raise ValueError(f"method must be one of {ops.PAIR_METHODS}, got {method!r}")
+
+
+def _contiguous(
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    return (
+        alpha.contiguous(),
+        beta.contiguous(),
+        None if domain is None else domain.contiguous(),
+    )
+
+
+def _mode(increase: bool) -> str:
+    return "increase" if increase else "decrease"
+
+
+# ---------------------------------------------------------------------------- select_pairs
+
+
+@torch.library.custom_op("jsma_fast::select_pairs", mutates_args=())
+def select_pairs(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+    method: str = "auto",
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pair of features with the largest pairwise saliency, per sample.
+
+    Args:
+        alpha: ``(..., M)`` float32, derivative of the target-class output.
+        beta: ``(..., M)`` float32, summed derivative of the other classes' outputs.
+        domain: ``(..., M)`` bool or uint8 search domain, or None for all features.
+        increase: True for the increase map (A > 0, B < 0), False for decrease.
+        method: ``"exact"``, ``"pruned"`` or ``"auto"``, as in :func:`jsma_fast.select_pairs`.
+
+    Returns:
+        ``(p, q, score, valid)`` of shape ``(...)``: int64, int64, float32, bool.
+    """
+    _check_inputs(alpha, beta, domain)
+    _check_method(method)
+    alpha, beta, domain = _contiguous(alpha, beta, domain)
+    sel = ops.select_pairs(alpha, beta, domain, mode=_mode(increase), method=method)
+    return sel.p, sel.q, sel.score, sel.valid
+
+
+@select_pairs.register_fake
+def _select_pairs_fake(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+    method: str = "auto",
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check_inputs(alpha, beta, domain)
+    _check_method(method)
+    batch = alpha.shape[:-1]
+    return (
+        alpha.new_empty(batch, dtype=torch.int64),
+        alpha.new_empty(batch, dtype=torch.int64),
+        alpha.new_empty(batch, dtype=torch.float32),
+        alpha.new_empty(batch, dtype=torch.bool),
+    )
+
+
+# ---------------------------------------------------------------------------- select_features
+
+
+@torch.library.custom_op("jsma_fast::select_features", mutates_args=())
+def select_features(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The feature with the largest single-feature saliency S(x, t)[i], per sample.
+
+    Args: as :func:`select_pairs` (no ``method``).
+
+    Returns:
+        ``(index, score, valid)`` of shape ``(...)``: int64, float32, bool.
+    """
+    _check_inputs(alpha, beta, domain)
+    alpha, beta, domain = _contiguous(alpha, beta, domain)
+    sel = ops.select_features(alpha, beta, domain, mode=_mode(increase))
+    return sel.index, sel.score, sel.valid
+
+
+@select_features.register_fake
+def _select_features_fake(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check_inputs(alpha, beta, domain)
+    batch = alpha.shape[:-1]
+    return (
+        alpha.new_empty(batch, dtype=torch.int64),
+        alpha.new_empty(batch, dtype=torch.float32),
+        alpha.new_empty(batch, dtype=torch.bool),
+    )
+
+
+# ---------------------------------------------------------------------------- saliency_map
+
+
+@torch.library.custom_op("jsma_fast::saliency_map", mutates_args=())
+def saliency_map(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+) -> torch.Tensor:
+    """The paper's single-feature saliency map: ``(..., M)`` float32, ``-(alpha * beta)`` for
+    qualifying features in the domain and 0 elsewhere. Args as :func:`select_features`."""
+    _check_inputs(alpha, beta, domain)
+    alpha, beta, domain = _contiguous(alpha, beta, domain)
+    return ops.saliency_map(alpha, beta, domain, mode=_mode(increase))
+
+
+@saliency_map.register_fake
+def _saliency_map_fake(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: Optional[torch.Tensor],
+    increase: bool,
+) -> torch.Tensor:
+    _check_inputs(alpha, beta, domain)
+    return torch.empty_like(alpha, memory_format=torch.contiguous_format)
