@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train/load a LeNet on real MNIST digits and attack it")
     _add_demo_arguments(demo)
     demo.set_defaults(run=run_demo)
+    from .evaluation.reproduce import add_reproduce_arguments, run_reproduce
+
+    reproduce = commands.add_parser(
+        "reproduce", help="the paper's MNIST evaluation (sections 5-7) as a report directory")
+    add_reproduce_arguments(reproduce)
+    reproduce.set_defaults(run=run_reproduce)
     info = commands.add_parser("info", help="what this installation was built with")
     info.set_defaults(run=run_info)
     return parser
