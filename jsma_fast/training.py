@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._atomic import write_atomic
 from .data import load_mnist, split_holdout
 from .models import LeNet
 
@@ -347,20 +347,7 @@ def _load_cached(path: Path, key: str) -> Optional[LeNet]:
 
 
 def _save_atomic(path: Path, payload: Dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, lambda fh: torch.save(payload, fh))
 
 
 def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
