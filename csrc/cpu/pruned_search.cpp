@@ -298,7 +298,7 @@ void pair_search_pruned(const SearchInputs& in, const PairOutputs& out, int64_t*
   // A sample costs one to two microseconds per thousand features; below ~1M features in
   // total the work is too short to pay for waking threads (and a busy machine makes the
   // fork-join far dearer than the work).
-  const bool parallel = threads > 1 && batch > 1 && batch * m > (int64_t{1} << 20);
+  const bool parallel = threads > 1 && batch > 1 && batch * m > (int64_t{1} << 16);
   std::vector<uint8_t> exhaustive(static_cast<size_t>(batch), 0);
 
   JSMA_PRAGMA(omp parallel num_threads(threads) if (parallel))
