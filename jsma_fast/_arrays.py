@@ -9,6 +9,7 @@ of the inputs.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
@@ -47,7 +48,7 @@ def _as_numpy(x: Any, name: str, float_input: bool) -> np.ndarray:
     if _is_torch_tensor(x):
         import torch
 
-        if x.device.type != "cpu":
+        if not x.is_cpu:
             raise ValueError(
                 f"{name} must be a CPU tensor for the CPU kernels, got {_describe(x)}"
             )
@@ -59,7 +60,7 @@ def _as_numpy(x: Any, name: str, float_input: bool) -> np.ndarray:
                 f"{name} must be contiguous, got strides {tuple(x.stride())} for "
                 f"{_describe(x)}; call .contiguous() first"
             )
-        return x.detach().numpy()
+        return (x.detach() if x.requires_grad else x).numpy()
     if isinstance(x, np.ndarray):
         ok_dtype = x.dtype == np.float32 if float_input else x.dtype in (np.bool_, np.uint8)
         if not ok_dtype:
@@ -124,7 +125,7 @@ def convert_inputs(alpha: Any, beta: Any, domain: Any) -> Converted:
             raise ValueError(f"domain must have the shape of alpha {a.shape}, got {d.shape}")
     batch_shape = a.shape[:-1]
     m = a.shape[-1]
-    batch = int(np.prod(batch_shape, dtype=np.int64))
+    batch = math.prod(batch_shape)
 
     def wrap(result: np.ndarray) -> Any:
         shaped = result.reshape(batch_shape + result.shape[1:])

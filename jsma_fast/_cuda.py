@@ -47,7 +47,7 @@ def is_cuda_array(x: Any) -> bool:
     """True for arrays in CUDA device memory: torch CUDA tensors, ``__cuda_array_interface__``
     objects, DLPack producers on a CUDA device."""
     if _is_torch_tensor(x):
-        return x.device.type == "cuda"
+        return x.is_cuda
     if isinstance(x, np.ndarray) or x is None:
         return False
     if hasattr(x, "__cuda_array_interface__"):
