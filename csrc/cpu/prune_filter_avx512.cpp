@@ -37,6 +37,21 @@ Lanes load(const SampleView& s, int64_t i) {
           _mm512_mul_ps(beta, _mm512_set1_ps(-s.sign)), usable};
 }
 
+// Second largest value (with multiplicity) of the multiset kept by the lanes, where each
+// lane holds its largest value in top1 and its second largest in top2 (<= top1): one copy
+// of the overall maximum is removed, from one lane that holds it; the answer is the largest
+// of what remains. Branch-free: a scalar scan of the 32 values mispredicts heavily.
+float second_largest_of_lanes(__m512 top1, __m512 top2) {
+  const float max1 = _mm512_reduce_max_ps(top1);
+  const __mmask16 at_max = _mm512_cmp_ps_mask(top1, _mm512_set1_ps(max1), _CMP_EQ_OQ);
+  const float other_top1 =
+      __builtin_popcount(at_max) >= 2
+          ? max1
+          : _mm512_reduce_max_ps(_mm512_mask_blend_ps(at_max, top1, _mm512_set1_ps(-INFINITY)));
+  const float any_top2 = _mm512_reduce_max_ps(top2);
+  return other_top1 > any_top2 ? other_top1 : any_top2;
+}
+
 }  // namespace
 
 UsableStats prune_stats(const SampleView& s) {
@@ -70,10 +85,7 @@ void prune_thresholds(const SampleView& s, PruneBoxes* boxes) {
     }
   }
   for (int d = 0; d < kPruneDirections; ++d) {
-    alignas(64) float lanes[2 * kWidth];
-    _mm512_store_ps(lanes, top1[d]);
-    _mm512_store_ps(lanes + kWidth, top2[d]);
-    boxes->threshold[d] = second_largest(lanes, 2 * kWidth);
+    boxes->threshold[d] = second_largest_of_lanes(top1[d], top2[d]);
   }
 }
 
