@@ -32,15 +32,6 @@ CASES = [(100, 784), (1, 150528)]
 EXACT_BUDGET_S = {784: 5.0, 150528: 20.0}
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def environment(threads: int) -> List[str]:
@@ -48,7 +39,7 @@ def environment(threads: int) -> List[str]:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}",
-        f"- CPU: {cpu_name()}; {os.cpu_count()} logical cores; {threads} threads used; "
+        f"- CPU: {common.cpu_model()}; {os.cpu_count()} logical cores; {threads} threads used; "
         f"load average {load} at start",
         f"- jsma_fast build: SIMD {info['simd_runtime']} at run time (compiled: "
         f"{info['simd_compiled']}), OpenMP {info['openmp_version'] or 'off'}, "

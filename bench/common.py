@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import statistics
 import time
@@ -98,3 +99,15 @@ def format_bytes(n: float) -> str:
     if n >= GIB:
         return f"{n / GIB:.1f} GiB"
     return f"{n / MIB:.0f} MiB"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -33,8 +33,6 @@ import argparse
 import csv
 import datetime
 import gc
-import json
-import math
 import os
 import platform
 import shlex
@@ -50,7 +48,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from common import MIB, peak_rss_bytes, reset_peak_rss, rss_bytes
+from common import MIB, cpu_model, peak_rss_bytes, reset_peak_rss, rss_bytes
 from results_file import write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -624,16 +622,6 @@ def default_vs_exact_lines(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_facts(threads: int, load: str, model_accuracy: float, test_size: int) -> list[str]:

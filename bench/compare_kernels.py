@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcast import broadcast_memory
-from common import GIB, MIB, format_bytes, num_pairs
+from common import GIB, MIB, cpu_model, format_bytes, num_pairs
 from results_file import write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -207,16 +207,6 @@ def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
     return lines
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_facts() -> list[str]:
