@@ -6,7 +6,15 @@ import platform
 import sys
 from typing import Any, Dict
 
-from . import _C
+try:
+    from . import _C
+except ImportError as exc:  # the usual cause: importing the source tree, not the installed package
+    raise ImportError(
+        "jsma_fast._C (the native extension) could not be imported from "
+        f"{__file__.rsplit('/', 1)[0]}: {exc}. Install the package (pip install .) and import it "
+        "from outside the source tree; run the tests with the installed 'pytest' script rather "
+        "than 'python -m pytest', which puts the source tree first on sys.path."
+    ) from exc
 
 
 def cuda_available() -> bool:
