@@ -37,36 +37,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jsma_fast  # noqa: E402
 from jsma_fast import _C  # noqa: E402
-from broadcast import broadcast_memory  # noqa: E402
+from broadcast import broadcast_memory, broadcast_select_pairs  # noqa: E402
 from common import format_bytes, make_inputs, num_pairs  # noqa: E402
 
 DEFAULT_CASES = "1000x784,256x3072,1x150528"
 TARGET_SPEEDUP_1000x784 = 50.0
 TARGET_TIME_1x150528_S = 0.010
-
-
-def broadcast_select_pairs_gpu(alpha, beta, domain, increase=True):
-    """bench/broadcast.py's dense selection with every tensor on the inputs' device (that
-    version builds its off-diagonal mask on the CPU)."""
-    batch, m = alpha.shape
-    pair_alpha = alpha[:, :, None] + alpha[:, None, :]
-    pair_beta = beta[:, :, None] + beta[:, None, :]
-    if increase:
-        mask = (pair_alpha > 0) & (pair_beta < 0)
-    else:
-        mask = (pair_alpha < 0) & (pair_beta > 0)
-    mask &= ~torch.eye(m, dtype=torch.bool, device=alpha.device)
-    mask &= domain[:, :, None] & domain[:, None, :]
-    score = -(pair_alpha * pair_beta)
-    del pair_alpha, pair_beta
-    score *= mask
-    del mask
-    best = score.view(batch, m * m).argmax(dim=1)
-    best_score = score.view(batch, m * m).gather(1, best[:, None])[:, 0]
-    valid = best_score > 0
-    p = torch.where(valid, best // m, -1)
-    q = torch.where(valid, best % m, -1)
-    return p, q, torch.where(valid, best_score, 0.0), valid
 
 
 def time_events(fn: Callable[[], object], repeats: int, warmup: int = 2,
@@ -160,16 +136,16 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
                                    f"{format_bytes(free)} free")
         return row
     try:
-        expected = broadcast_select_pairs_gpu(alpha, beta, domain)
+        expected = broadcast_select_pairs(alpha, beta, domain)
         for got, want, name in zip(result, expected, ("p", "q", "score", "valid")):
             if not torch.equal(got, want):
                 raise AssertionError(f"kernel and broadcast selection differ in {name} at "
                                      f"({batch}, {m})")
         del expected
-        bcast_times = time_events(lambda: broadcast_select_pairs_gpu(alpha, beta, domain),
+        bcast_times = time_events(lambda: broadcast_select_pairs(alpha, beta, domain),
                                   repeats, warmup=1)
         row["broadcast_peak_bytes"] = peak_bytes(
-            lambda: broadcast_select_pairs_gpu(alpha, beta, domain))
+            lambda: broadcast_select_pairs(alpha, beta, domain))
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         row["broadcast_status"] = f"out of memory: {str(err).splitlines()[0]}"

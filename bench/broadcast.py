@@ -74,7 +74,7 @@ def broadcast_select_pairs(
         mask = (pair_alpha > 0) & (pair_beta < 0)
     else:
         mask = (pair_alpha < 0) & (pair_beta > 0)
-    off_diagonal = ~torch.eye(m, dtype=torch.bool)
+    off_diagonal = ~torch.eye(m, dtype=torch.bool, device=alpha.device)
     mask &= off_diagonal
     mask &= domain[:, :, None] & domain[:, None, :]
 
