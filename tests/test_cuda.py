@@ -14,13 +14,13 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import jsma_fast
 from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
 
 import reference
-from test_pair_search import POOL, assert_same, random_inputs
+from inputs import POOL, draw_search_inputs
+from test_pair_search import assert_same, random_inputs
 
 MODES = ["increase", "decrease"]
 CUDA_BUILT = bool(_C.build_info()["cuda_built"])
@@ -147,10 +147,7 @@ def test_host_emulation_matches_reference(mode, m):
     mode=st.sampled_from(MODES),
 )
 def test_host_emulation_property_based(data, batch, m, mode):
-    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    alpha, beta, domain = draw_search_inputs(data, batch, m)
     got = _C._cuda_emulate_pair_search(alpha, beta, domain, mode == "increase")
     assert_same(got, cpu_pairs(alpha, beta, domain, mode))
 
@@ -204,10 +201,7 @@ def test_pairs_match_cpu(mode, m):
     mode=st.sampled_from(MODES),
 )
 def test_pairs_match_cpu_property_based(data, batch, m, mode):
-    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    alpha, beta, domain = draw_search_inputs(data, batch, m)
     assert_gpu_equals_cpu(gpu_pairs(alpha, beta, domain, mode), cpu_pairs(alpha, beta, domain, mode))
 
 
@@ -328,10 +322,7 @@ def test_features_and_map_match_cpu(mode, batch, m):
     mode=st.sampled_from(MODES),
 )
 def test_features_match_cpu_property_based(data, batch, m, mode):
-    values = st.sampled_from(POOL) | st.floats(width=32)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    alpha, beta, domain = draw_search_inputs(data, batch, m)
     ga, gb, gd = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
     assert_gpu_equals_cpu(select_features(ga, gb, gd, mode=mode),
                           select_features(alpha, beta, domain, mode=mode))

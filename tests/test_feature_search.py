@@ -7,12 +7,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from jsma_fast import saliency_map, select_features
 
 import reference
-from test_pair_search import POOL
+from inputs import POOL, draw_search_inputs
 
 MODES = ["increase", "decrease"]
 
@@ -24,10 +23,7 @@ MODES = ["increase", "decrease"]
     mode=st.sampled_from(MODES),
 )
 def test_matches_reference_property_based(data, batch, m, mode):
-    values = st.sampled_from(POOL) | st.floats(width=32)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    alpha, beta, domain = draw_search_inputs(data, batch, m)
     np.testing.assert_array_equal(
         saliency_map(alpha, beta, domain, mode=mode),
         reference.saliency_map(alpha, beta, domain, mode),

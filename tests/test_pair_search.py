@@ -7,19 +7,16 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import jsma_fast
 from jsma_fast import _C, select_pairs
 
 import reference
+from inputs import POOL, draw_search_inputs
 
 SIMD_LEVELS = list(_C.simd_levels_runnable())
 MODES = ["increase", "decrease"]
 
-# A small pool of values makes exact ties, cancellations and every special case likely.
-SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30, 1e-40, -1e-40, 3e38, -3e38]
-POOL = [v / 4 for v in range(-8, 9)] + SPECIAL
 
 
 def assert_same(got, expected):
@@ -61,10 +58,7 @@ def test_matches_reference_on_random_inputs(simd, mode, m):
     simd=st.sampled_from(SIMD_LEVELS),
 )
 def test_matches_reference_property_based(data, batch, m, mode, simd):
-    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)))
+    alpha, beta, domain = draw_search_inputs(data, batch, m)
     got = select_pairs(alpha, beta, domain, mode=mode, method="exact", simd=simd)
     assert_same(got, reference.select_pairs(alpha, beta, domain, mode))
 

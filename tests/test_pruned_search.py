@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from jsma_fast import _C, select_pairs
 from jsma_fast.ops import AUTO_PRUNED_MIN_FEATURES
 
 import reference
+from inputs import POOL, draw_search_inputs
 
 SIMD_LEVELS = list(_C.simd_levels_runnable())
 MODES = ["increase", "decrease"]
-SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30, 1e-40, -1e-40, 3e38, -3e38]
-POOL = [v / 4 for v in range(-8, 9)] + SPECIAL
 
 
 def unique_maximum(alpha, beta, domain, mode):
@@ -94,10 +92,7 @@ def test_matches_exact_on_random_inputs(simd, mode, m):
     simd=st.sampled_from(SIMD_LEVELS),
 )
 def test_matches_exact_property_based(data, batch, m, mode, simd):
-    values = st.sampled_from(POOL) | st.floats(width=32, allow_nan=True, allow_infinity=True)
-    alpha = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    beta = data.draw(hnp.arrays(np.float32, (batch, m), elements=values))
-    domain = data.draw(hnp.arrays(np.bool_, (batch, m)) | st.none())
+    alpha, beta, domain = draw_search_inputs(data, batch, m, domain_may_be_none=True)
     check_against_exact(alpha, beta, domain, mode, simd)
 
 
