@@ -125,6 +125,24 @@ py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
   return py::make_tuple(p, q, score, valid, candidates);
 }
 
+py::tuple top2_search(const py::array& alpha, const py::object& domain, bool increase,
+                      int num_threads) {
+  // The rule reads alpha only: alpha stands in for beta in the shape checks.
+  auto in = check_inputs(alpha, alpha, domain, increase);
+  in.beta = nullptr;
+  const int threads = check_threads(num_threads);
+  py::array_t<int64_t> p(in.batch), q(in.batch);
+  py::array_t<float> score(in.batch);
+  py::array_t<bool> valid(in.batch);
+  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  {
+    py::gil_scoped_release release;
+    jsma::cpu::top2_search(in, out, threads);
+  }
+  return py::make_tuple(p, q, score, valid);
+}
+
 py::tuple feature_search(const py::array& alpha, const py::array& beta,
                          const py::object& domain, bool increase, int num_threads) {
   const auto in = check_inputs(alpha, beta, domain, increase);
@@ -208,6 +226,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("simd") = "auto",
         "Pruned exact pair search. Returns (p, q, score, valid, candidates), each of shape "
         "(batch,); candidates counts the features whose pairs were searched.");
+  m.def("top2_search", &top2_search, py::arg("alpha"), py::arg("domain"),
+        py::arg("increase"), py::arg("num_threads"),
+        "Top-2 rule (largest alpha, no sign conditions). Returns (p, q, score, valid).");
   m.def("feature_search", &feature_search, py::arg("alpha"), py::arg("beta"),
         py::arg("domain"), py::arg("increase"), py::arg("num_threads"),
         "Single-feature arg-max. Returns (index, score, valid), each of shape (batch,).");

@@ -286,3 +286,51 @@ def saliency_map(alpha: Any, beta: Any, domain: Any, increase: bool) -> Any:
     _C.cuda_saliency_map(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
                          increase, _ptr(result), call.alpha.device, call.stream)
     return result.reshape(call.batch_shape + (call.m,))
+
+
+def select_top2(alpha: Any, domain: Any, increase: bool) -> Tuple[Any, ...]:
+    """The top-2 rule on the GPU: ``(p, q, score, valid)`` with the batch shape.
+
+    Written with torch reductions (linear in M, no M x M memory), so it runs on the device of
+    any torch tensor and is tested on the CPU against the native kernel. CuPy and other CUDA
+    arrays are viewed as torch tensors through DLPack and get CuPy results back.
+    """
+    call, alpha, _, domain = _prepare(alpha, alpha, domain)
+    if call.library == "cupy":
+        import cupy
+
+        as_torch = _as_torch(alpha), None if domain is None else _as_torch(domain)
+        return tuple(cupy.from_dlpack(r) for r in top2_reduction(*as_torch, increase))
+    return top2_reduction(alpha, domain, increase)
+
+
+def top2_reduction(alpha: Any, domain: Any, increase: bool) -> Tuple[Any, ...]:
+    """The top-2 rule on torch tensors of any device: alpha (..., M) float32, domain (..., M)
+    bool/uint8 or None. Two first-maximum reductions, the second without the first feature."""
+    torch = _torch()
+    value = alpha if increase else -alpha  # exact: increase form
+    if value.shape[-1] == 0:
+        none = torch.full(value.shape[:-1], -1, dtype=torch.int64, device=value.device)
+        return none, none.clone(), value.new_zeros(value.shape[:-1]), none >= 0
+    usable = ~torch.isnan(value)
+    if domain is not None:
+        usable &= domain.bool()
+    positions = torch.arange(value.shape[-1], device=value.device)
+    first, first_found = _first_maximum(value, usable)
+    second, second_found = _first_maximum(value, usable & (positions != first[..., None]))
+    found = first_found & second_found
+    minus_one = torch.full_like(first, -1)
+    p = torch.where(found, torch.minimum(first, second), minus_one)
+    q = torch.where(found, torch.maximum(first, second), minus_one)
+    pick = lambda index: value.gather(-1, index.clamp(min=0)[..., None])[..., 0]  # noqa: E731
+    score = torch.where(found, pick(first) + pick(second), torch.zeros_like(value[..., 0]))
+    return p, q, score, found
+
+
+def _first_maximum(value: Any, usable: Any) -> Tuple[Any, Any]:
+    """The first position of the largest usable value per row, and whether there is one.
+    Compares values, not a -inf-filled copy, so that a usable -inf is told from padding."""
+    torch = _torch()
+    best = torch.where(usable, value, torch.full_like(value, -math.inf)).amax(-1, keepdim=True)
+    hits = usable & (value == best)
+    return hits.to(torch.uint8).argmax(-1), hits.any(-1)

@@ -31,6 +31,7 @@ __all__ = [
     "FeatureSelection",
     "select_pairs",
     "select_features",
+    "select_top2",
     "saliency_map",
     "default_num_threads",
     "MODES",
@@ -175,6 +176,40 @@ def _usable_features(inputs: Any) -> Any:
     if inputs.domain is not None:
         usable &= inputs.domain.astype(bool)
     return usable.sum(axis=1, dtype=np.int64)
+
+
+def select_top2(
+    alpha: Any,
+    domain: Any = None,
+    *,
+    mode: str = "increase",
+    num_threads: Optional[int] = None,
+) -> PairSelection:
+    """The top-2 rule (ART's ``SaliencyMapMethod``): per sample, the two features of the
+    domain with the largest ``alpha`` (``"decrease"``: the smallest), with no condition on the
+    other classes or on signs.
+
+    NaN never takes part; of equal values the smaller index ranks first. ``p < q`` are the two
+    features, ``score`` is ``alpha[p] + alpha[q]`` in increase form (negated for
+    ``"decrease"``; it may be <= 0: the rule has no sign condition), and ``valid`` is False
+    (p = q = -1, score 0) when fewer than two usable features are in the domain. Shapes and
+    kinds as in :func:`select_pairs`.
+
+    Example:
+        >>> import numpy as np
+        >>> sel = select_top2(np.array([[0.1, -0.4, 0.3, 0.3]], dtype=np.float32))
+        >>> int(sel.p[0]), int(sel.q[0])
+        (2, 3)
+    """
+    increase = _check_mode(mode)
+    threads = _check_threads(num_threads)
+    if _cuda.is_cuda_array(alpha):
+        return PairSelection(*_cuda.select_top2(alpha, domain, increase))
+    inputs = convert_inputs(alpha, alpha, domain)  # the rule reads alpha only
+    p, q, score, valid = _C.top2_search(inputs.alpha, inputs.domain, increase, threads)
+    return PairSelection(
+        inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid)
+    )
 
 
 def select_features(

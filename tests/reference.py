@@ -91,3 +91,27 @@ def select_features(alpha, beta, domain=None, mode="increase"):
         if smap[b, i] > 0:
             index[b], score[b], valid[b] = i, smap[b, i], True
     return index, score, valid
+
+
+def select_top2(alpha, domain=None, mode="increase"):
+    """The top-2 rule, by sorting: per row, the two usable features (in the domain, not NaN)
+    with the largest alpha (decrease: smallest), equal values by smaller index. Returns
+    (p, q, score, valid) with p < q and score the increase-form sum."""
+    batch, m = alpha.shape
+    if domain is None:
+        domain = np.ones((batch, m), dtype=bool)
+    sign = np.float32(1 if mode == "increase" else -1)
+    p = np.full(batch, -1, dtype=np.int64)
+    q = np.full(batch, -1, dtype=np.int64)
+    score = np.zeros(batch, dtype=np.float32)
+    valid = np.zeros(batch, dtype=bool)
+    for b in range(batch):
+        usable = [i for i in range(m) if domain[b, i] and not np.isnan(alpha[b, i])]
+        ranked = sorted(usable, key=lambda i: (-(sign * alpha[b, i]), i))
+        if len(ranked) >= 2:
+            first, second = ranked[0], ranked[1]
+            p[b], q[b] = min(first, second), max(first, second)
+            with np.errstate(all="ignore"):
+                score[b] = sign * alpha[b, first] + sign * alpha[b, second]
+            valid[b] = True
+    return p, q, score, valid

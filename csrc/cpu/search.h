@@ -45,6 +45,12 @@ void pair_search_exact(const SearchInputs& in, const PairOutputs& out, int num_t
 void pair_search_pruned(const SearchInputs& in, const PairOutputs& out, int64_t* candidates,
                         int num_threads, SimdLevel simd);
 
+// The top-2 rule: the two in-domain, non-NaN features with the largest alpha in increase form
+// (decrease: the smallest), ties to the smaller index, no condition on beta (which may be
+// null) or on signs. p < q; score = the increase-form sum of the two alphas; valid when the
+// domain holds at least two usable features.
+void top2_search(const SearchInputs& in, const PairOutputs& out, int num_threads);
+
 // Arg-max of the single-feature map; ties go to the smallest index.
 void feature_search(const SearchInputs& in, const FeatureOutputs& out, int num_threads);
 
