@@ -31,7 +31,7 @@ from attack_trace import PairSearchTrace  # noqa: E402
 from bench_pruned import environment  # noqa: E402
 
 from jsma_fast import JSMA  # noqa: E402
-from jsma_fast.derivatives import forward_and_derivatives  # noqa: E402
+from jsma_fast.derivatives import Recipe, derivatives_of  # noqa: E402
 from jsma_fast.models import resnet18_like  # noqa: E402
 
 GIB = 1024**3
@@ -50,11 +50,10 @@ def imagenet_case(steps: int) -> dict:
         target = model(x).argmin(dim=1)
     # Gradient floor of one step: one forward and two VJPs, timed on their own.
     flat = x.reshape(1, -1)
-    forward_and_derivatives(model, flat, tuple(x.shape[1:]), target, lambda logits: torch.ones(1, dtype=torch.bool))
+    derivatives_of(model, flat, tuple(x.shape[1:]), target, Recipe())
     start = time.perf_counter()
     for _ in range(3):
-        forward_and_derivatives(model, flat, tuple(x.shape[1:]), target,
-                                lambda logits: torch.ones(1, dtype=torch.bool))
+        derivatives_of(model, flat, tuple(x.shape[1:]), target, Recipe())
     gradient_s = (time.perf_counter() - start) / 3
 
     attack = JSMA(theta=1.0, gamma=0.145, max_iters=steps)

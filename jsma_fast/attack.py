@@ -1,77 +1,142 @@
-"""The Jacobian-based Saliency Map Attack (Papernot et al., 2016, Algorithms 2 and 3).
+"""The Jacobian-based Saliency Map Attack (Papernot et al., 2016, Algorithms 2 and 3) and its
+family of variants (``jsma_fast.variants``).
 
 The attack is configured once and called with a model: ``JSMA(theta=1.0, gamma=0.145)(model,
 x, y_target)``. The configuration does not depend on the model, so one attack object serves
 several models (e.g. before and after adversarial training), and adapters for other libraries
-can bind their own model.
+can bind their own model. It is immutable: :meth:`JSMA.replace` returns a changed copy, so a
+configuration that was checked once stays valid.
 
 Every step runs, for the samples still active only: one forward pass (which also tells which
-samples are done), two vector-Jacobian products (``jsma_fast.derivatives``) and the native
-saliency search (``jsma_fast.ops``). Samples leave the active set as soon as they succeed, run
-out of budget or of features, or have no qualifying pair.
+samples are done), one or two vector-Jacobian products (``jsma_fast.derivatives``) for the
+samples that go on, and one native search call (``jsma_fast.choice``). Samples leave the
+active set as soon as they succeed, run out of budget or of features, or have no qualifying
+pair.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+import numbers
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
-from . import ops
-from .derivatives import JACOBIANS, forward_and_derivatives, model_outputs
+from .choice import Choice, SearchSettings, choose_best, choose_fixed
+from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .presets import PRESETS
 from .result import BUDGET, EMPTY_DOMAIN, NO_VALID_PAIR, SUCCESS, AttackResult
 from .targets import plan_targets
+from .trace import AttackTrace, maybe_section
+from .variants import VARIANTS, plan
 
 SALIENCIES = ("pair", "single")
 DOMAIN_RULES = ("used", "saturated")
 START_DOMAINS = ("unsaturated", "all")
+BUDGET_RULES = ("steps", "features")
 METHODS = ("auto", "exact", "pruned")
+_MAX_THREADS = 2**31 - 1  # the native kernels take a C int
+_MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
+
+#: The configuration, in the order of ``__init__`` and ``__repr__``.
+_FIELDS = (
+    "theta", "gamma", "variant", "clip_min", "clip_max", "saliency", "jacobian", "domain_rule",
+    "start_domain", "budget_rule", "method", "max_iters", "batch_size", "seed", "num_threads",
+    "progress", "require_eval",
+)  # fmt: skip
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _real(name: str, value: Any) -> float:
+    """Any real number type (float, int, NumPy scalars, 0-d tensors), not bool, as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+            return float(value)
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, low: int, high: int, allow_none: bool) -> Optional[int]:
+    if value is None and allow_none:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        expected = "None or an int" if allow_none else "an int"
+        raise TypeError(
+            f"{name} must be {expected} >= {low}, got {type(value).__name__} {value!r}"
+        ) from None
+    if number < low:
+        expected = "None or an int" if allow_none else "an int"
+        raise ValueError(f"{name} must be {expected} >= {low}, got {number}")
+    if number > high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], got {number}")
+    return number
+
+
+def _choice(name: str, value: Any, allowed: Tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
 
 
 class JSMA:
-    """Targeted JSMA: increases (theta > 0) or decreases (theta < 0) the features with the
-    largest adversarial saliency until the model outputs the target class.
+    """Targeted or non-targeted JSMA: changes the features with the largest adversarial
+    saliency by ``theta`` until the model outputs the target class (or, non-targeted, any
+    class other than the true one).
 
     Args:
         theta: change applied to each chosen feature per iteration (+1 / -1 in the paper; any
-            non-zero magnitude). Its sign selects the increase or decrease saliency map.
+            non-zero magnitude). Its sign selects the increase or decrease saliency map; the
+            ``maximal`` variant chooses the direction per step and takes theta > 0.
         gamma: maximum fraction of features changed, the paper's Upsilon, in (0, 1].
+        variant: the saliency rule (see :mod:`jsma_fast.variants` for formulas and sources):
+            ``"jsma"`` (the paper's map, default), ``"wjsma"`` and ``"tjsma"`` (probability-
+            weighted maps, the strongest on MNIST), ``"top2"`` (ART's rule: the two largest
+            target derivatives), ``"maximal"`` (M-JSMA: both directions per step).
         clip_min, clip_max: valid range of every feature.
         saliency: ``"pair"`` (the paper's Algorithm 3) or ``"single"`` (one feature per step).
-        jacobian: ``"logits"`` (the paper's choice) or ``"probs"`` (softmax outputs).
+        jacobian: ``"logits"`` (the paper's choice) or ``"probs"`` (softmax outputs; the
+            paper's map then uses beta = -alpha exactly, since the probabilities sum to 1).
         domain_rule: ``"used"``: a feature leaves the search domain once changed (cleverhans,
             advertorch); ``"saturated"``: only once it reaches the bound it is pushed to
             (the paper's Algorithm 2).
         start_domain: ``"unsaturated"``: features already at the bound they would be pushed
             to start outside the domain; ``"all"``: every feature starts inside (advertorch).
+            The ``maximal`` variant moves a feature up only below clip_max and down only above
+            clip_min, whatever the start domain.
+        budget_rule: ``"steps"``: at most ``max_iters`` iterations (the paper's rule); ``"features"``:
+            go on while at most ``gamma * M`` distinct features were chosen, so the last step
+            may overshoot by one pair (ART's rule).
         method: pair search, ``"auto"`` (fastest exact), ``"exact"`` (exhaustive, bit-for-bit
             ties) or ``"pruned"``; see :func:`jsma_fast.select_pairs`.
-        max_iters: iteration budget per sample; default ``floor(M * gamma / 2)`` for pairs
-            and ``floor(M * gamma)`` for single features (M features per sample).
+        max_iters: iteration budget per sample for ``budget_rule="steps"``; default
+            ``floor(M * gamma / 2)`` for pairs and ``floor(M * gamma)`` for single features.
         batch_size: rows attacked together; None for all at once.
-        seed: seed of the ``"random"`` target strategy.
+        seed: seed of the ``"random"`` target strategy, in [0, 2**64).
         num_threads: CPU threads of the saliency search (default: torch's setting).
         progress: show a progress bar.
         require_eval: refuse a model in training mode (BatchNorm, Dropout make samples
             depend on each other and the attack would be wrong); False skips the check.
 
+    The configuration is immutable: assigning an attribute raises; use :meth:`replace`.
+
     Shape:
         - x: (N, ...) with every element a feature, inside [clip_min, clip_max].
         - y_target: (N,) int class indices, one int, or a strategy: ``"random"``, ``"next"``,
-          ``"least_likely"``, ``"all"`` (see :mod:`jsma_fast.targets`).
+          ``"least_likely"``, ``"all"``, ``"untargeted"`` (see :mod:`jsma_fast.targets`).
         - result.x_adv: (R, ...) with R = N, or N * (C - 1) for ``"all"``.
 
     Examples:
-        >>> attack = JSMA(theta=1.0, gamma=0.145)          # doctest: +SKIP
-        >>> result = attack(model, images, "next", y=labels)  # doctest: +SKIP
+        >>> attack = JSMA(theta=1.0, gamma=0.145)                # doctest: +SKIP
+        >>> result = attack(model, images, "next", y=labels)      # doctest: +SKIP
         >>> result.success.float().mean(), result.l0_fraction.mean()  # doctest: +SKIP
-        >>> JSMA.preset("cleverhans", theta=1.0, gamma=0.1)  # doctest: +SKIP
+        >>> JSMA(variant="tjsma")(model, images, "all", y=labels)   # the strongest; doctest: +SKIP
+        >>> JSMA()(model, images, "untargeted", y=labels)         # NT-JSMA; doctest: +SKIP
+        >>> JSMA.preset("art", theta=1.0, gamma=0.1)              # doctest: +SKIP
     """
 
     def __init__(
@@ -79,12 +144,14 @@ class JSMA:
         *,
         theta: float = 1.0,
         gamma: float = 0.145,
+        variant: str = "jsma",
         clip_min: float = 0.0,
         clip_max: float = 1.0,
         saliency: str = "pair",
         jacobian: str = "logits",
         domain_rule: str = "used",
         start_domain: str = "unsaturated",
+        budget_rule: str = "steps",
         method: str = "auto",
         max_iters: Optional[int] = None,
         batch_size: Optional[int] = None,
@@ -93,28 +160,38 @@ class JSMA:
         progress: bool = False,
         require_eval: bool = True,
     ) -> None:
-        self.theta = theta
-        self.gamma = gamma
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.saliency = saliency
-        self.jacobian = jacobian
-        self.domain_rule = domain_rule
-        self.start_domain = start_domain
-        self.method = method
-        self.max_iters = max_iters
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_threads = num_threads
-        self.progress = progress
-        self.require_eval = require_eval
-        self._check_params()
+        config = _checked_config(dict(
+            theta=theta, gamma=gamma, variant=variant, clip_min=clip_min, clip_max=clip_max,
+            saliency=saliency, jacobian=jacobian, domain_rule=domain_rule,
+            start_domain=start_domain, budget_rule=budget_rule, method=method, max_iters=max_iters,
+            batch_size=batch_size, seed=seed, num_threads=num_threads, progress=progress,
+            require_eval=require_eval,
+        ))  # fmt: skip
+        for name, value in config.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"JSMA is immutable: cannot set {name!r}; use attack.replace({name}=...) for a "
+            "changed copy"
+        )
+
+    def replace(self, **changes: Any) -> "JSMA":
+        """A copy with ``changes`` applied, checked like a new attack."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"replace() got unknown options {sorted(unknown)}; known: {_FIELDS}")
+        return JSMA(**{**self.config(), **changes})
+
+    def config(self) -> Dict[str, Any]:
+        """The configuration as keyword arguments of :class:`JSMA`."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def preset(cls, name: str, **kwargs: Any) -> "JSMA":
         """An attack with the semantics of a published implementation (see
-        :mod:`jsma_fast.presets`): ``"paper"``, ``"cleverhans"`` or ``"advertorch"``.
-        Keyword arguments set the other hyperparameters (theta, gamma, ...)."""
+        :mod:`jsma_fast.presets`): ``"paper"``, ``"cleverhans"``, ``"advertorch"`` or
+        ``"art"``. Keyword arguments set the other hyperparameters (theta, gamma, ...)."""
         if name not in PRESETS:
             raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
         fixed = set(PRESETS[name]) & set(kwargs)
@@ -122,58 +199,34 @@ class JSMA:
             raise ValueError(f"preset {name!r} fixes {sorted(fixed)}; use JSMA(...) to set them")
         return cls(**PRESETS[name], **kwargs)
 
-    # ------------------------------------------------------------------ configuration
-
-    def _check_params(self) -> None:
-        if not _is_number(self.theta) or self.theta == 0 or not math.isfinite(self.theta):
-            raise ValueError(f"theta must be a finite non-zero number, got {self.theta!r}")
-        if not _is_number(self.gamma) or not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be a number in (0, 1], got {self.gamma!r}")
-        for name in ("clip_min", "clip_max"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not self.clip_min < self.clip_max:
-            raise ValueError(
-                f"clip_min must be < clip_max, got clip_min={self.clip_min!r}, "
-                f"clip_max={self.clip_max!r}"
-            )
-        for name, allowed in (
-            ("saliency", SALIENCIES),
-            ("jacobian", JACOBIANS),
-            ("domain_rule", DOMAIN_RULES),
-            ("start_domain", START_DOMAINS),
-            ("method", METHODS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("max_iters", "batch_size", "num_threads"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_iters" else 1)
-            ):
-                bound = ">= 0" if name == "max_iters" else ">= 1"
-                raise ValueError(f"{name} must be None or an int {bound}, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-
     def __repr__(self) -> str:
-        fields = (
-            "theta", "gamma", "clip_min", "clip_max", "saliency", "jacobian", "domain_rule",
-            "start_domain", "method", "max_iters", "batch_size", "seed",
-        )
-        return f"JSMA({', '.join(f'{f}={getattr(self, f)!r}' for f in fields)})"
+        shown = [f for f in _FIELDS if f not in ("num_threads", "progress", "require_eval")]
+        return f"JSMA({', '.join(f'{f}={getattr(self, f)!r}' for f in shown)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JSMA) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.config().items()))
 
     @property
     def increase(self) -> bool:
         return self.theta > 0
 
     def budget(self, num_features: int) -> int:
-        """Iteration budget for samples of ``num_features`` features."""
+        """Iteration budget for samples of ``num_features`` features (``budget_rule="steps"``;
+        for ``"features"`` see :meth:`max_changed_features`)."""
         if self.max_iters is not None:
             return self.max_iters
         per_step = 2 if self.saliency == "pair" else 1
         return int(math.floor(num_features * self.gamma / per_step))
+
+    def max_changed_features(self, num_features: int) -> int:
+        """The most features a row can differ in from its original (its largest L0)."""
+        per_step = 2 if self.saliency == "pair" else 1
+        if self.budget_rule == "features":
+            return min(num_features, int(math.floor(num_features * self.gamma)) + per_step)
+        return min(num_features, per_step * self.budget(num_features))
 
     # ------------------------------------------------------------------ the call
 
@@ -184,52 +237,64 @@ class JSMA:
         y_target: Any = "random",
         *,
         y: Optional[Any] = None,
+        trace: Optional[AttackTrace] = None,
     ) -> AttackResult:
         """Crafts adversarial samples of ``x`` classified as ``y_target`` by ``model``.
 
         Args:
             model: a torch.nn.Module in eval mode (or any callable) mapping (N, ...) inputs to
-                (N, C) logits.
+                (N, C) logits; it gets copies, never ``x`` itself.
             x: (N, ...) inputs in [clip_min, clip_max]; not modified.
-            y_target: targets, or a strategy name (see the class docstring).
+            y_target: targets, a strategy name, or ``"untargeted"`` (success: any class but
+                the true one; rows then have ``target == -1``). See the class docstring.
             y: (N,) true labels, for the strategies and to reject targets equal to them;
                 default: the model's predictions on ``x``.
+            trace: an :class:`jsma_fast.trace.AttackTrace` that records each step (rows,
+                time per section, optionally the search inputs); None records nothing.
         """
         self._check_model(model)
         self._check_inputs(x)
         sample_shape = tuple(x.shape[1:])
-        flat = x.detach().reshape(x.shape[0], -1)
+        num_features = math.prod(sample_shape)
+        flat = x.detach().reshape(x.shape[0], num_features)
         with torch.no_grad():
             clean_logits = self._batched_logits(model, flat, sample_shape)
-        plan = plan_targets(y_target, y=y, clean_logits=clean_logits, seed=self.seed)
+        targets = plan_targets(y_target, y=y, clean_logits=clean_logits, seed=self.seed)
 
-        rows = plan.source_index.numel()
-        x_adv = flat[plan.source_index].clone()
-        success = torch.zeros(rows, dtype=torch.bool, device=x.device)
+        rows = targets.source_index.numel()
+        original = flat[targets.source_index]
+        x_adv = original.clone()
         iterations = torch.zeros(rows, dtype=torch.int64, device=x.device)
         predicted = torch.zeros(rows, dtype=torch.int64, device=x.device)
         stop_code = torch.zeros(rows, dtype=torch.int8, device=x.device)
         chunk = self.batch_size or max(rows, 1)
         bar = self._progress_bar(rows)
-        for start in range(0, rows, chunk):
-            part = slice(start, min(start + chunk, rows))
-            self._run(model, x_adv[part], plan.target[part], sample_shape,
-                      iterations[part], predicted[part], stop_code[part], bar)
-        if bar is not None:
-            bar.close()
-        success = stop_code == SUCCESS
-        l0 = (x_adv != flat[plan.source_index]).sum(dim=1)
-        num_features = flat.shape[1]
+        try:
+            for start in range(0, rows, chunk):
+                part = slice(start, min(start + chunk, rows))
+                state = _Rows(
+                    x=x_adv[part], target=targets.target[part],
+                    true_class=targets.true_class[part], domain=self._start_domain(x_adv[part]),
+                    used=None, iterations=iterations[part], predicted=predicted[part],
+                    stop_code=stop_code[part],
+                )  # fmt: skip
+                if self.budget_rule == "features":
+                    state.used = torch.zeros_like(state.domain)
+                _Loop(self, model, sample_shape, targets.targeted, bar, trace).run(state)
+        finally:
+            if bar is not None:
+                bar.close()
+        l0 = (x_adv != original).sum(dim=1)
         return AttackResult(
             x_adv=x_adv.reshape((rows,) + sample_shape),
-            success=success,
+            success=stop_code == SUCCESS,
             iterations=iterations,
             l0=l0,
             l0_fraction=l0.double() / max(num_features, 1),
             predicted=predicted,
-            target=plan.target,
-            true_class=plan.true_class,
-            source_index=plan.source_index,
+            target=targets.target,
+            true_class=targets.true_class,
+            source_index=targets.source_index,
             stop_code=stop_code,
         )
 
@@ -251,30 +316,43 @@ class JSMA:
     def _check_inputs(self, x: Any) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor of shape (N, ...), got {type(x).__name__}")
+        if x.layout != torch.strided:
+            raise TypeError(
+                f"x must be a dense (strided) tensor, got layout {x.layout}; call x.to_dense()"
+            )
         if x.dim() < 2:
             raise ValueError(f"x must have shape (N, ...) with at least one feature dim, got {tuple(x.shape)}")
         if not x.dtype.is_floating_point:
             raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         if x.numel() == 0:
             return
-        lo, hi = x.min().item(), x.max().item()
-        if not (math.isfinite(lo) and math.isfinite(hi)) or torch.isnan(x).any():
+        if not torch.isfinite(x).all():
             raise ValueError("x must be finite, got NaN or inf values")
+        lo, hi = x.min().item(), x.max().item()
         if lo < self.clip_min or hi > self.clip_max:
             raise ValueError(
                 f"x must lie in [clip_min, clip_max] = [{self.clip_min}, {self.clip_max}], got "
                 f"values in [{lo}, {hi}]"
             )
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ helpers
 
     def _batched_logits(self, model, flat: torch.Tensor, sample_shape) -> torch.Tensor:
+        """The model's outputs on copies of the clean inputs (the model never sees ``x``)."""
         chunk = self.batch_size or max(flat.shape[0], 1)
-        parts = [model_outputs(model, flat[i:i + chunk], sample_shape) for i in range(0, flat.shape[0], chunk)]
-        if not parts:  # no samples: ask the model for its class count on one dummy input
+        if flat.shape[0] == 0:  # no samples: ask the model for its class count on one dummy
             dummy = flat.new_full((1, flat.shape[1]), self.clip_min)
-            return model_outputs(model, dummy, sample_shape)[:0]
-        return torch.cat(parts)
+            return _finite(model_outputs(model, dummy, sample_shape)[:0], "on the clean inputs")
+        parts = [
+            model_outputs(model, flat[i:i + chunk].clone(), sample_shape)
+            for i in range(0, flat.shape[0], chunk)
+        ]
+        return _finite(torch.cat(parts), "on the clean inputs")
+
+    def _start_domain(self, x: torch.Tensor) -> torch.Tensor:
+        if self.start_domain == "all" or self.variant == "maximal":
+            return torch.ones_like(x, dtype=torch.bool)
+        return x < self.clip_max if self.increase else x > self.clip_min
 
     def _progress_bar(self, rows: int):
         if not self.progress:
@@ -283,73 +361,217 @@ class JSMA:
 
         return tqdm(total=rows, desc="JSMA", unit="sample", dynamic_ncols=True)
 
-    def _run(
-        self,
-        model,
-        x_adv: torch.Tensor,
-        target: torch.Tensor,
-        sample_shape,
-        iterations: torch.Tensor,
-        predicted: torch.Tensor,
-        stop_code: torch.Tensor,
-        bar,
-    ) -> None:
-        """Crafts the rows of ``x_adv`` (n, M) in place; fills the per-row outputs."""
-        n, m = x_adv.shape
-        budget = self.budget(m)
-        pair = self.saliency == "pair"
-        min_domain = 2 if pair else 1
-        bound = self.clip_max if self.increase else self.clip_min
-        if self.start_domain == "all":
-            domain = torch.ones_like(x_adv, dtype=torch.bool)
-        else:
-            domain = x_adv < bound if self.increase else x_adv > bound
-        mode = "increase" if self.increase else "decrease"
-        active = torch.arange(n, device=x_adv.device)
 
+def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Normalised, checked configuration: every error names the option(s)."""
+    c = dict(config)
+    c["theta"] = _real("theta", c["theta"])
+    if c["theta"] == 0 or not math.isfinite(c["theta"]):
+        raise ValueError(f"theta must be a finite non-zero number, got {c['theta']!r}")
+    c["gamma"] = _real("gamma", c["gamma"])
+    if not 0 < c["gamma"] <= 1:
+        raise ValueError(f"gamma must be a number in (0, 1], got {c['gamma']!r}")
+    for name in ("clip_min", "clip_max"):
+        c[name] = _real(name, c[name])
+        if not math.isfinite(c[name]):
+            raise ValueError(f"{name} must be a finite number, got {c[name]!r}")
+    if not c["clip_min"] < c["clip_max"]:
+        raise ValueError(
+            f"clip_min must be < clip_max, got clip_min={c['clip_min']!r}, "
+            f"clip_max={c['clip_max']!r}"
+        )
+    for name, allowed in (
+        ("variant", VARIANTS), ("saliency", SALIENCIES), ("jacobian", JACOBIANS),
+        ("domain_rule", DOMAIN_RULES), ("start_domain", START_DOMAINS), ("budget_rule", BUDGET_RULES),
+        ("method", METHODS),
+    ):  # fmt: skip
+        _choice(name, c[name], allowed)
+    c["max_iters"] = _integer("max_iters", c["max_iters"], 0, 2**62, allow_none=True)
+    c["batch_size"] = _integer("batch_size", c["batch_size"], 1, 2**62, allow_none=True)
+    c["num_threads"] = _integer("num_threads", c["num_threads"], 1, _MAX_THREADS, allow_none=True)
+    c["seed"] = _integer("seed", c["seed"], 0, _MAX_SEED, allow_none=False)
+    for name in ("progress", "require_eval"):
+        if not isinstance(c[name], bool):
+            raise TypeError(f"{name} must be a bool, got {type(c[name]).__name__} {c[name]!r}")
+    # Combinations that make no sense.
+    if c["variant"] == "top2" and c["saliency"] == "single":
+        raise ValueError(
+            "variant='top2' chooses two features per step; it cannot run with "
+            "saliency='single' (use variant='jsma' with saliency='single')"
+        )
+    if c["variant"] == "maximal" and c["theta"] < 0:
+        raise ValueError(
+            "variant='maximal' chooses the direction of every step itself: theta is its step "
+            f"size and must be > 0, got theta={c['theta']!r}"
+        )
+    if c["budget_rule"] == "features" and c["max_iters"] is not None:
+        raise ValueError(
+            "budget_rule='features' bounds the distinct features chosen (gamma * M), not the "
+            f"iterations: leave max_iters=None, got max_iters={c['max_iters']!r}"
+        )
+    return c
+
+
+def _finite(logits: torch.Tensor, where: str) -> torch.Tensor:
+    if not torch.isfinite(logits).all():
+        rows = (~torch.isfinite(logits)).any(dim=1).nonzero().squeeze(1)
+        raise ValueError(
+            f"model returned NaN or inf class scores {where} for {rows.numel()} of "
+            f"{logits.shape[0]} rows (first: row {rows[0].item()}); the attack needs finite "
+            "outputs to tell success"
+        )
+    return logits
+
+
+@dataclass
+class _Rows:
+    """The rows of one chunk while they are crafted; every tensor has n rows, and the
+    per-row outputs are views into the attack's result tensors."""
+
+    x: torch.Tensor  #: (n, M) adversarial inputs, updated in place
+    target: torch.Tensor  #: (n,) target class, -1 for non-targeted rows
+    true_class: torch.Tensor  #: (n,)
+    domain: torch.Tensor  #: (n, M) bool, features still in the search domain
+    used: Optional[torch.Tensor]  #: (n, M) bool, features ever chosen (budget="features")
+    iterations: torch.Tensor  #: (n,) int64
+    predicted: torch.Tensor  #: (n,) int64
+    stop_code: torch.Tensor  #: (n,) int8
+
+
+class _Loop:
+    """The crafting loop of one attack call, run chunk by chunk."""
+
+    def __init__(self, attack: JSMA, model, sample_shape: Tuple[int, ...], targeted: bool,
+                 bar, trace: Optional[AttackTrace]) -> None:
+        self.attack = attack
+        self.model = model
+        self.sample_shape = sample_shape
+        self.targeted = targeted
+        self.bar = bar
+        self.trace = trace
+        self.plan = plan(attack.variant, attack.jacobian, targeted)
+        self.pairs = attack.saliency == "pair"
+        self.settings = SearchSettings(
+            rule="top2" if attack.variant == "top2" else "map", pairs=self.pairs,
+            method=attack.method, num_threads=attack.num_threads,
+        )  # fmt: skip
+        self.direction = 1 if attack.increase else -1
+        self.fixed_direction = attack.variant != "maximal"
+
+    def run(self, rows: _Rows) -> None:
+        """Crafts every row of ``rows`` in place and fills its per-row outputs."""
+        attack, trace, device = self.attack, self.trace, rows.x.device
+        # The class whose derivative is alpha: the target, or the true class (non-targeted).
+        classes = torch.where(rows.target >= 0, rows.target, rows.true_class)
+        budget = attack.budget(rows.x.shape[1])
+        active = torch.arange(rows.x.shape[0], device=device)
         while active.numel():
-            t = target[active]
-            reason = torch.full((active.numel(),), -1, dtype=torch.int8, device=x_adv.device)
-
-            def needs_step(logits: torch.Tensor) -> torch.Tensor:
-                # Later assignments take precedence: success over budget over empty domain.
-                reason[domain[active].sum(dim=1) < min_domain] = EMPTY_DOMAIN
-                reason[iterations[active] >= budget] = BUDGET
-                reason[logits.argmax(dim=1) == t] = SUCCESS
-                return reason < 0
-
-            step = forward_and_derivatives(
-                model, x_adv[active], sample_shape, t, needs_step, self.jacobian
-            )
-            predicted[active] = step.logits.argmax(dim=1)
+            with maybe_section(trace, "forward", device):
+                forward = ForwardPass(self.model, rows.x[active], self.sample_shape,
+                                      attack.jacobian)
+            logits = _finite(forward.logits, f"at iteration {int(rows.iterations[active].max())}")
+            prediction = logits.argmax(dim=1)
+            rows.predicted[active] = prediction
+            reason = self._stop_reasons(rows, active, prediction, budget)
             finished = reason >= 0
-            stop_code[active[finished]] = reason[finished]
-            active = active[~finished]
-            if active.numel() == 0:
-                if bar is not None:
-                    bar.update(int(finished.sum()))
+            rows.stop_code[active[finished]] = reason[finished]
+            going = (~finished).nonzero().squeeze(1)  # positions in this pass
+            if trace is not None:
+                trace.forward_rows.append(active.numel())
+                trace.derivative_rows.append(going.numel())
+            if going.numel() == 0:
+                self._advance(int(finished.sum()))
                 break
+            rows_going = active[going]
+            with maybe_section(trace, "derivatives", device):
+                derivs = self._derivatives(forward, going, rows_going, rows, classes)
+            with maybe_section(trace, "search", device):
+                choice = self._search(derivs, rows_going, rows)
+            stopped = rows_going[~choice.valid]
+            rows.stop_code[stopped] = NO_VALID_PAIR
+            self._advance(int(finished.sum()) + stopped.numel())
+            active = rows_going[choice.valid]
+            self._move(rows, active, choice.features[choice.valid], choice.direction[choice.valid])
+            rows.iterations[active] += 1
 
-            if pair:
-                sel = ops.select_pairs(step.alpha, step.beta, domain[active],
-                                       mode=mode, method=self.method, num_threads=self.num_threads)
-                valid = sel.valid.to(x_adv.device)
-                chosen = [sel.p.to(x_adv.device)[valid], sel.q.to(x_adv.device)[valid]]
+    def _advance(self, count: int) -> None:
+        if self.bar is not None and count:
+            self.bar.update(count)
+
+    def _stop_reasons(self, rows: _Rows, active, prediction, budget: int) -> torch.Tensor:
+        """(a,) int8 stop code per active row, -1 for the rows that go on. Later assignments
+        take precedence: success over budget over empty domain."""
+        attack = self.attack
+        reason = torch.full((active.numel(),), -1, dtype=torch.int8, device=active.device)
+        reason[rows.domain[active].sum(dim=1) < (2 if self.pairs else 1)] = EMPTY_DOMAIN
+        if rows.used is None:
+            reason[rows.iterations[active] >= budget] = BUDGET
+        else:  # ART: go on while the chosen fraction is <= gamma
+            fraction = rows.used[active].sum(dim=1).double() / rows.x.shape[1]
+            reason[fraction > attack.gamma] = BUDGET
+        target = rows.target[active]
+        success = torch.where(target >= 0, prediction == target,
+                              prediction != rows.true_class[active])
+        reason[success] = SUCCESS
+        return reason
+
+    def _derivatives(self, forward: ForwardPass, going, rows_going, rows: _Rows,
+                     classes) -> Derivatives:
+        """alpha, beta for the rows ``rows_going`` (positions ``going`` of the forward pass):
+        (k, M), or (k, C, M) for the searches over every class."""
+        attack, recipe = self.attack, self.plan.recipe
+        if self.plan.all_classes:
+            return forward.all_class_derivatives(going, recipe)
+        distance = None
+        if recipe.distance_weighted:
+            x = rows.x[rows_going]
+            distance = attack.clip_max - x if attack.increase else x - attack.clip_min
+        return forward.derivatives(going, classes[rows_going], recipe, distance)
+
+    def _search(self, derivs: Derivatives, rows_going, rows: _Rows) -> Choice:
+        """This step's features for the rows ``rows_going``."""
+        attack = self.attack
+        record = None
+        if self.trace is not None and self.trace.keep_search_inputs:
+            record = self.trace.searches.append
+        domain = rows.domain[rows_going]
+        if self.plan.all_classes or self.plan.both_directions:
+            x = rows.x[rows_going]
+            if self.plan.all_classes:
+                labels = torch.arange(derivs.alpha.shape[1], device=x.device)
+                negate = labels[None, :] == rows.true_class[rows_going][:, None]
+            else:  # one class, the target, searched both ways
+                derivs = Derivatives(derivs.alpha[:, None], derivs.beta[:, None])
+                negate = torch.zeros((x.shape[0], 1), dtype=torch.bool, device=x.device)
+            return choose_best(derivs, domain, x, negate, attack.clip_min, attack.clip_max,
+                               self.settings, record)
+        # Non-targeted rows search the opposite map: the pair must lower the true class.
+        increase_map = attack.increase if self.targeted else not attack.increase
+        return choose_fixed(derivs, domain, increase_map, self.direction, self.settings, record)
+
+    def _move(self, rows: _Rows, active, features: torch.Tensor, direction: torch.Tensor) -> None:
+        """Moves the chosen features of the rows ``active`` and updates the search domain."""
+        attack = self.attack
+        if self.fixed_direction:
+            step: Any = attack.theta
+            up = attack.increase
+        else:
+            step = direction.to(rows.x.dtype) * abs(attack.theta)
+            up = direction > 0
+        for j in range(features.shape[1]):
+            feature = features[:, j]
+            changed = (rows.x[active, feature] + step).clamp(attack.clip_min, attack.clip_max)
+            rows.x[active, feature] = changed
+            if rows.used is not None:
+                rows.used[active, feature] = True
+            if attack.domain_rule == "used":
+                rows.domain[active, feature] = False
+            elif self.fixed_direction:
+                rows.domain[active, feature] = (
+                    changed < attack.clip_max if up else changed > attack.clip_min
+                )
             else:
-                sel = ops.select_features(step.alpha, step.beta, domain[active],
-                                          mode=mode, num_threads=self.num_threads)
-                valid = sel.valid.to(x_adv.device)
-                chosen = [sel.index.to(x_adv.device)[valid]]
-            stop_code[active[~valid]] = NO_VALID_PAIR
-            if bar is not None:
-                bar.update(int(finished.sum()) + int((~valid).sum()))
-            active = active[valid]
+                rows.domain[active, feature] = torch.where(
+                    up, changed < attack.clip_max, changed > attack.clip_min
+                )
 
-            for feature in chosen:
-                changed = (x_adv[active, feature] + self.theta).clamp(self.clip_min, self.clip_max)
-                x_adv[active, feature] = changed
-                if self.domain_rule == "used":
-                    domain[active, feature] = False
-                else:
-                    domain[active, feature] = changed < bound if self.increase else changed > bound
-            iterations[active] += 1

@@ -3,11 +3,19 @@
 Each preset fixes the options in which public implementations differ; the numeric
 hyperparameters (theta, gamma, clip range) stay the caller's.
 
-| preset       | derivative of | search domain                        | ties / no pair            |
-|--------------|---------------|--------------------------------------|---------------------------|
-| ``paper``    | logits        | leaves on saturation (Algorithm 2)   | first pair / stop         |
-| ``cleverhans``| logits       | leaves after use; starts unsaturated | first row-major / stop    |
-| ``advertorch``| model output | leaves after use; starts full        | first row-major / stop    |
+| preset        | rule          | derivative of | search domain                        | budget                   |
+|---------------|---------------|---------------|--------------------------------------|--------------------------|
+| ``paper``     | pairwise map  | logits        | leaves on saturation (Algorithm 2)   | floor(M gamma / 2) steps |
+| ``cleverhans``| pairwise map  | logits        | leaves after use; starts unsaturated | floor(M gamma / 2) steps |
+| ``advertorch``| pairwise map  | logits        | leaves after use; starts full        | floor(M gamma / 2) steps |
+| ``art``       | top-2 alpha   | logits        | leaves on saturation                 | chosen features <= gamma M, checked after each step |
+
+advertorch differentiates whatever the model returns and ART's ``class_gradient`` the model's
+output: with a model that returns logits (the usual case) that is ``jacobian="logits"``.
+
+Ties: the pairwise map takes the first pair in row-major order (with ``method="exact"``), the
+top-2 rule the smaller index of equal values (ART's ``argpartition`` leaves ties unspecified).
+When no pair qualifies, the sample stops.
 
 Not reproduced, on purpose: cleverhans 3.1 falls back to feature 0 (twice) when no pair
 qualifies, and its decrease mode masks with the wrong sign; torchattacks scores
@@ -34,11 +42,18 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "method": "exact",
     },
     "advertorch": {
-        # advertorch differentiates whatever the model returns; with a model that returns
-        # logits (the usual case, and the benchmark's) that is "logits".
         "jacobian": "logits",
         "domain_rule": "used",
         "start_domain": "all",
         "method": "exact",
+    },
+    # ART 1.20.1 SaliencyMapMethod: the two largest target-class gradients in the domain,
+    # removal on saturation, and "go on while distinct chosen features / M <= gamma".
+    "art": {
+        "variant": "top2",
+        "jacobian": "logits",
+        "domain_rule": "saturated",
+        "start_domain": "unsaturated",
+        "budget_rule": "features",
     },
 }

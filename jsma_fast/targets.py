@@ -6,17 +6,24 @@ Strategies (``y`` is the true class; when not given, the model's clean predictio
 * ``"next"``: ``(y + 1) % C``;
 * ``"least_likely"``: the class with the lowest clean logit;
 * ``"all"``: every sample against every other class (the paper's protocol: C - 1 rows per
-  sample, in the order of the classes).
+  sample, in the order of the classes);
+* ``"untargeted"``: no target class; a row succeeds once the model's class differs from
+  ``y``. Its rows carry ``target == -1``.
+
+Explicit targets must differ from ``y``, or, when ``y`` is not given, from the model's clean
+prediction: a target the model already outputs is not an attack.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 
-STRATEGIES = ("random", "next", "least_likely", "all")
+UNTARGETED = "untargeted"
+STRATEGIES = ("random", "next", "least_likely", "all", UNTARGETED)
 
 
 @dataclass
@@ -24,13 +31,27 @@ class TargetPlan:
     """Which input row each attacked row comes from, its target and its true class."""
 
     source_index: torch.Tensor  #: (R,) int64, row of x that each attacked row copies
-    target: torch.Tensor  #: (R,) int64
+    target: torch.Tensor  #: (R,) int64, -1 for non-targeted rows
     true_class: torch.Tensor  #: (R,) int64, the label (or clean prediction) of the source
+    targeted: bool = True  #: False for the ``"untargeted"`` strategy
+
+
+def _as_index(value: Any) -> Optional[int]:
+    """One integer class (int, NumPy integer, 0-d integer array or tensor), else None."""
+    if isinstance(value, bool) or getattr(value, "ndim", 0) != 0:
+        return None
+    if isinstance(value, torch.Tensor) and (value.dtype.is_floating_point or value.dtype == torch.bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _as_labels(value: Any, name: str, n: int, num_classes: int, device: torch.device) -> torch.Tensor:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = torch.full((n,), value, dtype=torch.int64)
+    scalar = _as_index(value)
+    if scalar is not None:
+        value = torch.full((n,), scalar, dtype=torch.int64)
     elif not isinstance(value, torch.Tensor):
         try:
             value = torch.as_tensor(value)
@@ -71,11 +92,18 @@ def plan_targets(
     true_class = prediction if y is None else _as_labels(y, "y", n, num_classes, device)
     rows = torch.arange(n, device=device)
 
+    if y_target is None:
+        raise ValueError(
+            f"y_target must be class indices or one of {STRATEGIES}, got None; pass "
+            f"{UNTARGETED!r} for a non-targeted attack or 'random' for random targets"
+        )
     if isinstance(y_target, str):
         if y_target not in STRATEGIES:
             raise ValueError(f"y_target must be class indices or one of {STRATEGIES}, got {y_target!r}")
         if num_classes < 2:
             raise ValueError(f"a target strategy needs at least 2 classes, the model has {num_classes}")
+        if y_target == UNTARGETED:
+            return TargetPlan(rows, torch.full_like(true_class, -1), true_class, targeted=False)
         if y_target == "next":
             return TargetPlan(rows, (true_class + 1) % num_classes, true_class)
         if y_target == "least_likely":
@@ -93,12 +121,12 @@ def plan_targets(
         return TargetPlan(source, others[keep], true_class[source])
 
     target = _as_labels(y_target, "y_target", n, num_classes, device)
-    if y is not None and n:
-        same = (target == true_class).nonzero()
-        if same.numel():
-            i = same[0].item()
-            raise ValueError(
-                f"y_target must differ from the true class y: sample {i} has y_target = y = "
-                f"{target[i].item()}"
-            )
+    same = (target == true_class).nonzero()
+    if same.numel():
+        i = same[0].item()
+        against = "the true class y" if y is not None else "the model's prediction (y not given)"
+        raise ValueError(
+            f"y_target must differ from {against}: sample {i} has y_target = "
+            f"{target[i].item()}, and {same.numel()} of {n} samples are like it"
+        )
     return TargetPlan(rows, target, true_class)

@@ -79,3 +79,132 @@ def reference_jsma(model, x, target, *, theta, gamma, clip_min, clip_max, salien
                     value = float(x_adv[i])
                     domain[i] = value < bound if increase else value > bound
         iterations += 1
+
+
+# ----------------------------------------------------------------------------- the variants
+
+
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=0)
+
+
+def _best_pair(alpha, beta, domain, mode):
+    """(score, p, q) of the best pair of the map by the explicit M x M matrix; score <= 0
+    when none qualifies."""
+    m = alpha.shape[0]
+    scores = pair_scores(alpha, beta, domain, mode)
+    best = int(np.argmax(scores))
+    return scores.flat[best], best // m, best % m
+
+
+def _best_feature(alpha, beta, domain, mode):
+    smap = saliency_map(alpha[None], beta[None], domain[None], mode)[0]
+    best = int(np.argmax(smap))
+    return smap[best], best
+
+
+def _top2(alpha, domain, mode):
+    """The two usable features with the largest alpha (decrease: smallest), by sorting."""
+    sign = 1.0 if mode == "increase" else -1.0
+    usable = [i for i in range(alpha.shape[0]) if domain[i] and not np.isnan(alpha[i])]
+    ranked = sorted(usable, key=lambda i: (-sign * float(alpha[i]), i))
+    return ranked[:2]
+
+
+def _class_derivatives(jac, probabilities, c, variant, jacobian):
+    """alpha and beta (float64 or float32 in the Jacobian's dtype) of class c, from the full
+    Jacobian (C, M), summing the rows one by one."""
+    alpha = jac[c]
+    others = [j for j in range(jac.shape[0]) if j != c]
+    if variant in ("wjsma", "tjsma"):
+        beta = sum(probabilities[j] * jac[j] for j in others)
+    elif jacobian == "probs":
+        beta = None  # -alpha exactly, formed after the cast
+    else:
+        beta = sum(jac[j] for j in others)
+    return alpha, beta
+
+
+def reference_variant(model, x, target, true_class, *, variant, theta, gamma, clip_min,
+                      clip_max, saliency="pair", jacobian="logits", domain_rule="used",
+                      start_domain="unsaturated", budget_rule="steps"):
+    """Attacks one sample x (any shape) with any variant; ``target=None`` is non-targeted.
+    Returns (x_adv, success, iterations, reason)."""
+    sample_shape = x.shape
+    x_adv = x.detach().reshape(-1).clone()
+    m = x_adv.numel()
+    targeted = target is not None
+    up = theta > 0
+    per_step = 2 if saliency == "pair" else 1
+    max_iter = math.floor(m * gamma / per_step)
+    if variant == "maximal" or start_domain == "all":
+        domain = np.ones(m, dtype=bool)
+    else:
+        values = x_adv.numpy()
+        domain = values < clip_max if up else values > clip_min
+    used = np.zeros(m, dtype=bool)
+    # The map's conditions: the direction of theta, or its opposite for a non-targeted attack.
+    mode = "increase" if up == targeted else "decrease"
+    iterations = 0
+    while True:
+        logits, jac = full_jacobian(model, x_adv, sample_shape, jacobian)
+        predicted = int(torch.argmax(logits))
+        if (predicted == target) if targeted else (predicted != true_class):
+            return x_adv.view(sample_shape), True, iterations, "success"
+        if budget_rule == "steps" and iterations >= max_iter:
+            return x_adv.view(sample_shape), False, iterations, "budget"
+        if budget_rule == "features" and used.sum() / m > gamma:
+            return x_adv.view(sample_shape), False, iterations, "budget"
+        if domain.sum() < per_step:
+            return x_adv.view(sample_shape), False, iterations, "empty_domain"
+        probabilities = _softmax(logits.to(jac.dtype))
+        values = x_adv.numpy()
+        moves = []  # (score, features, direction) of each search, in the kernels' order
+        if variant == "maximal":
+            classes = [target] if targeted else list(range(jac.shape[0]))
+            for c in classes:
+                alpha, beta = _class_derivatives(jac, probabilities, c, variant, jacobian)
+                alpha = alpha.numpy().astype(np.float32)
+                beta = -alpha if beta is None else beta.numpy().astype(np.float32)
+                for pattern, sign in (("increase", 1), ("decrease", -1)):
+                    direction = -sign if (not targeted and c == true_class) else sign
+                    movable = domain & (values < clip_max if direction > 0 else values > clip_min)
+                    if saliency == "pair":
+                        score, p, q = _best_pair(alpha, beta, movable, pattern)
+                        moves.append((score, [p, q], direction))
+                    else:
+                        score, i = _best_feature(alpha, beta, movable, pattern)
+                        moves.append((score, [i], direction))
+        else:
+            c = target if targeted else true_class
+            alpha, beta = _class_derivatives(jac, probabilities, c, variant, jacobian)
+            if variant == "tjsma":
+                distance = (clip_max - x_adv) if up else (x_adv - clip_min)
+                alpha, beta = distance * alpha, distance * beta
+            alpha = alpha.numpy().astype(np.float32)
+            beta = -alpha if beta is None else beta.numpy().astype(np.float32)
+            direction = 1 if up else -1
+            if variant == "top2":
+                chosen = _top2(alpha, domain, mode)
+                moves.append((1.0 if len(chosen) == 2 else 0.0, chosen, direction))
+            elif saliency == "pair":
+                score, p, q = _best_pair(alpha, beta, domain, mode)
+                moves.append((score, [p, q], direction))
+            else:
+                score, i = _best_feature(alpha, beta, domain, mode)
+                moves.append((score, [i], direction))
+        best = max(range(len(moves)), key=lambda s: (moves[s][0], -s))  # earliest of equals
+        score, chosen, direction = moves[best]
+        if not score > 0:
+            return x_adv.view(sample_shape), False, iterations, "no_valid_pair"
+        with torch.no_grad():
+            for i in chosen:
+                changed = x_adv[i] + direction * abs(theta)
+                x_adv[i] = changed.clamp(clip_min, clip_max)
+                used[i] = True
+                if domain_rule == "used":
+                    domain[i] = False
+                else:
+                    value = float(x_adv[i])
+                    domain[i] = value < clip_max if direction > 0 else value > clip_min
+        iterations += 1

@@ -86,6 +86,9 @@ def test_equals_reference_on_generic_model(jacobian, theta, saliency):
     model = generic_model(seed=3)
     x = torch.rand((8,) + SAMPLE_SHAPE, generator=torch.Generator().manual_seed(4))
     targets = torch.arange(8) % NUM_CLASSES
+    with torch.no_grad():  # a target the model already outputs is refused: drop those rows
+        keep = model(x).argmax(1) != targets
+    x, targets = x[keep], targets[keep]
     config = dict(theta=theta, gamma=0.6, clip_min=0.0, clip_max=1.0, saliency=saliency,
                   jacobian=jacobian, domain_rule="used", start_domain="unsaturated")
     ref_adv, ref_success, ref_iters, ref_reason = run_reference(model, x, targets, **config)
@@ -169,7 +172,7 @@ def test_presets_fix_the_published_semantics():
         y = model(x).argmax(1)
     target = (y + 1) % NUM_CLASSES
     assert clever(model, x, target).stop_reason == ["empty_domain"] * 3
-    assert "empty_domain" not in adv(model, x, target).stop_reason[:1] or True
+    assert "empty_domain" not in adv(model, x, target).stop_reason
     assert torch.equal(adv(model, x, target).x_adv, x)  # at the bound nothing can change
     with pytest.raises(ValueError, match=r"preset must be one of"):
         JSMA.preset("foolbox")

@@ -72,6 +72,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without ART
     ) from exc
 
 from ..attack import JSMA
+from ._reached import attack_unreached
 
 __all__ = ["SaliencyMapMethod"]
 
@@ -229,8 +230,8 @@ class SaliencyMapMethod(EvasionAttack):
         modes = [(module, module.training) for module in self.estimator._model.modules()]
         self.estimator._model.eval()
         try:
-            result = attack(self._model(), inputs, target)
+            x_adv = attack_unreached(attack, self._model(), inputs, target)
         finally:
             for module, training in modes:
                 module.training = training
-        return result.x_adv.detach().cpu().numpy().reshape(x.shape)
+        return x_adv.detach().cpu().numpy().reshape(x.shape)

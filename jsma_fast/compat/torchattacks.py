@@ -65,6 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torchatt
     ) from exc
 
 from ..attack import JSMA as _JSMA
+from ._reached import attack_unreached
 
 __all__ = ["JSMA"]
 
@@ -171,6 +172,8 @@ class JSMA(_Attack):
             # JSMA is a targeted attack; torchattacks' default is the next class.
             target, truth = "next", labels
         num_features = int(images[0].numel()) if images.shape[0] else 0
-        result = self.jsma(num_features)(self.get_logits, images, target, y=truth)
-        return result.x_adv
+        attack = self.jsma(num_features)
+        if isinstance(target, torch.Tensor):
+            return attack_unreached(attack, self.get_logits, images, target)
+        return attack(self.get_logits, images, target, y=truth).x_adv
 

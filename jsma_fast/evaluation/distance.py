@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..derivatives import forward_and_derivatives
+from ..derivatives import Recipe, derivatives_of
 from ..ops import saliency_map
 
 
@@ -34,9 +34,9 @@ def saliency_maps(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     if x.shape[0] != targets.shape[0]:
         raise ValueError(f"targets must have shape ({x.shape[0]},), got {tuple(targets.shape)}")
     flat = x.detach().reshape(x.shape[0], -1)
-    d = forward_and_derivatives(model, flat, tuple(x.shape[1:]), targets.to(torch.int64),
-                                lambda logits: torch.ones(logits.shape[0], dtype=torch.bool,
-                                                          device=logits.device), jacobian)
+    # The paper's map: for probabilities, beta is exactly -alpha (they sum to 1).
+    recipe = Recipe(jacobian, "negated" if jacobian == "probs" else "others")
+    d = derivatives_of(model, flat, tuple(x.shape[1:]), targets.to(torch.int64), recipe)
     return saliency_map(d.alpha.cpu().contiguous(), d.beta.cpu().contiguous(), mode=mode)
 
 

@@ -1,0 +1,133 @@
+"""One step's choice of features: runs the native searches for a batch of rows.
+
+A fixed-direction attack runs one search per row (the pairwise map, the single-feature map or
+the top-2 rule). The ``maximal`` variant runs several per row and keeps the best: one per
+direction (targeted), or one per class and sign pattern (non-targeted). Those searches are
+stacked as rows of one kernel call in increase form (a decrease search on (alpha, beta) is an
+increase search on (-alpha, -beta), exactly), so a step costs one native call whatever the
+variant. Of equal scores, the earlier search wins: increase before decrease, then class order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from . import ops
+from .derivatives import Derivatives
+from .trace import SearchInputs
+
+Recorder = Optional[Callable[[SearchInputs], None]]
+
+
+@dataclass
+class Choice:
+    """Per row: whether a choice exists, the chosen features and the direction they move."""
+
+    valid: torch.Tensor  #: (k,) bool
+    features: torch.Tensor  #: (k, F) int64, F = 2 for pairs, 1 for single features
+    direction: torch.Tensor  #: (k,) int8, +1 (increase) or -1 (decrease)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the searches run (shared by every step of an attack)."""
+
+    rule: str  #: ``"map"`` or ``"top2"``
+    pairs: bool  #: pairs of features, or single features
+    method: str  #: pair search method (``ops.PAIR_METHODS``)
+    num_threads: Optional[int]
+
+
+def choose_fixed(
+    derivs: Derivatives, domain: torch.Tensor, increase_map: bool, direction: int,
+    settings: SearchSettings, record: Recorder = None,
+) -> Choice:
+    """One search per row: the map in increase or decrease form, features move ``direction``.
+
+    Args:
+        derivs: alpha, beta (k, M).
+        domain: (k, M) bool search domain.
+        increase_map: the map's increase conditions (else decrease; top-2: largest alpha,
+            else smallest).
+        direction: +1 or -1, where the chosen features move.
+        record: called with a copy of the search's inputs (tracing), or None.
+    """
+    mode = "increase" if increase_map else "decrease"
+    if record is not None:
+        record(_copy(derivs.alpha, derivs.beta, domain, mode, settings))
+    device = derivs.alpha.device
+    if settings.rule == "top2":
+        sel = ops.select_top2(derivs.alpha, domain, mode=mode, num_threads=settings.num_threads)
+        features = torch.stack([sel.p, sel.q], dim=1)
+    elif settings.pairs:
+        sel = ops.select_pairs(derivs.alpha, derivs.beta, domain, mode=mode,
+                               method=settings.method, num_threads=settings.num_threads)
+        features = torch.stack([sel.p, sel.q], dim=1)
+    else:
+        sel = ops.select_features(derivs.alpha, derivs.beta, domain, mode=mode,
+                                  num_threads=settings.num_threads)
+        features = sel.index[:, None]
+    valid = sel.valid.to(device)
+    steps = torch.full(valid.shape, direction, dtype=torch.int8, device=device)
+    return Choice(valid, features.to(device), steps)
+
+
+def choose_best(
+    derivs: Derivatives, available: torch.Tensor, x: torch.Tensor, negate_class: torch.Tensor,
+    clip_min: float, clip_max: float, settings: SearchSettings, record: Recorder = None,
+) -> Choice:
+    """The best of an increase and a decrease search per class, over every class given.
+
+    Args:
+        derivs: alpha, beta (k, C, M): one alpha and beta per class (C = 1 for the targeted
+            ``maximal`` variant, every class for the non-targeted one).
+        available: (k, M) bool, features still in the search domain.
+        x: (k, M) current inputs: a feature moves up only below clip_max, down only above
+            clip_min.
+        negate_class: (k, C) bool, classes to lower rather than raise (the true class of a
+            non-targeted attack): their features move against the sign of A.
+        record: called with a copy of the stacked search's inputs (tracing), or None.
+    """
+    k, classes, m = derivs.alpha.shape
+    device = derivs.alpha.device
+    # Search s = 2 * c + pattern, pattern 0: increase conditions (A > 0), 1: decrease.
+    pattern_sign = torch.tensor([1.0, -1.0], device=device)
+    alpha = (derivs.alpha[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
+    beta = (derivs.beta[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
+    pattern_direction = torch.tensor([1, -1], dtype=torch.int8, device=device)
+    direction = pattern_direction[None, None, :] * torch.where(
+        negate_class, torch.tensor(-1, dtype=torch.int8, device=device),
+        torch.tensor(1, dtype=torch.int8, device=device),
+    )[:, :, None]  # (k, C, 2)
+    movable_up = available & (x < clip_max)
+    movable_down = available & (x > clip_min)
+    domain = torch.where(
+        (direction > 0)[..., None], movable_up[:, None, None, :], movable_down[:, None, None, :]
+    ).reshape(k * classes * 2, m)
+    if record is not None:
+        record(_copy(alpha, beta, domain, "increase", settings))
+
+    if settings.pairs:
+        sel = ops.select_pairs(alpha.contiguous(), beta.contiguous(), domain.contiguous(),
+                               mode="increase", method=settings.method,
+                               num_threads=settings.num_threads)
+        features = torch.stack([sel.p, sel.q], dim=1)
+    else:
+        sel = ops.select_features(alpha.contiguous(), beta.contiguous(), domain.contiguous(),
+                                  mode="increase", num_threads=settings.num_threads)
+        features = sel.index[:, None]
+    searches = classes * 2
+    score = torch.where(sel.valid, sel.score, torch.zeros_like(sel.score)).to(device)
+    winner = score.view(k, searches).argmax(dim=1)  # the first maximum: earlier search wins
+    pick = torch.arange(k, device=device) * searches + winner
+    valid = sel.valid.to(device).view(k, searches).any(dim=1)
+    return Choice(valid, features.to(device)[pick], direction.reshape(k, searches)[
+        torch.arange(k, device=device), winner])
+
+
+def _copy(alpha, beta, domain, mode: str, settings: SearchSettings) -> SearchInputs:
+    return SearchInputs(alpha.detach().clone(), None if beta is None else beta.detach().clone(),
+                        domain.detach().clone(), mode, settings.rule, settings.pairs)
