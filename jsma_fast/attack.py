@@ -423,6 +423,20 @@ def _finite(logits: torch.Tensor, where: str) -> torch.Tensor:
     return logits
 
 
+def _no_nan(derivs: Derivatives) -> Derivatives:
+    """NaN derivatives mean a broken model; ranking around them would report a failed attack
+    (a robust model) where there is none."""
+    for name, value in (("alpha", derivs.alpha), ("beta", derivs.beta)):
+        if value is not None and torch.isnan(value).any():
+            rows = torch.isnan(value).flatten(1).any(dim=1).nonzero().squeeze(1)
+            raise ValueError(
+                f"the derivatives of the model are NaN ({name}) for {rows.numel()} of "
+                f"{value.shape[0]} rows; the model's backward pass is broken (e.g. torch.where "
+                "or division whose unused branch is inf or NaN)"
+            )
+    return derivs
+
+
 @dataclass
 class _Rows:
     """The rows of one chunk while they are crafted; every tensor has n rows, and the
@@ -521,12 +535,12 @@ class _Loop:
         (k, M), or (k, C, M) for the searches over every class."""
         attack, recipe = self.attack, self.plan.recipe
         if self.plan.all_classes:
-            return forward.all_class_derivatives(going, recipe)
+            return _no_nan(forward.all_class_derivatives(going, recipe))
         distance = None
         if recipe.distance_weighted:
             x = rows.x[rows_going]
             distance = attack.clip_max - x if attack.increase else x - attack.clip_min
-        return forward.derivatives(going, classes[rows_going], recipe, distance)
+        return _no_nan(forward.derivatives(going, classes[rows_going], recipe, distance))
 
     def _search(self, derivs: Derivatives, rows_going, rows: _Rows) -> Choice:
         """This step's features for the rows ``rows_going``."""

@@ -18,6 +18,7 @@ import torch
 
 from jsma_fast import JSMA
 
+import reference
 from reference_attack import reference_variant
 from test_attack import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model
 
@@ -179,3 +180,42 @@ def test_none_target_is_refused_with_the_two_ways_to_say_it():
     model, x, y = _problem(torch.float32, n=2)
     with pytest.raises(ValueError, match=r"got None; pass 'untargeted'.*'random'"):
         JSMA()(model, x, None, y=y)
+
+
+def _unlikely_target_model(dtype):
+    """A tanh network whose class 2 has probability ~1e-9 on every input."""
+    torch.manual_seed(11)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(M, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4),
+    )
+    with torch.no_grad():
+        model[3].bias[2] = -21.0
+    return model.to(dtype).eval()
+
+
+def test_jsma_f_ranks_the_target_derivative_not_rounding_noise():
+    model = _unlikely_target_model(torch.float32)
+    x = torch.rand((32,) + SAMPLE_SHAPE, generator=torch.Generator().manual_seed(12)) * 0.9
+    target = torch.full((32,), 2)
+    with torch.no_grad():
+        p_target = torch.softmax(model(x), dim=1)[:, 2]
+    assert p_target.max() < 1e-8
+    # alpha from a float64 copy of the model: dp_t/dx, accurate to float32 rounding.
+    model64 = _unlikely_target_model(torch.float64)
+    flat = x.reshape(32, -1).double().requires_grad_(True)
+    probabilities = torch.softmax(model64(flat.view((32,) + SAMPLE_SHAPE)), dim=1)
+    (alpha64,) = torch.autograd.grad(probabilities[:, 2].sum(), flat)
+    alpha = alpha64.float().numpy()
+    expected = reference.select_pairs(alpha, -alpha, None, "increase")
+    one_step = JSMA(jacobian="probs", max_iters=1, method="exact", start_domain="all")
+    result = one_step(model, x, target)
+    changed = (result.x_adv != x).reshape(32, -1)
+    for i in range(32):
+        assert changed[i].nonzero().squeeze(1).tolist() == [expected[0][i], expected[1][i]]
+    # The subtraction d(sum p)/dx - alpha is rounding noise here: ranking it picks other pairs.
+    flat32 = x.reshape(32, -1).clone().requires_grad_(True)
+    p32 = torch.softmax(model(flat32.view((32,) + SAMPLE_SHAPE)), dim=1)
+    (a32,) = torch.autograd.grad(p32[:, 2].sum(), flat32, retain_graph=True)
+    (all32,) = torch.autograd.grad(p32.sum(), flat32)
+    noisy = reference.select_pairs(a32.numpy(), (all32 - a32).numpy(), None, "increase")
+    assert (noisy[0] != expected[0]).any() or (noisy[1] != expected[1]).any()

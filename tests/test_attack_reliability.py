@@ -1,0 +1,176 @@
+"""The attack under careless or hostile use: immutable configuration, any real or integer
+type, empty batches, broken models and targets. Every error names what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jsma_fast import JSMA
+
+from test_attack import NUM_CLASSES, SAMPLE_SHAPE, generic_model
+
+M = int(np.prod(SAMPLE_SHAPE))
+
+
+def _inputs(n=4, seed=0):
+    return torch.rand((n,) + SAMPLE_SHAPE, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- immutable configuration
+
+
+def test_configuration_cannot_be_changed_after_checking():
+    attack = JSMA(theta=1.0)
+    for name, value in (("theta", float("nan")), ("theta", 0.0), ("gamma", 2.0), ("new", 1)):
+        with pytest.raises(AttributeError, match=rf"immutable: cannot set '{name}'.*replace"):
+            setattr(attack, name, value)
+    assert attack.theta == 1.0
+
+
+def test_replace_checks_like_a_new_attack():
+    attack = JSMA(theta=1.0, gamma=0.2, seed=3)
+    changed = attack.replace(theta=-0.5)
+    assert (changed.theta, changed.gamma, changed.seed, attack.theta) == (-0.5, 0.2, 3, 1.0)
+    assert changed == JSMA(theta=-0.5, gamma=0.2, seed=3) and hash(changed) == hash(
+        JSMA(theta=-0.5, gamma=0.2, seed=3))
+    with pytest.raises(ValueError, match=r"theta must be a finite non-zero number, got nan"):
+        attack.replace(theta=float("nan"))
+    with pytest.raises(TypeError, match=r"unknown options \['epsilon'\]"):
+        attack.replace(epsilon=0.1)
+
+
+# ---------------------------------------------------------------- number types
+
+
+def test_numpy_and_tensor_scalars_are_accepted():
+    attack = JSMA(theta=np.float32(1.0), gamma=np.float64(0.25), clip_min=np.int64(0),
+                  clip_max=torch.tensor(1.0), max_iters=np.int64(3), batch_size=np.int32(2),
+                  num_threads=np.int64(1), seed=np.uint64(7))
+    assert attack.config()["max_iters"] == 3 and type(attack.max_iters) is int
+    assert type(attack.theta) is float and attack.gamma == 0.25
+    model = generic_model(seed=1)
+    x = _inputs()
+    with torch.no_grad():
+        prediction = model(x).argmax(1)
+    target = int((prediction[0] + 1) % NUM_CLASSES)
+    result = attack(model, x[:1], np.int64(target))
+    assert result.target.tolist() == [target]
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    (dict(theta="1"), TypeError, ["theta must be a real number", "str"]),
+    (dict(theta=True), TypeError, ["theta must be a real number", "bool"]),
+    (dict(gamma=None), TypeError, ["gamma must be a real number", "NoneType"]),
+    (dict(max_iters=2.0), TypeError, ["max_iters must be None or an int", "float"]),
+    (dict(num_threads=0), ValueError, ["num_threads must be None or an int >= 1", "got 0"]),
+    (dict(num_threads=2**31), ValueError, ["num_threads must be an int in [1, 2147483647]"]),
+    (dict(seed=-1), ValueError, ["seed must be an int >= 0", "got -1"]),
+    (dict(seed=2**64), ValueError, ["seed must be an int in [0, 18446744073709551615]"]),
+    (dict(seed=1.5), TypeError, ["seed must be an int", "float"]),
+    (dict(progress=1), TypeError, ["progress must be a bool", "int"]),
+])
+def test_bad_types_and_ranges_are_named(kwargs, error, words):
+    with pytest.raises(error) as info:
+        JSMA(**kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_the_largest_seed_works():
+    model = generic_model(seed=2)
+    result = JSMA(seed=2**64 - 1, max_iters=0)(model, _inputs(), "random")
+    assert len(result) == 4
+
+
+# ---------------------------------------------------------------- empty batches
+
+
+@pytest.mark.parametrize("y_target", ["next", "all", "random", "untargeted", "least_likely"])
+def test_an_empty_batch_gives_an_empty_result(y_target):
+    model = generic_model(seed=3)
+    x = torch.zeros((0,) + SAMPLE_SHAPE)
+    result = JSMA()(model, x, y_target)
+    assert len(result) == 0 and result.x_adv.shape == (0,) + SAMPLE_SHAPE
+    assert result.summary()["rows"] == 0.0
+
+
+def test_explicit_empty_targets():
+    model = generic_model(seed=3)
+    result = JSMA()(model, torch.zeros((0,) + SAMPLE_SHAPE), torch.zeros(0, dtype=torch.int64))
+    assert len(result) == 0
+
+
+# ---------------------------------------------------------------- broken models and targets
+
+
+class _Scaled(torch.nn.Module):
+    """Wraps a model; `mode` makes it misbehave."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.inner = generic_model(seed=4)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "in_place":
+            x.mul_(0.5)  # changes its input
+            return self.inner(x)
+        logits = self.inner(x)
+        if self.mode == "nan":
+            return logits * float("nan")
+        changed = (x > 0.999).flatten(1).any(1, keepdim=True)  # once a feature was raised
+        if self.mode == "nan_later":  # finite on clean inputs, NaN later
+            return logits + torch.where(changed, float("nan"), 0.0)
+        if self.mode == "nan_gradient":  # finite outputs, NaN derivatives
+            never = torch.zeros_like(logits, dtype=torch.bool)
+            return torch.where(never, logits / 0.0, logits)  # 0 * inf in the backward
+        if self.mode == "detached":
+            return logits.detach()
+        return logits
+
+
+@pytest.mark.parametrize("mode", ["nan", "nan_later"])
+def test_nan_logits_are_an_error_not_a_success(mode):
+    x = _inputs(seed=5) * 0.9
+    with pytest.raises(ValueError, match=r"model returned NaN or inf class scores"):
+        JSMA(variant="top2")(_Scaled(mode).eval(), x, "untargeted")  # top-2 always moves
+
+
+def test_nan_derivatives_are_an_error_not_a_failed_attack():
+    with pytest.raises(ValueError, match=r"derivatives of the model are NaN"):
+        JSMA()(_Scaled("nan_gradient").eval(), _inputs(seed=5) * 0.9, "next")
+
+
+def test_a_model_that_changes_its_input_in_place_leaves_the_callers_x_alone():
+    model = _Scaled("in_place").eval()
+    x = _inputs(seed=6)
+    before = x.clone()
+    result = JSMA(gamma=0.3)(model, x, "next")
+    assert torch.equal(x, before)
+    # The attack sees the model's function of a copy, so its results are a plain model's.
+    plain = JSMA(gamma=0.3)(lambda z: model.inner(z * 0.5), x, "next")
+    assert torch.equal(result.x_adv, plain.x_adv)
+
+
+def test_a_model_without_gradients_is_named():
+    with pytest.raises(ValueError, match=r"model output does not require grad.*torch.no_grad"):
+        JSMA()(_Scaled("detached").eval(), _inputs(seed=7), "next")
+
+
+def test_targets_equal_to_the_prediction_are_refused_without_y():
+    model = generic_model(seed=8)
+    x = _inputs(seed=8)
+    with torch.no_grad():
+        prediction = model(x).argmax(1)
+    with pytest.raises(ValueError, match=r"y_target must differ from the model's prediction"):
+        JSMA()(model, x, prediction)
+
+
+def test_sparse_inputs_get_advice_that_works():
+    x = _inputs(seed=9)
+    with pytest.raises(TypeError, match=r"x must be a dense \(strided\) tensor.*to_dense"):
+        JSMA()(generic_model(seed=9), x.to_sparse(), "next")
+    result = JSMA(max_iters=0)(generic_model(seed=9), x.to_sparse().to_dense(), "next")
+    assert len(result) == 4
