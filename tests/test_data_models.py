@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from jsma_fast.data import IDX_FILES, load_idx, load_mnist, split_holdout
-from jsma_fast.models import LeNet, resnet18_like
+from jsma_fast.models import LeNet, PaperLeNet, resnet18_like
 from jsma_fast.training import (
     accuracy,
     default_cache_dir,
@@ -213,6 +213,39 @@ def test_lenet_shapes() -> None:
     assert LeNet(num_classes=3)(torch.rand(1, 1, 28, 28)).shape == (1, 3)
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
         model(torch.rand(2, 784))
+
+
+def test_paper_lenet_is_caffes_mnist_lenet() -> None:
+    model = PaperLeNet().eval()
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    # conv 20@5x5, conv 50@5x5, fc 800 -> 500, fc 500 -> 10, with biases
+    assert sum(p.numel() for p in model.parameters()) == 520 + 25_050 + 400_500 + 5_010
+    assert not any(isinstance(m, torch.nn.ReLU) for m in model.features)  # as Caffe's
+    conv = model.features[0]
+    bound = (3.0 / 25) ** 0.5  # Caffe's xavier filler on fan_in = 1 * 5 * 5
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.8 * bound
+    assert torch.equal(conv.bias, torch.zeros(20))
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        model(torch.rand(2, 784))
+
+
+def test_caffe_inv_schedule_trains_with_sgd_and_the_inv_policy() -> None:
+    from jsma_fast.training import _optimizer
+
+    optimizer, policy = _optimizer(PaperLeNet(), "caffe_inv", 0.01, total_steps=100)
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["weight_decay"]) == (0.9, 5e-4)
+    for _ in range(1000):
+        optimizer.step()
+        policy.step()
+    assert group["lr"] == pytest.approx(0.01 * (1 + 1e-4 * 1000) ** -0.75)
+    x, y = _tiny_data(100)
+    torch.manual_seed(0)
+    model = PaperLeNet()
+    train_classifier(model, x, y, epochs=4, batch_size=20, lr=0.01, seed=1,
+                     schedule="caffe_inv", progress=False)
+    assert accuracy(model, x, y) == 1.0
 
 
 def test_resnet18_like_shapes() -> None:

@@ -165,6 +165,11 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
     assert proc.returncode == 0, out.decode()
     report = (full / "report.md").read_text()
     assert "97.10%" in report and "4.02%" in report and "64.70%" in report
+    assert "## The paper's algorithm on two models, and the variants" in report
+    assert "the paper-style LeNet (Caffe)" in report and "| TJSMA |" in report
+    modes = [line.split(",")[0] for line in (full / "summary.csv").read_text().splitlines()]
+    assert modes[1:] == ["increase", "decrease", "variant_tjsma", "variant_wjsma",
+                         "variant_jsma_f", "variant_top2", "variant_maximal", "model_paper"]
     for name in ("success_increase", "distortion_increase", "hardness_increase", "grid_increase",
                  "grid_decrease", "saliency_maps", "success_vs_gamma", "detector_roc", "toy_and"):
         assert (full / "figures" / f"{name}.png").stat().st_size > 0
