@@ -275,36 +275,23 @@ def replay_floor(model: torch.nn.Module, x: torch.Tensor, passes: Sequence[tuple
     return time.perf_counter() - start
 
 
-def profile_attack(run: Callable[..., Any], x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """One attack run with the derivative step and the pair search timed: seconds in
-    ``forward_and_derivatives`` (forward + 2 VJPs + its own tensor work), in
-    ``ops.select_pairs``, and in everything else (clean forward, target planning, domain
-    and stop bookkeeping, updates)."""
-    import jsma_fast.attack as attack_module
-    from jsma_fast import ops
+def profile_attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """One run of the default attack with its loop traced (``jsma_fast.trace.AttackTrace``):
+    seconds in the forward passes, in the derivatives (the VJPs and their tensor work), in
+    the saliency searches, and in everything else (clean forward, target planning, domain and
+    stop bookkeeping, updates)."""
+    from jsma_fast import JSMA
+    from jsma_fast.trace import AttackTrace
 
-    spent = {"derivatives_s": 0.0, "pair_search_s": 0.0}
-    originals = (attack_module.forward_and_derivatives, ops.select_pairs)
-
-    def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[key] += time.perf_counter() - start
-
-        return wrapper
-
-    attack_module.forward_and_derivatives = timed(originals[0], "derivatives_s")
-    ops.select_pairs = timed(originals[1], "pair_search_s")
-    try:
-        start = time.perf_counter()
-        run(x, y, target)
-        total = time.perf_counter() - start
-    finally:
-        attack_module.forward_and_derivatives, ops.select_pairs = originals
-    spent["total_s"] = total
+    trace = AttackTrace()
+    start = time.perf_counter()
+    JSMA(theta=THETA, gamma=GAMMA)(model, x, target, y=y, trace=trace)
+    total = time.perf_counter() - start
+    spent = {
+        "derivatives_s": trace.seconds["forward"] + trace.seconds["derivatives"],
+        "pair_search_s": trace.seconds["search"],
+        "total_s": total,
+    }
     spent["other_s"] = total - spent["derivatives_s"] - spent["pair_search_s"]
     return spent
 
@@ -349,7 +336,7 @@ def worker(args: argparse.Namespace) -> None:
         floors = [replay_floor(model, x, passes, target) for _ in range(max(args.repeats, 3))]
         out["floor_s"] = statistics.median(floors)
         out["floor_passes"] = passes
-        out["profile"] = profile_attack(run, x, y, target)
+        out["profile"] = profile_attack(model, x, y, target)
     torch.save(out, args.out)
 
 

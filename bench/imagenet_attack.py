@@ -27,10 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_file  # noqa: E402
-from attack_trace import PairSearchTrace  # noqa: E402
+from attack_trace import replay_pair_searches  # noqa: E402
 from bench_pruned import environment  # noqa: E402
 
 from jsma_fast import JSMA  # noqa: E402
+from jsma_fast.trace import AttackTrace  # noqa: E402
 from jsma_fast.derivatives import Recipe, derivatives_of  # noqa: E402
 from jsma_fast.models import resnet18_like  # noqa: E402
 
@@ -57,15 +58,18 @@ def imagenet_case(steps: int) -> dict:
     gradient_s = (time.perf_counter() - start) / 3
 
     attack = JSMA(theta=1.0, gamma=0.145, max_iters=steps)
-    with PairSearchTrace() as trace:
-        start = time.perf_counter()
-        result = attack(model, x, target)
-        total = time.perf_counter() - start
+    trace = AttackTrace()  # timing only: copying the search inputs would add to the search
+    start = time.perf_counter()
+    result = attack(model, x, target, trace=trace)
+    total = time.perf_counter() - start
+    inputs = AttackTrace(keep_search_inputs=True)
+    attack(model, x, target, trace=inputs)
     iterations = int(result.iterations[0])
     # The attack runs `iterations` full steps plus one final forward (and one forward on the
     # clean input for the target strategies).
     step_s = total / max(iterations, 1)
-    search_s = float(np.median(trace.seconds)) if trace.seconds else float("nan")
+    searches = trace.durations["search"]
+    search_s = float(np.median(searches)) if searches else float("nan")
     return {
         "m": m,
         "iterations": iterations,
@@ -74,7 +78,7 @@ def imagenet_case(steps: int) -> dict:
         "gradient_s": gradient_s,
         "search_s": search_s,
         "search_share": search_s / step_s,
-        "survivors": trace.survivor_counts(),
+        "survivors": replay_pair_searches(inputs).survivors,
         "peak_rss": peak_rss_bytes(),
         "broadcast_tensor_bytes": m * m * 4,
         "changed": int(result.l0[0]),
@@ -88,16 +92,18 @@ def lenet_case(digits: int) -> dict:
     with torch.no_grad():
         correct = model(split.test_x).argmax(1) == split.test_y
     x, y = split.test_x[correct][:digits], split.test_y[correct][:digits]
-    with PairSearchTrace(compare_exact=True) as trace:
-        result = JSMA(theta=1.0, gamma=0.145, method="pruned")(model, x, (y + 1) % 10, y=y)
+    trace = AttackTrace(keep_search_inputs=True)
+    result = JSMA(theta=1.0, gamma=0.145, method="pruned")(model, x, (y + 1) % 10, y=y,
+                                                           trace=trace)
+    replay = replay_pair_searches(trace, compare_exact=True)
     exact = JSMA(theta=1.0, gamma=0.145, method="exact")(model, x, (y + 1) % 10, y=y)
     return {
         "digits": len(x),
-        "steps": len(trace.survivor_counts()),
-        "survivors": trace.survivor_counts(),
-        "same_pair": trace.same_pair,
-        "same_score": trace.same_score,
-        "rows": trace.rows,
+        "steps": len(replay.survivors),
+        "survivors": replay.survivors,
+        "same_pair": replay.same_pair,
+        "same_score": replay.same_score,
+        "rows": replay.rows,
         "same_outputs": int(sum(torch.equal(a, b) for a, b in zip(result.x_adv, exact.x_adv))),
         "success": float(result.success.float().mean()),
     }

@@ -41,7 +41,10 @@ class AttackTrace:
     derivative_rows: List[int] = field(default_factory=list)  #: rows that took derivatives
     seconds: Dict[str, float] = field(
         default_factory=lambda: {"forward": 0.0, "derivatives": 0.0, "search": 0.0}
-    )
+    )  #: total wall time per section
+    durations: Dict[str, List[float]] = field(
+        default_factory=lambda: {"forward": [], "derivatives": [], "search": []}
+    )  #: wall time of each call of a section, in order
     searches: List[SearchInputs] = field(default_factory=list)
 
     @contextmanager
@@ -53,7 +56,9 @@ class AttackTrace:
             yield
         finally:
             _synchronize(device)
-            self.seconds[name] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            self.seconds[name] += elapsed
+            self.durations[name].append(elapsed)
 
     @property
     def steps(self) -> int:
