@@ -54,6 +54,7 @@ targets go through ART's ``check_and_transform_label_format`` and, when ``y`` is
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -198,10 +199,19 @@ class SaliencyMapMethod(EvasionAttack):
         :param y: Target values (class labels) one-hot-encoded of shape `(nb_samples, nb_classes)`
                   or indices of shape `(nb_samples,)`. None: random targets other than the
                   predicted classes.
+        :param kwargs: Accepted and ignored, as ART's ``SaliencyMapMethod.generate`` ignores
+                       them (e.g. ``mask=None`` passed by generic ART code); a keyword with a
+                       value other than None gets a ``UserWarning`` saying it is ignored.
         :return: An array holding the adversarial examples, float32 of the shape of `x`.
         """
-        if kwargs:
-            raise TypeError(f"generate() got unexpected keyword arguments {sorted(kwargs)}")
+        ignored = sorted(name for name, value in kwargs.items() if value is not None)
+        if ignored:
+            warnings.warn(
+                f"SaliencyMapMethod.generate ignores the keyword arguments {ignored}, as ART's "
+                "SaliencyMapMethod does",
+                UserWarning,
+                stacklevel=2,
+            )
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         nb_classes = self.estimator.nb_classes
