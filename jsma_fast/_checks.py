@@ -93,14 +93,16 @@ def check_int(value: Any, name: str, *, minimum: Optional[int] = None,
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} "
                         f"{_shown(value)}") from None
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ValueError(f"{name} must be an integer in {_bounds(minimum, maximum)}, got {number}")
+        raise ValueError(f"{name} must be an integer {_bounds(minimum, maximum)}, got {number}")
     return number
 
 
 def _bounds(minimum: Optional[int], maximum: Optional[int]) -> str:
-    low = "-inf" if minimum is None else str(minimum)
-    high = "inf" if maximum is None else str(maximum)
-    return f"[{low}, {high}]"
+    if maximum is None:
+        return f">= {minimum}"
+    if minimum is None:
+        return f"<= {maximum}"
+    return f"in [{minimum}, {maximum}]"
 
 
 def check_real(value: Any, name: str, *, finite: bool = True) -> float:

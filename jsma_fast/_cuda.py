@@ -80,7 +80,8 @@ def require_cuda(x: Any, name: str) -> None:
         )
     count, why = _C.cuda_device_count()
     if count == 0:
-        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}")
+        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}; "
+                           "pass CPU arrays")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._atomic import write_atomic
+from ._checks import check_int, check_real
 from .data import load_mnist, split_holdout
 from .models import LeNet
 
@@ -115,10 +116,9 @@ def train_classifier(
     from tqdm.auto import tqdm
 
     _check_data(images, labels)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_real(lr, "lr")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if schedule not in ("onecycle", "constant"):
@@ -183,8 +183,7 @@ def accuracy(
         Accuracy in ``[0, 1]``.
     """
     _check_data(images, labels)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     device = _device_of(model)
     was_training = model.training
     model.eval()

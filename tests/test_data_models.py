@@ -263,7 +263,7 @@ def test_training_reduces_loss_and_is_deterministic() -> None:
 def test_training_rejects_bad_arguments() -> None:
     x, y = _tiny_data(20)
     model = LeNet()
-    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
         train_classifier(model, x, y, epochs=0, batch_size=4, lr=1e-3, seed=0)
     with pytest.raises(ValueError, match="batch_size"):
         train_classifier(model, x, y, epochs=1, batch_size=0, lr=1e-3, seed=0)

@@ -54,6 +54,8 @@ targets go through ART's ``check_and_transform_label_format`` and, when ``y`` is
 
 from __future__ import annotations
 
+import numbers
+import operator
 import warnings
 from typing import Any, Callable, Optional
 
@@ -75,6 +77,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without ART
 from ..attack import JSMA
 
 __all__ = ["SaliencyMapMethod"]
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_int(value: Any, otherwise: Any = None) -> Any:
+    """``value`` as a Python int when it is of an integer type (``np.int64``, ...), else
+    ``otherwise``."""
+    if isinstance(value, (bool, np.bool_)):
+        return otherwise
+    try:
+        return operator.index(value)
+    except TypeError:
+        return otherwise
 
 
 class SaliencyMapMethod(EvasionAttack):
@@ -144,8 +161,8 @@ class SaliencyMapMethod(EvasionAttack):
         """The :class:`jsma_fast.JSMA` that :meth:`generate` runs."""
         clip_min, clip_max = self._clip_range()
         return JSMA(
-            theta=self.theta,
-            gamma=self.gamma,
+            theta=float(self.theta) if _is_real(self.theta) else self.theta,
+            gamma=float(self.gamma) if _is_real(self.gamma) else self.gamma,
             clip_min=clip_min,
             clip_max=clip_max,
             saliency="pair",
@@ -153,24 +170,24 @@ class SaliencyMapMethod(EvasionAttack):
             domain_rule="saturated",
             start_domain="unsaturated",
             method=self.method,
-            batch_size=self.batch_size,
+            batch_size=_as_int(self.batch_size, self.batch_size),
             progress=self.verbose,
             require_eval=False,  # the model is put in eval mode for the run, as ART does
         )
 
     def _check_params(self) -> None:
-        if not isinstance(self.gamma, (int, float)) or isinstance(self.gamma, bool) or (
-            self.gamma <= 0 or self.gamma > 1
-        ):
-            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1.")
+        # ART's messages, with the value received added; any real or integer type, as ART.
+        if not _is_real(self.gamma) or self.gamma <= 0 or self.gamma > 1:
+            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1, "
+                             f"got {self.gamma!r}.")
 
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or (
-            self.batch_size <= 0
-        ):
-            raise ValueError("The batch size `batch_size` has to be positive.")
+        if _as_int(self.batch_size) is None or self.batch_size <= 0:
+            raise ValueError(f"The batch size `batch_size` has to be positive, got "
+                             f"{self.batch_size!r}.")
 
         if not isinstance(self.verbose, bool):
-            raise ValueError("The argument `verbose` has to be of type bool.")
+            raise ValueError(f"The argument `verbose` has to be of type bool, got "
+                             f"{type(self.verbose).__name__} {self.verbose!r}.")
 
         self.jsma()  # theta, method and the classifier's clip_values, with errors naming them
 
