@@ -57,8 +57,8 @@ def auc(fpr: Any, tpr: Any) -> float:
         raise ValueError(f"fpr and tpr must be 1-D of the same length >= 2, got {x.shape}, {y.shape}")
     if (np.diff(x) < 0).any():
         k = int(np.argmax(np.diff(x) < 0))
-        raise ValueError(f"fpr must be non-decreasing, got fpr[{k}] = {x[k]!r} > "
-                         f"fpr[{k + 1}] = {x[k + 1]!r}")
+        raise ValueError(f"fpr must be non-decreasing, got fpr[{k}] = {float(x[k])!r} > "
+                         f"fpr[{k + 1}] = {float(x[k + 1])!r}")
     return float((np.diff(x) * (y[1:] + y[:-1]) / 2.0).sum())
 
 
