@@ -164,6 +164,7 @@ py::dict build_info() {
   info["compiler"] = JSMA_FAST_COMPILER;
   info["build_type"] = JSMA_FAST_BUILD_TYPE;
   info["native_build"] = static_cast<bool>(JSMA_FAST_NATIVE_BUILD);
+  info["sanitizers"] = JSMA_FAST_SANITIZE_BUILD ? "address,undefined" : "";
   info["simd_compiled"] = JSMA_FAST_SIMD_COMPILED;
   info["simd_runtime"] = jsma::cpu::simd_level_name(jsma::cpu::best_simd_level());
 #if defined(_OPENMP)
