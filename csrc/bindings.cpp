@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cpu/parallel.h"
 #include "cpu/search.h"
 #include "cpu/simd.h"
 #if defined(JSMA_FAST_WITH_CUDA)
@@ -75,11 +76,14 @@ jsma::cpu::SearchInputs check_inputs(const py::array& alpha, const py::array& be
           increase ? Mode::kIncrease : Mode::kDecrease};
 }
 
-int check_threads(int num_threads) {
-  if (num_threads < 1) {
-    throw py::value_error("num_threads must be >= 1, got " + std::to_string(num_threads));
+// Taken as int64 so that any Python int up to 2**63 reaches this check (and its message)
+// instead of pybind11's generic overload error.
+int check_threads(int64_t num_threads) {
+  if (num_threads < 1 || num_threads > jsma::cpu::kMaxThreads) {
+    throw py::value_error("num_threads must be in [1, " + std::to_string(jsma::cpu::kMaxThreads) +
+                          "], got " + std::to_string(num_threads));
   }
-  return num_threads;
+  return static_cast<int>(num_threads);
 }
 
 jsma::cpu::SimdLevel check_simd(const std::string& simd) {
@@ -91,7 +95,7 @@ jsma::cpu::SimdLevel check_simd(const std::string& simd) {
 }
 
 py::tuple pair_search(const py::array& alpha, const py::array& beta, const py::object& domain,
-                      bool increase, int num_threads, const std::string& simd) {
+                      bool increase, int64_t num_threads, const std::string& simd) {
   const auto in = check_inputs(alpha, beta, domain, increase);
   const int threads = check_threads(num_threads);
   const auto level = check_simd(simd);
@@ -108,7 +112,7 @@ py::tuple pair_search(const py::array& alpha, const py::array& beta, const py::o
 }
 
 py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
-                             const py::object& domain, bool increase, int num_threads,
+                             const py::object& domain, bool increase, int64_t num_threads,
                              const std::string& simd) {
   const auto in = check_inputs(alpha, beta, domain, increase);
   const int threads = check_threads(num_threads);
@@ -126,7 +130,7 @@ py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
 }
 
 py::tuple top2_search(const py::array& alpha, const py::object& domain, bool increase,
-                      int num_threads) {
+                      int64_t num_threads) {
   // The rule reads alpha only: alpha stands in for beta in the shape checks.
   auto in = check_inputs(alpha, alpha, domain, increase);
   in.beta = nullptr;
@@ -144,7 +148,7 @@ py::tuple top2_search(const py::array& alpha, const py::object& domain, bool inc
 }
 
 py::tuple feature_search(const py::array& alpha, const py::array& beta,
-                         const py::object& domain, bool increase, int num_threads) {
+                         const py::object& domain, bool increase, int64_t num_threads) {
   const auto in = check_inputs(alpha, beta, domain, increase);
   const int threads = check_threads(num_threads);
   py::array_t<int64_t> index(in.batch);
@@ -160,7 +164,7 @@ py::tuple feature_search(const py::array& alpha, const py::array& beta,
 }
 
 py::array_t<float> saliency_map(const py::array& alpha, const py::array& beta,
-                                const py::object& domain, bool increase, int num_threads) {
+                                const py::object& domain, bool increase, int64_t num_threads) {
   const auto in = check_inputs(alpha, beta, domain, increase);
   const int threads = check_threads(num_threads);
   py::array_t<float> map({in.batch, in.m});
@@ -178,6 +182,7 @@ py::dict build_info() {
   info["compiler"] = JSMA_FAST_COMPILER;
   info["build_type"] = JSMA_FAST_BUILD_TYPE;
   info["native_build"] = static_cast<bool>(JSMA_FAST_NATIVE_BUILD);
+  info["sanitizers"] = JSMA_FAST_SANITIZE_BUILD ? "address,undefined" : "";
   info["simd_compiled"] = JSMA_FAST_SIMD_COMPILED;
   info["simd_runtime"] = jsma::cpu::simd_level_name(jsma::cpu::best_simd_level());
 #if defined(_OPENMP)

@@ -10,26 +10,23 @@ of the inputs.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
+from ._checks import (
+    check_contiguous,
+    check_dense,
+    check_dtype,
+    check_same_kind,
+    check_shapes,
+    describe,
+    dtype_name,
+    is_torch_tensor,
+)
+
 _DLPACK_CPU = 1  # kDLCPU
-
-
-def _is_torch_tensor(x: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _describe(x: Any) -> str:
-    if _is_torch_tensor(x):
-        return f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
-    if isinstance(x, np.ndarray):
-        return f"numpy.ndarray(shape={x.shape}, dtype={x.dtype})"
-    return type(x).__name__
 
 
 @dataclass(frozen=True)
@@ -43,38 +40,27 @@ class Converted:
     wrap: Callable[[np.ndarray], Any]
 
 
-def _as_numpy(x: Any, name: str, float_input: bool) -> np.ndarray:
-    expected = "float32" if float_input else "bool or uint8"
-    if _is_torch_tensor(x):
-        import torch
-
+def _as_numpy(x: Any, name: str) -> np.ndarray:
+    if is_torch_tensor(x):
+        check_dense(x, name)
         if not x.is_cpu:
             raise ValueError(
-                f"{name} must be a CPU tensor for the CPU kernels, got {_describe(x)}"
+                f"{name} must be a CPU tensor for the CPU kernels, got {describe(x)}"
             )
-        ok_dtype = x.dtype == torch.float32 if float_input else x.dtype in (torch.bool, torch.uint8)
-        if not ok_dtype:
-            raise TypeError(f"{name} must be {expected}, got {_describe(x)}")
-        if not x.is_contiguous():
-            raise ValueError(
-                f"{name} must be contiguous, got strides {tuple(x.stride())} for "
-                f"{_describe(x)}; call .contiguous() first"
-            )
+        check_dtype(x, name, dtype_name(x))
+        check_contiguous(x, name, x.is_contiguous(), x.stride(), "call .contiguous() first")
         return (x.detach() if x.requires_grad else x).numpy()
     if isinstance(x, np.ndarray):
-        ok_dtype = x.dtype == np.float32 if float_input else x.dtype in (np.bool_, np.uint8)
-        if not ok_dtype:
-            raise TypeError(f"{name} must be {expected}, got {_describe(x)}")
-        if not x.flags.c_contiguous:
-            raise ValueError(
-                f"{name} must be C-contiguous, got strides {x.strides} for {_describe(x)}; "
-                "use numpy.ascontiguousarray first"
-            )
+        check_dense(x, name)
+        check_dtype(x, name, dtype_name(x))
+        check_contiguous(x, name, x.flags.c_contiguous, x.strides,
+                         "use numpy.ascontiguousarray first")
         return x
+    check_dense(x, name)
     if callable(getattr(x, "__dlpack__", None)):
-        return _as_numpy(_from_cpu_dlpack(x, name), name, float_input)
+        return _as_numpy(_from_cpu_dlpack(x, name), name)
     raise TypeError(
-        f"{name} must be a torch.Tensor or numpy.ndarray, got {_describe(x)}; other arrays "
+        f"{name} must be a torch.Tensor or numpy.ndarray, got {describe(x)}; other arrays "
         "are accepted through DLPack (an object with __dlpack__, e.g. a JAX CPU array)"
     )
 
@@ -87,13 +73,13 @@ def _from_cpu_dlpack(x: Any, name: str) -> np.ndarray:
     if callable(device) and int(device()[0]) != _DLPACK_CPU:
         raise ValueError(
             f"{name} must be in CPU memory (DLPack device type {_DLPACK_CPU}) for the CPU "
-            f"kernels, got DLPack device {tuple(device())} for {_describe(x)}"
+            f"kernels, got DLPack device {tuple(device())} for {describe(x)}"
         )
     try:
         return np.from_dlpack(x)
     except (TypeError, ValueError, BufferError, RuntimeError) as exc:
         raise TypeError(
-            f"{name} could not be read through DLPack ({_describe(x)}): {exc}"
+            f"{name} could not be read through DLPack ({describe(x)}): {exc}"
         ) from exc
 
 
@@ -103,26 +89,15 @@ def convert_inputs(alpha: Any, beta: Any, domain: Any) -> Converted:
     Returns (batch, M) views and a function that gives a result array of shape (batch,) or
     (batch, M) back in the caller's kind (torch tensor or NumPy array) and batch shape.
     """
-    a = _as_numpy(alpha, "alpha", True)
-    kind_is_torch = _is_torch_tensor(alpha)
-    if _is_torch_tensor(beta) != kind_is_torch:
-        raise TypeError(f"beta must be the same kind of array as alpha ({_describe(alpha)}), "
-                        f"got {_describe(beta)}")
-    b = _as_numpy(beta, "beta", True)
-    if a.ndim < 1:
-        raise ValueError(f"alpha must have shape (..., M), got a 0-d array {_describe(alpha)}")
-    if b.shape != a.shape:
-        raise ValueError(f"beta must have the shape of alpha {a.shape}, got {b.shape}")
+    kind_is_torch = is_torch_tensor(alpha)
+    a = _as_numpy(alpha, "alpha")
+    check_same_kind(beta, "beta", is_torch_tensor(beta) == kind_is_torch, alpha)
+    b = _as_numpy(beta, "beta")
     d = None
     if domain is not None:
-        if _is_torch_tensor(domain) != kind_is_torch:
-            raise TypeError(
-                f"domain must be the same kind of array as alpha ({_describe(alpha)}), "
-                f"got {_describe(domain)}"
-            )
-        d = _as_numpy(domain, "domain", False)
-        if d.shape != a.shape:
-            raise ValueError(f"domain must have the shape of alpha {a.shape}, got {d.shape}")
+        check_same_kind(domain, "domain", is_torch_tensor(domain) == kind_is_torch, alpha)
+        d = _as_numpy(domain, "domain")
+    check_shapes(a.shape, b.shape, None if d is None else d.shape)
     batch_shape = a.shape[:-1]
     m = a.shape[-1]
     batch = math.prod(batch_shape)

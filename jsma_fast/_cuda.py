@@ -10,7 +10,7 @@ Accepted inputs, all without copies:
 * any other ``__cuda_array_interface__`` or DLPack producer on a CUDA device: viewed as a torch
   tensor (``torch.as_tensor`` / ``torch.from_dlpack``), so torch's stream and outputs apply.
 
-Every check names the argument, as the CPU path does (``_arrays.py``).
+The argument checks are those of every entry point (``_checks.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,17 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _C
+from ._checks import (
+    check_contiguous,
+    check_dense,
+    check_dtype,
+    check_same_device,
+    check_same_kind,
+    check_shapes,
+    dtype_name,
+    is_cupy_array,
+    is_torch_tensor,
+)
 
 # DLPack device types of CUDA memory: kDLCUDA, kDLCUDAHost (pinned, rejected later), kDLCUDAManaged.
 _DLPACK_CUDA_DEVICES = (2, 13)
@@ -33,20 +44,10 @@ def _torch():
     return sys.modules.get("torch")
 
 
-def _is_torch_tensor(x: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _is_cupy_array(x: Any) -> bool:
-    cupy = sys.modules.get("cupy")
-    return cupy is not None and isinstance(x, cupy.ndarray)
-
-
 def is_cuda_array(x: Any) -> bool:
     """True for arrays in CUDA device memory: torch CUDA tensors, ``__cuda_array_interface__``
     objects, DLPack producers on a CUDA device."""
-    if _is_torch_tensor(x):
+    if is_torch_tensor(x):
         return x.is_cuda
     if isinstance(x, np.ndarray) or x is None:
         return False
@@ -62,19 +63,11 @@ def is_cuda_array(x: Any) -> bool:
 
 
 def _where(x: Any) -> str:
-    if _is_torch_tensor(x):
+    if is_torch_tensor(x):
         return str(x.device)
-    if _is_cupy_array(x):
+    if is_cupy_array(x):
         return f"cuda:{x.device.id}"
     return "a CUDA device"
-
-
-def _describe(x: Any) -> str:
-    if _is_torch_tensor(x):
-        return f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
-    if _is_cupy_array(x):
-        return f"cupy.ndarray(shape={x.shape}, dtype={x.dtype}, device=cuda:{x.device.id})"
-    return type(x).__name__
 
 
 def require_cuda(x: Any, name: str) -> None:
@@ -87,7 +80,8 @@ def require_cuda(x: Any, name: str) -> None:
         )
     count, why = _C.cuda_device_count()
     if count == 0:
-        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}")
+        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}; "
+                           "pass CPU arrays")
 
 
 @dataclass(frozen=True)
@@ -115,35 +109,23 @@ def _is_c_contiguous(shape: Tuple[int, ...], strides: Optional[Tuple[int, ...]],
     return all(n == 1 or s == c for n, s, c in zip(shape, strides, _c_strides(shape, itemsize)))
 
 
-def _buffer(x: Any, name: str, float_input: bool) -> _Buffer:
-    expected = "float32" if float_input else "bool or uint8"
-    if _is_torch_tensor(x):
-        dtype = str(x.dtype).replace("torch.", "")
-        _check_dtype(dtype, float_input, name, expected, x)
-        if not x.is_contiguous():
-            raise ValueError(
-                f"{name} must be contiguous, got strides {tuple(x.stride())} for {_describe(x)}; "
-                "call .contiguous() first"
-            )
-        return _Buffer(x.data_ptr(), tuple(x.shape), dtype, x.device.index or 0)
+def _buffer(x: Any, name: str) -> _Buffer:
+    check_dense(x, name)
+    if is_torch_tensor(x):
+        check_dtype(x, name, dtype_name(x))
+        check_contiguous(x, name, x.is_contiguous(), x.stride(), "call .contiguous() first")
+        return _Buffer(x.data_ptr(), tuple(x.shape), dtype_name(x), x.device.index or 0)
     interface = x.__cuda_array_interface__
     shape = tuple(int(n) for n in interface["shape"])
     dtype = _TYPESTRS.get(interface["typestr"], interface["typestr"])
-    _check_dtype(dtype, float_input, name, expected, x)
+    check_dtype(x, name, dtype)
     strides = interface.get("strides")
-    if not _is_c_contiguous(shape, None if strides is None else tuple(strides), 4 if float_input else 1):
-        raise ValueError(
-            f"{name} must be C-contiguous, got strides {tuple(strides)} for {_describe(x)}; "
-            "make a contiguous copy first"
-        )
-    device = x.device.id if _is_cupy_array(x) else 0
+    itemsize = 4 if dtype == "float32" else 1
+    check_contiguous(x, name, _is_c_contiguous(shape, None if strides is None else tuple(strides),
+                                               itemsize),
+                     () if strides is None else tuple(strides), "make a contiguous copy first")
+    device = x.device.id if is_cupy_array(x) else 0
     return _Buffer(int(interface["data"][0]), shape, dtype, device)
-
-
-def _check_dtype(dtype: str, float_input: bool, name: str, expected: str, x: Any) -> None:
-    ok = dtype == "float32" if float_input else dtype in ("bool", "uint8")
-    if not ok:
-        raise TypeError(f"{name} must be {expected}, got {_describe(x)} with dtype {dtype}")
 
 
 def _as_torch(x: Any) -> Any:
@@ -172,43 +154,28 @@ class _Call:
 
 def _prepare(alpha: Any, beta: Any, domain: Any) -> Tuple[_Call, Any, Any, Any]:
     require_cuda(alpha, "alpha")
-    if not (_is_torch_tensor(alpha) or _is_cupy_array(alpha)):
+    if not (is_torch_tensor(alpha) or is_cupy_array(alpha)):
         alpha = _as_torch(alpha)
-        beta = _as_torch(beta) if is_cuda_array(beta) and not _is_torch_tensor(beta) else beta
-        if domain is not None and is_cuda_array(domain) and not _is_torch_tensor(domain):
+        beta = _as_torch(beta) if is_cuda_array(beta) and not is_torch_tensor(beta) else beta
+        if domain is not None and is_cuda_array(domain) and not is_torch_tensor(domain):
             domain = _as_torch(domain)
-    library = "torch" if _is_torch_tensor(alpha) else "cupy"
-    same_kind = _is_torch_tensor if library == "torch" else _is_cupy_array
+    library = "torch" if is_torch_tensor(alpha) else "cupy"
+    same_kind_as = is_torch_tensor if library == "torch" else is_cupy_array
 
-    a = _buffer(alpha, "alpha", True)
-    if not same_kind(beta):
-        raise TypeError(f"beta must be the same kind of array as alpha ({_describe(alpha)}), "
-                        f"got {_describe(beta)}")
-    if library == "torch" and beta.device != alpha.device:
-        raise ValueError(f"beta must be on the device of alpha ({alpha.device}), "
-                         f"got {_describe(beta)}")
-    b = _buffer(beta, "beta", True)
-    if len(a.shape) < 1:
-        raise ValueError(f"alpha must have shape (..., M), got a 0-d array {_describe(alpha)}")
-    if b.shape != a.shape:
-        raise ValueError(f"beta must have the shape of alpha {a.shape}, got {b.shape}")
-    if b.device != a.device:
-        raise ValueError(f"beta must be on the device of alpha (cuda:{a.device}), got "
-                         f"{_describe(beta)}")
+    a = _buffer(alpha, "alpha")
+    check_same_kind(beta, "beta", same_kind_as(beta), alpha)
+    if library == "torch":
+        check_same_device(beta, "beta", beta.device == alpha.device, alpha.device)
+    b = _buffer(beta, "beta")
+    check_same_device(beta, "beta", b.device == a.device, f"cuda:{a.device}")
     d = None
     if domain is not None:
-        if not same_kind(domain):
-            raise TypeError(f"domain must be the same kind of array as alpha ({_describe(alpha)}), "
-                            f"got {_describe(domain)}")
-        if library == "torch" and domain.device != alpha.device:
-            raise ValueError(f"domain must be on the device of alpha ({alpha.device}), "
-                             f"got {_describe(domain)}")
-        d = _buffer(domain, "domain", False)
-        if d.shape != a.shape:
-            raise ValueError(f"domain must have the shape of alpha {a.shape}, got {d.shape}")
-        if d.device != a.device:
-            raise ValueError(f"domain must be on the device of alpha (cuda:{a.device}), got "
-                             f"{_describe(domain)}")
+        check_same_kind(domain, "domain", same_kind_as(domain), alpha)
+        if library == "torch":
+            check_same_device(domain, "domain", domain.device == alpha.device, alpha.device)
+        d = _buffer(domain, "domain")
+        check_same_device(domain, "domain", d.device == a.device, f"cuda:{a.device}")
+    check_shapes(a.shape, b.shape, None if d is None else d.shape)
 
     if library == "torch":
         torch = _torch()
@@ -235,7 +202,7 @@ def _empty(call: _Call, like: Any, shape: Tuple[int, ...], dtype: str) -> Any:
 
 
 def _ptr(x: Any) -> int:
-    return x.data_ptr() if _is_torch_tensor(x) else int(x.data.ptr)
+    return x.data_ptr() if is_torch_tensor(x) else int(x.data.ptr)
 
 
 def _domain_ptr(call: _Call) -> int:

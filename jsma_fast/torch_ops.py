@@ -44,7 +44,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from . import ops
+from . import _checks, ops
 
 __all__ = ["select_pairs", "select_features", "saliency_map", "MIN_TORCH"]
 
@@ -71,48 +71,13 @@ if _torch_version() < MIN_TORCH or not hasattr(torch.library, "custom_op"):
 def _check_inputs(
     alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]
 ) -> None:
-    """Checks shared by the real and the fake implementations (so errors surface at trace
-    time too), each naming the argument."""
-    torch._check(
-        alpha.dtype == torch.float32,
-        lambda: f"alpha must be float32, got dtype {alpha.dtype}",
-    )
-    torch._check(
-        beta.dtype == torch.float32, lambda: f"beta must be float32, got dtype {beta.dtype}"
-    )
-    torch._check(
-        alpha.dim() >= 1,
-        lambda: f"alpha must have shape (..., M), got a 0-d tensor of shape {tuple(alpha.shape)}",
-    )
-    torch._check(
-        beta.shape == alpha.shape,
-        lambda: f"beta must have the shape of alpha {tuple(alpha.shape)}, got {tuple(beta.shape)}",
-    )
-    torch._check(
-        beta.device == alpha.device,
-        lambda: f"beta must be on alpha's device {alpha.device}, got {beta.device}",
-    )
-    if domain is not None:
-        torch._check(
-            domain.dtype in (torch.bool, torch.uint8),
-            lambda: f"domain must be bool or uint8, got dtype {domain.dtype}",
-        )
-        torch._check(
-            domain.shape == alpha.shape,
-            lambda: (
-                f"domain must have the shape of alpha {tuple(alpha.shape)}, "
-                f"got {tuple(domain.shape)}"
-            ),
-        )
-        torch._check(
-            domain.device == alpha.device,
-            lambda: f"domain must be on alpha's device {alpha.device}, got {domain.device}",
-        )
+    """The searches' rules (``jsma_fast._checks``), shared by the real and the fake
+    implementations so that errors surface at trace time too."""
+    _checks.check_tensors(alpha, beta, domain)
 
 
 def _check_method(method: str) -> None:
-    if method not in ops.PAIR_METHODS:
-        raise ValueError(f"method must be one of {ops.PAIR_METHODS}, got {method!r}")
+    _checks.check_choice(method, "method", ops.PAIR_METHODS)
 
 
 def _contiguous(

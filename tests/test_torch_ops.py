@@ -95,11 +95,11 @@ def test_batch_shape_and_default_method():
 @needs_ops
 def test_errors_name_the_argument():
     alpha, beta, domain = _inputs((2,), 8, 5)
-    with pytest.raises(RuntimeError, match="alpha must be float32"):
+    with pytest.raises(TypeError, match="alpha must be float32"):
         torch.ops.jsma_fast.select_pairs(alpha.double(), beta, domain, True)
-    with pytest.raises(RuntimeError, match="beta must have the shape of alpha"):
+    with pytest.raises(ValueError, match="beta must have the shape of alpha"):
         torch.ops.jsma_fast.select_pairs(alpha, beta[:, :4], domain, True)
-    with pytest.raises(RuntimeError, match="domain must be bool or uint8"):
+    with pytest.raises(TypeError, match="domain must be bool or uint8"):
         torch.ops.jsma_fast.select_features(alpha, beta, domain.float(), True)
     with pytest.raises(ValueError, match="method must be one of"):
         torch.ops.jsma_fast.select_pairs(alpha, beta, domain, True, "fastest")

@@ -54,6 +54,9 @@ targets go through ART's ``check_and_transform_label_format`` and, when ``y`` is
 
 from __future__ import annotations
 
+import numbers
+import operator
+import warnings
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -75,6 +78,21 @@ from ..attack import JSMA
 from ._reached import attack_unreached
 
 __all__ = ["SaliencyMapMethod"]
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_int(value: Any, otherwise: Any = None) -> Any:
+    """``value`` as a Python int when it is of an integer type (``np.int64``, ...), else
+    ``otherwise``."""
+    if isinstance(value, (bool, np.bool_)):
+        return otherwise
+    try:
+        return operator.index(value)
+    except TypeError:
+        return otherwise
 
 
 class SaliencyMapMethod(EvasionAttack):
@@ -144,8 +162,8 @@ class SaliencyMapMethod(EvasionAttack):
         """The :class:`jsma_fast.JSMA` that :meth:`generate` runs."""
         clip_min, clip_max = self._clip_range()
         return JSMA(
-            theta=self.theta,
-            gamma=self.gamma,
+            theta=float(self.theta) if _is_real(self.theta) else self.theta,
+            gamma=float(self.gamma) if _is_real(self.gamma) else self.gamma,
             clip_min=clip_min,
             clip_max=clip_max,
             saliency="pair",
@@ -153,24 +171,24 @@ class SaliencyMapMethod(EvasionAttack):
             domain_rule="saturated",
             start_domain="unsaturated",
             method=self.method,
-            batch_size=self.batch_size,
+            batch_size=_as_int(self.batch_size, self.batch_size),
             progress=self.verbose,
             require_eval=False,  # the model is put in eval mode for the run, as ART does
         )
 
     def _check_params(self) -> None:
-        if not isinstance(self.gamma, (int, float)) or isinstance(self.gamma, bool) or (
-            self.gamma <= 0 or self.gamma > 1
-        ):
-            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1.")
+        # ART's messages, with the value received added; any real or integer type, as ART.
+        if not _is_real(self.gamma) or self.gamma <= 0 or self.gamma > 1:
+            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1, "
+                             f"got {self.gamma!r}.")
 
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or (
-            self.batch_size <= 0
-        ):
-            raise ValueError("The batch size `batch_size` has to be positive.")
+        if _as_int(self.batch_size) is None or self.batch_size <= 0:
+            raise ValueError(f"The batch size `batch_size` has to be positive, got "
+                             f"{self.batch_size!r}.")
 
         if not isinstance(self.verbose, bool):
-            raise ValueError("The argument `verbose` has to be of type bool.")
+            raise ValueError(f"The argument `verbose` has to be of type bool, got "
+                             f"{type(self.verbose).__name__} {self.verbose!r}.")
 
         self.jsma()  # theta, method and the classifier's clip_values, with errors naming them
 
@@ -199,10 +217,19 @@ class SaliencyMapMethod(EvasionAttack):
         :param y: Target values (class labels) one-hot-encoded of shape `(nb_samples, nb_classes)`
                   or indices of shape `(nb_samples,)`. None: random targets other than the
                   predicted classes.
+        :param kwargs: Accepted and ignored, as ART's ``SaliencyMapMethod.generate`` ignores
+                       them (e.g. ``mask=None`` passed by generic ART code); a keyword with a
+                       value other than None gets a ``UserWarning`` saying it is ignored.
         :return: An array holding the adversarial examples, float32 of the shape of `x`.
         """
-        if kwargs:
-            raise TypeError(f"generate() got unexpected keyword arguments {sorted(kwargs)}")
+        ignored = sorted(name for name, value in kwargs.items() if value is not None)
+        if ignored:
+            warnings.warn(
+                f"SaliencyMapMethod.generate ignores the keyword arguments {ignored}, as ART's "
+                "SaliencyMapMethod does",
+                UserWarning,
+                stacklevel=2,
+            )
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
         nb_classes = self.estimator.nb_classes

@@ -52,6 +52,7 @@ the use of logits and the clamping to [0, 1] are torchattacks'.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Optional
 
 import torch
@@ -68,6 +69,14 @@ from ..attack import JSMA as _JSMA
 from ._reached import attack_unreached
 
 __all__ = ["JSMA"]
+
+
+def _as_float(value: Any) -> Any:
+    """A real number of any type (``np.float32``, ...) as a float; anything else unchanged,
+    for :class:`jsma_fast.JSMA` to reject with its message."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class JSMA(_Attack):
@@ -121,12 +130,13 @@ class JSMA(_Attack):
         """The :class:`jsma_fast.JSMA` this adapter runs on samples of ``num_features``
         features: torchattacks' budget ``ceil(M * gamma / 2)``, clip range [0, 1], used
         features leave the search domain."""
+        theta, gamma = _as_float(self.theta), _as_float(self.gamma)
         budget = None
-        if isinstance(self.gamma, (int, float)) and not isinstance(self.gamma, bool):
-            budget = int(math.ceil(num_features * self.gamma / 2.0))
+        if isinstance(gamma, float):  # any real type (np.float32 too), as torchattacks
+            budget = int(math.ceil(num_features * gamma / 2.0))
         return _JSMA(
-            theta=self.theta,
-            gamma=self.gamma,
+            theta=theta,
+            gamma=gamma,
             clip_min=0.0,
             clip_max=1.0,
             saliency="pair",

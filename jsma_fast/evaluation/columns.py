@@ -48,5 +48,5 @@ def concat_columns(parts: Iterable[Columns]) -> Columns:
     """Concatenates column dicts row-wise (in the given order)."""
     parts = list(parts)
     if not parts:
-        raise ValueError("parts must hold at least one column dict")
+        raise ValueError("parts must hold at least one column dict, got none")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

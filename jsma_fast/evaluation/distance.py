@@ -7,13 +7,19 @@ target. R(F) = min over (x, t) of A(x, t), over targets t different from the sou
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
+from .._checks import check_int, check_mode, describe
 from ..derivatives import Recipe, derivatives_of
 from ..ops import saliency_map
+
+
+def _check_tensor(x: Any, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {describe(x)}")
 
 
 def saliency_maps(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -31,7 +37,10 @@ def saliency_maps(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     Returns:
         (n, M) float32 map, 0 where a feature does not qualify.
     """
-    if x.shape[0] != targets.shape[0]:
+    _check_tensor(x, "x")
+    _check_tensor(targets, "targets")
+    check_mode(mode)  # before the derivatives are computed
+    if tuple(targets.shape) != (x.shape[0],):
         raise ValueError(f"targets must have shape ({x.shape[0]},), got {tuple(targets.shape)}")
     flat = x.detach().reshape(x.shape[0], -1)
     # The paper's map: for probabilities, beta is exactly -alpha (they sum to 1).
@@ -58,8 +67,11 @@ def adversarial_distance(model: Callable[[torch.Tensor], torch.Tensor], x: torch
     Returns:
         (N, C) float64 in [0, 1]; close to 1 means few features help reach t (hard).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    _check_tensor(x, "x")
+    check_mode(mode)
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes", minimum=1)
     n = x.shape[0]
     if num_classes is None:
         with torch.no_grad():
@@ -90,5 +102,6 @@ def robustness(distances: np.ndarray) -> float:
     """
     d = np.asarray(distances, dtype=np.float64)
     if d.size == 0 or np.isnan(d).all():
-        raise ValueError("distances must hold at least one finite value")
+        raise ValueError(f"distances must hold at least one value that is not NaN, got an array "
+                         f"of shape {d.shape} without one")
     return float(np.nanmin(d))

@@ -59,7 +59,7 @@ def hardness(result: Any, gammas: Sequence[float], run_gamma: float, num_feature
         (C, C) float64, NaN on the diagonal and for pairs that never succeed.
     """
     if len(gammas) < 1:
-        raise ValueError("gammas must hold at least one value")
+        raise ValueError(f"gammas must hold at least one value, got {list(gammas)!r}")
     taus, epss = [], []
     for g in gammas:
         ok = success_at_gamma(result, g, run_gamma, num_features, per_step)

