@@ -17,13 +17,12 @@ pair.
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
+from . import _checks
 from .choice import Choice, SearchSettings, choose_best, choose_fixed
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .presets import PRESETS
@@ -37,7 +36,7 @@ DOMAIN_RULES = ("used", "saturated")
 START_DOMAINS = ("unsaturated", "all")
 BUDGET_RULES = ("steps", "features")
 METHODS = ("auto", "exact", "pruned")
-_MAX_THREADS = 2**31 - 1  # the native kernels take a C int
+_MAX_THREADS = _checks.MAX_THREADS
 _MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
 
 #: The configuration, in the order of ``__init__`` and ``__repr__``.
@@ -50,27 +49,22 @@ _FIELDS = (
 
 def _real(name: str, value: Any) -> float:
     """Any real number type (float, int, NumPy scalars, 0-d tensors), not bool, as float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
-            return float(value)
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+        value = float(value)
+    return _checks.check_real(value, name, finite=False)
 
 
 def _integer(name: str, value: Any, low: int, high: int, allow_none: bool) -> Optional[int]:
     if value is None and allow_none:
         return None
+    expected = "None or an int" if allow_none else "an int"
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
+        number = _checks.check_int(value, name)
     except TypeError:
-        expected = "None or an int" if allow_none else "an int"
         raise TypeError(
             f"{name} must be {expected} >= {low}, got {type(value).__name__} {value!r}"
         ) from None
     if number < low:
-        expected = "None or an int" if allow_none else "an int"
         raise ValueError(f"{name} must be {expected} >= {low}, got {number}")
     if number > high:
         raise ValueError(f"{name} must be an int in [{low}, {high}], got {number}")
@@ -391,8 +385,7 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
     c["num_threads"] = _integer("num_threads", c["num_threads"], 1, _MAX_THREADS, allow_none=True)
     c["seed"] = _integer("seed", c["seed"], 0, _MAX_SEED, allow_none=False)
     for name in ("progress", "require_eval"):
-        if not isinstance(c[name], bool):
-            raise TypeError(f"{name} must be a bool, got {type(c[name]).__name__} {c[name]!r}")
+        c[name] = _checks.check_bool(c[name], name)
     # Combinations that make no sense.
     if c["variant"] == "top2" and c["saliency"] == "single":
         raise ValueError(
