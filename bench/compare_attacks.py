@@ -64,17 +64,18 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "jsma_fast": ("jsma-fast", "default (`JSMA(theta=1, gamma=0.145)`)"),
     "jsma_fast_cleverhans": ("jsma-fast", '`JSMA.preset("cleverhans")`'),
     "jsma_fast_advertorch": ("jsma-fast", '`JSMA.preset("advertorch")`'),
+    "jsma_fast_art": ("jsma-fast", '`JSMA.preset("art")`'),
     "torchattacks": ("torchattacks", "`torchattacks.JSMA`"),
     "advertorch": ("advertorch", "`JacobianSaliencyMapAttack`"),
     "art": ("ART", "`SaliencyMapMethod(batch_size=N)`"),
 }
-JSMA_FAST = ("jsma_fast", "jsma_fast_cleverhans", "jsma_fast_advertorch")
-REFERENCES = ("torchattacks", "advertorch")  # outputs compared sample by sample
+JSMA_FAST = ("jsma_fast", "jsma_fast_cleverhans", "jsma_fast_advertorch", "jsma_fast_art")
+REFERENCES = ("torchattacks", "advertorch", "art")  # outputs compared sample by sample
 
 CSV_FIELDS = (
     "attack", "library", "status", "samples", "threads", "runs", "wall_s", "samples_per_s",
     "peak_rss_increase_bytes", "success_rate", "mean_l0_fraction_success",
-    "equal_torchattacks", "equal_advertorch", "floor_s", "time_over_floor",
+    "equal_torchattacks", "equal_advertorch", "equal_art", "floor_s", "time_over_floor",
 )  # fmt: skip
 
 
@@ -403,6 +404,7 @@ class Row:
             "mean_l0_fraction_success": f"{self.mean_l0_fraction:.5f}" if ok else "",
             "equal_torchattacks": _opt(self.equal.get("torchattacks")),
             "equal_advertorch": _opt(self.equal.get("advertorch")),
+            "equal_art": _opt(self.equal.get("art")),
             "floor_s": "" if self.floor_s is None else f"{self.floor_s:.4f}",
             "time_over_floor": "" if self.floor_s is None else f"{self.wall_s / self.floor_s:.3f}",
         }  # fmt: skip
@@ -508,13 +510,13 @@ def results_table(rows: Sequence[Row], baseline: Optional[Row]) -> str:
     """Markdown table: one line per attack."""
     lines = [
         "| library | configuration | digits | wall time | digits/s | vs torchattacks | peak RSS increase "
-        "| success | mean L0 (successful) | = torchattacks | = advertorch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| success | mean L0 (successful) | = torchattacks | = advertorch | = ART |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         library, config = ATTACKS[row.attack]
         if row.status != "ok":
-            lines.append(f"| {library} | {config} | | not run: {row.status} | | | | | | | |")
+            lines.append(f"| {library} | {config} | | not run: {row.status} | | | | | | | | |")
             continue
         speed = ""
         if baseline is not None and baseline.status == "ok" and row is not baseline:
@@ -806,7 +808,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if row.attack in JSMA_FAST:
                 if ref == "torchattacks":
                     explanations[(row.attack, ref)] = explain_torchattacks(row, other, x, budget)
-                else:
+                elif ref == "advertorch":
                     explanations[(row.attack, ref)] = explain_advertorch(row, other, rows.get("jsma_fast_advertorch"))
 
     default, exact = rows.get("jsma_fast"), rows.get("jsma_fast_cleverhans")
