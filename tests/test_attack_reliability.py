@@ -175,3 +175,11 @@ def test_sparse_inputs_get_advice_that_works():
         JSMA()(generic_model(seed=9), x.to_sparse(), "next")
     result = JSMA(max_iters=0)(generic_model(seed=9), x.to_sparse().to_dense(), "next")
     assert len(result) == 4
+
+
+def test_an_attack_survives_copy_and_pickle():
+    import copy
+    import pickle
+
+    attack = JSMA(variant="tjsma", theta=0.5, seed=4)
+    assert copy.deepcopy(attack) == attack == pickle.loads(pickle.dumps(attack))

@@ -259,3 +259,29 @@ def test_art_rejects_bad_inputs_like_art(art_adapter):
         art_adapter.SaliencyMapMethod(classifier, verbose=False).generate(x + 2, np.array([1, 2]))
     with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
         art_adapter.SaliencyMapMethod(classifier, verbose=False).generate(torch.from_numpy(x))
+
+
+# ---------------------------------------------------------------------------- reached targets
+
+
+def test_targets_already_reached_come_back_unchanged_as_in_the_libraries(ta, art_adapter):
+    """ART and torchattacks leave a row alone when the model already outputs its target;
+    the adapters do the same, and attack the other rows exactly as JSMA does."""
+    model = _model()
+    x = _images()
+    with torch.no_grad():
+        prediction = model(x).argmax(1)
+    targets = (prediction + 1) % CLASSES
+    targets[::3] = prediction[::3]  # reached already
+    todo = targets != prediction
+    want = _art_reference(1.0, 0.5)(model, x[todo], targets[todo]).x_adv
+    adv = art_adapter.SaliencyMapMethod(_classifier(model), theta=1.0, gamma=0.5,
+                                        verbose=False).generate(x.numpy(), targets.numpy())
+    np.testing.assert_array_equal(adv[~todo.numpy()], x[~todo].numpy())
+    np.testing.assert_array_equal(adv[todo.numpy()], want.numpy())
+    atk = ta.JSMA(model, theta=1.0, gamma=0.5)
+    atk.set_mode_targeted_by_label(quiet=True)
+    out = atk(x, targets)
+    assert torch.equal(out[~todo], x[~todo])
+    ta_want = _torchattacks_reference(1.0, 0.5)(model, x[todo], targets[todo]).x_adv
+    assert torch.equal(out[todo], ta_want)
