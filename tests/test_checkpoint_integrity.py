@@ -1,6 +1,7 @@
 """The chunk store trusts only chunks that identify themselves: copied, truncated, damaged or
-foreign chunks and broken manifests are detected, named, and recomputed or refused: a bad
-chunk is never mistaken for a good one."""
+foreign chunks and broken manifests are detected, named, and recomputed or refused; a resumed
+run of attack_dataset then equals an uninterrupted one (``jsma-fast reproduce``:
+test_reproduce_resume.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jsma_fast.evaluation import ChunkStore
+import torch
+from torch import nn
+
+from jsma_fast import JSMA
+from jsma_fast.evaluation import ChunkStore, attack_dataset
 from jsma_fast.evaluation.checkpoint import ChunkError
 
 CONFIG = {"digits": 6, "gamma": 0.1}
@@ -225,3 +230,46 @@ def test_save_rejects_bad_columns(tmp_path):
         s.save("a", 0, {"x": np.array([object()])})
     with pytest.raises(ValueError, match="column names"):
         s.save("a", 0, {"__chunk__": np.zeros(3)})
+
+
+# ----------------------------------------------------------------------------- attack_dataset
+
+
+def _problem():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 4)).eval()
+    g = torch.Generator().manual_seed(1)
+    return model, torch.rand(20, 1, 4, 4, generator=g), torch.randint(0, 4, (20,), generator=g)
+
+
+def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
+    model, x, y = _problem()
+    attack = JSMA(gamma=0.5)
+    kwargs = dict(batch_size=4, progress=False, keep_adv=True)
+    reference = attack_dataset(model, (x, y), attack, "random", **kwargs).columns
+    out = tmp_path / "run"
+    attack_dataset(model, (x, y), attack, "random", out=out, **kwargs)
+    chunks = out / "chunks" / "attack"
+    shutil.copyfile(chunks / "chunk-00003.npz", chunks / "chunk-00001.npz")
+    _rewrite(chunks / "chunk-00002.npz", lambda a: a.update(l0=a["l0"][:1]))
+    with pytest.warns(RuntimeWarning) as caught:
+        again = attack_dataset(model, (x, y), attack, "random", out=out, **kwargs)
+    named = " ".join(str(w.message) for w in caught)
+    assert "chunk-00001.npz" in named and "chunk-00002.npz" in named
+    assert again.summary["rows_computed"] == 8  # only the two bad chunks
+    got = again.load()
+    assert sorted(got) == sorted(reference)
+    for key in reference:
+        np.testing.assert_array_equal(got[key], reference[key], err_msg=key)
+
+
+def test_attack_dataset_refuses_to_resume_another_configuration(tmp_path):
+    model, x, y = _problem()
+    attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4, progress=False)
+    with pytest.raises(ChunkError, match=r"different configuration \(differs in \['batch_size'\]\)"):
+        attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=5, progress=False)
+    with pytest.raises(ChunkError, match=r"differs in \['attack'\]"):
+        attack_dataset(model, (x, y), JSMA(gamma=0.4), out=tmp_path, batch_size=4, progress=False)
+    with pytest.raises(ChunkError, match=r"differs in \['data'\]"):
+        attack_dataset(model, (x * 0.5, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4,
+                       progress=False)
