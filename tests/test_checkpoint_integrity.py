@@ -62,7 +62,8 @@ def test_good_chunks_load_with_their_identity(store, tmp_path):
 
 
 def _damage_copy(tmp_path):
-    shutil.copyfile(tmp_path / "increase" / "chunk-00001.npz", tmp_path / "increase" / "chunk-00000.npz")
+    chunks = tmp_path / "increase"
+    shutil.copyfile(chunks / "chunk-00001.npz", chunks / "chunk-00000.npz")
 
 
 def _damage_truncate_column(tmp_path):
@@ -110,7 +111,8 @@ def _damage_other_run(tmp_path):
     other = tmp_path.parent / (tmp_path.name + "-other")
     s = ChunkStore(other, {"digits": 7}, resume=False)
     s.save("increase", 0, _columns(0, 4), span=(0, 4))
-    shutil.copyfile(other / "increase" / "chunk-00000.npz", tmp_path / "increase" / "chunk-00000.npz")
+    shutil.copyfile(other / "increase" / "chunk-00000.npz",
+                    tmp_path / "increase" / "chunk-00000.npz")
 
 
 DAMAGES = {
@@ -266,7 +268,7 @@ def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
 def test_attack_dataset_refuses_to_resume_another_configuration(tmp_path):
     model, x, y = _problem()
     attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4, progress=False)
-    with pytest.raises(ChunkError, match=r"different configuration \(differs in \['batch_size'\]\)"):
+    with pytest.raises(ChunkError, match=r"configuration \(differs in \['batch_size'\]\)"):
         attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=5, progress=False)
     with pytest.raises(ChunkError, match=r"differs in \['attack'\]"):
         attack_dataset(model, (x, y), JSMA(gamma=0.4), out=tmp_path, batch_size=4, progress=False)

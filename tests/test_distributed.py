@@ -77,7 +77,8 @@ def _env(**extra: str) -> dict:
 
 def _attack_args(work: Path, out: Path, *extra: str) -> List[str]:
     # One thread per process: two "nodes" on this machine share its cores.
-    return ["attack", "--threads", "1", "--model", f"{work / 'net.py'}:build", "--data", str(work / "data.npz"),
+    return ["attack", "--threads", "1", "--model", f"{work / 'net.py'}:build",
+            "--data", str(work / "data.npz"),
             "--batch-size", str(BATCH), "--targets", "random", "--gamma", "0.3",
             "--no-progress", "--out", str(out), *extra]
 

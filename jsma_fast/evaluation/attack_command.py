@@ -17,7 +17,7 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 
 def _positive_int(text: str) -> int:
@@ -172,7 +172,8 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
     try:
         attack = JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
     except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
-        raise ValueError(f"this jsma_fast's JSMA does not accept the given options: {exc}") from None
+        raise ValueError(f"this jsma_fast's JSMA does not accept the given options: "
+                         f"{exc}") from None
     except ValueError as exc:
         raise ValueError(f"invalid attack option: {exc}") from None
     say(f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "

@@ -154,7 +154,8 @@ class ChunkStore:
             raise ChunkError(f"chunk manifest {str(path)!r} is damaged: its configuration does "
                              f"not match its stored hash; {fresh}")
         if cfg != self.config:
-            diff = sorted(k for k in set(cfg) | set(self.config) if cfg.get(k) != self.config.get(k))
+            diff = sorted(k for k in set(cfg) | set(self.config)
+                          if cfg.get(k) != self.config.get(k))
             raise ChunkError(
                 f"cannot resume in {str(self.root)!r}: the stored run used a different "
                 f"configuration (differs in {diff}); {fresh}")

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from ..result import STOP_REASONS
-from .checkpoint import ChunkStore
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
 from .merge import merge_stage

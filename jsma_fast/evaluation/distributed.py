@@ -181,7 +181,7 @@ class Dist:
         spec = [(k, tuple(v.shape), str(v.dtype)) for k, v in state.items()]
         reference = self.broadcast(spec)
         self.agree(None if spec == reference else
-                   f"its model's parameters differ in name, shape or dtype from "
+                   "its model's parameters differ in name, shape or dtype from "
                    "rank 0's: every rank must build the same architecture")
         with torch.no_grad():
             for tensor in state.values():
@@ -314,6 +314,10 @@ def setup(threads: Optional[int] = None, device: str = "auto",
         backend = str(dist.get_backend())
         use_cuda = backend == "nccl"
     else:
+        if use_cuda and local_rank >= torch.cuda.device_count():
+            raise ValueError(f"this rank has LOCAL_RANK {local_rank}, but torch sees "
+                             f"{torch.cuda.device_count()} CUDA device(s): start at most that "
+                             "many processes per node, or pass --device cpu")
         backend = "nccl" if use_cuda else "gloo"
         kwargs: dict = {"backend": backend, "timeout": timeout}
         if use_cuda:
@@ -323,7 +327,8 @@ def setup(threads: Optional[int] = None, device: str = "auto",
         owns = True
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    torch.set_num_threads(threads if threads is not None else max(1, _cores() // max(local_world, 1)))
+    share = max(1, _cores() // max(local_world, 1))
+    torch.set_num_threads(threads if threads is not None else share)
     try:
         from torch.distributed import distributed_c10d
 

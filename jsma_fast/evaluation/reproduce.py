@@ -195,8 +195,8 @@ def _reproduce(args: argparse.Namespace, gammas: List[float], ctx: Any) -> int:
     stage_list = [(s, th) for s, th in STAGES]
     total = n * len(stage_list)
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="attacking", unit="digit", disable=not progress or not ctx.is_main,
-               smoothing=0.1)
+    bar = tqdm(total=total, desc="attacking", unit="digit",
+               disable=not progress or not ctx.is_main, smoothing=0.1)
     results: Dict[str, Dict[str, np.ndarray]] = {}
     try:
         for stage, theta in stage_list:

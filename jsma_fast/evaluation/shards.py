@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .checkpoint import ChunkError, ChunkStore, config_hash
 from .columns import Columns, concat_columns
-from .distributed import Dist, describe
+from .distributed import Dist
 
 _NOT_SHARED = ("the output directory must be on a file system that every rank shares; without "
                "one, pass --gather (gather=True) to send the results to rank 0")
