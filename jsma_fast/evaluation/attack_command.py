@@ -111,8 +111,8 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(BaseException):
+    """SIGTERM, like Ctrl-C: not an error of the run (the chunk runner does not catch it)."""
 
 
 def run_attack(args: argparse.Namespace) -> int:

@@ -14,11 +14,12 @@ and process group, with the few collectives the chunked runs need.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, TypeVar
 
 import torch
 
@@ -34,14 +35,32 @@ class RankFailed(RuntimeError):
     """Raised on every rank of a distributed run when one rank failed.
 
     Attributes:
-        rank: the failing rank.
+        rank: the failing rank (None when it is not known, see :class:`RankLost`).
         message: its error, as ``"ExceptionType: message"``.
     """
 
-    def __init__(self, rank: int, message: str) -> None:
-        super().__init__(f"rank {rank} failed: {message}")
+    def __init__(self, rank: Optional[int], message: str) -> None:
+        super().__init__(message if rank is None else f"rank {rank} failed: {message}")
         self.rank = rank
         self.message = message
+
+
+class RankLost(RankFailed):
+    """A collective failed because another rank is gone (killed, or its node lost)."""
+
+    def __init__(self, operation: str, exc: BaseException) -> None:
+        super().__init__(None, f"lost the connection to another rank during {operation} (a rank "
+                               f"was killed or its node lost: {describe(exc).splitlines()[0]}); "
+                               "completed chunks are kept: run the same command with --resume")
+
+
+@contextlib.contextmanager
+def _collective(operation: str) -> Iterator[None]:
+    """Turns the backend's error for a vanished peer into :class:`RankLost`."""
+    try:
+        yield
+    except RuntimeError as exc:  # gloo, NCCL and the store raise RuntimeError subclasses
+        raise RankLost(operation, exc) from exc
 
 
 def launched_by_torchrun() -> bool:
@@ -109,7 +128,8 @@ class Dist:
         import torch.distributed as dist
 
         box = [obj]
-        dist.broadcast_object_list(box, src=src)
+        with _collective("a broadcast"):
+            dist.broadcast_object_list(box, src=src)
         return box[0]
 
     def all_gather(self, obj: Any) -> List[Any]:
@@ -119,7 +139,8 @@ class Dist:
         import torch.distributed as dist
 
         out: List[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        with _collective("an all-gather"):
+            dist.all_gather_object(out, obj)
         return out
 
     def agree(self, error: Optional[str], exc: Optional[BaseException] = None) -> None:
@@ -130,7 +151,12 @@ class Dist:
         Raises:
             RankFailed: on the ranks that did not fail.
         """
-        errors = self.all_gather(error)
+        try:
+            errors = self.all_gather(error)
+        except RankLost:
+            if exc is not None:
+                raise exc  # this rank's own error comes first
+            raise
         failed = [(r, e) for r, e in enumerate(errors) if e is not None]
         if not failed:
             return
@@ -183,7 +209,7 @@ class Dist:
         self.agree(None if spec == reference else
                    "its model's parameters differ in name, shape or dtype from "
                    "rank 0's: every rank must build the same architecture")
-        with torch.no_grad():
+        with torch.no_grad(), _collective("the broadcast of the model"):
             for tensor in state.values():
                 buf = tensor.detach().to(self.device).contiguous()
                 dist.broadcast(buf, src=0)
@@ -194,21 +220,23 @@ class Dist:
         """Sends ``data`` to rank ``dst`` (which calls :meth:`recv_bytes`)."""
         import torch.distributed as dist
 
-        dist.send(torch.tensor([len(data)], dtype=torch.int64, device=self.device), dst)
-        if data:
-            payload = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.device)
-            dist.send(payload, dst)
+        with _collective(f"a send to rank {dst}"):
+            dist.send(torch.tensor([len(data)], dtype=torch.int64, device=self.device), dst)
+            if data:
+                payload = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.device)
+                dist.send(payload, dst)
 
     def recv_bytes(self, src: int) -> bytes:
         """Bytes sent by rank ``src`` with :meth:`send_bytes`."""
         import torch.distributed as dist
 
-        size = torch.zeros(1, dtype=torch.int64, device=self.device)
-        dist.recv(size, src)
-        if int(size) == 0:
-            return b""
-        payload = torch.empty(int(size), dtype=torch.uint8, device=self.device)
-        dist.recv(payload, src)
+        with _collective(f"a receive from rank {src}"):
+            size = torch.zeros(1, dtype=torch.int64, device=self.device)
+            dist.recv(size, src)
+            if int(size) == 0:
+                return b""
+            payload = torch.empty(int(size), dtype=torch.uint8, device=self.device)
+            dist.recv(payload, src)
         return payload.cpu().numpy().tobytes()
 
     # ------------------------------------------------------------------ failure marks
@@ -229,18 +257,25 @@ class Dist:
                 pass
 
     def failure_marked(self, run: str) -> bool:
-        """True once any rank marked a failure in ``run``."""
+        """True once any rank marked a failure in ``run`` (or the store is gone: the job is
+        ending, and the next collective says why)."""
         if self._store is None:
             return False
-        return bool(self._store.check([f"{run}/failures"]))
+        try:
+            return bool(self._store.check([f"{run}/failures"]))
+        except RuntimeError:
+            return True
 
     def add_rows(self, run: str, rows: int) -> int:
         """Adds ``rows`` to the run's shared progress counter; returns the new total (this
         rank's own count where there is no store)."""
+        self._rows += rows
         if self._store is None:
-            self._rows += rows
             return self._rows
-        return int(self._store.add(f"{run}/rows", rows))
+        try:
+            return int(self._store.add(f"{run}/rows", rows))
+        except RuntimeError:  # the store is gone; the next collective reports it
+            return self._rows
 
     def close(self) -> None:
         """Destroys the process group if :func:`setup` created it."""

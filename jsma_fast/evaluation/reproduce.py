@@ -89,8 +89,8 @@ def _check_args(args: argparse.Namespace) -> List[float]:
     return gammas
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(BaseException):
+    """SIGTERM, like Ctrl-C: not an error of the run (the chunk runner does not catch it)."""
 
 
 def run_reproduce(args: argparse.Namespace) -> int:

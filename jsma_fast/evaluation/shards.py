@@ -157,6 +157,9 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
             error, failure = ctx.failure(exc), exc
             ctx.mark_failed(run, error)
             break
+        except BaseException as exc:  # SIGTERM, Ctrl-C: tell the others, and leave now
+            ctx.mark_failed(run, f"interrupted ({type(exc).__name__})")
+            raise
         computed.append(chunk.index)
         total = ctx.add_rows(run, chunk.rows)
         if ctx.is_main and bar is not None:
