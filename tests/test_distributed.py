@@ -225,3 +225,89 @@ def test_a_failing_rank_stops_every_rank_with_its_message(work):
     assert "the model failed on purpose" in logs[1], logs[1]
     assert len(list((out / "chunks" / "attack").glob("chunk-*.npz"))) < ROWS // BATCH // 2
     assert not (out / "results.npz").exists()
+
+
+# ----------------------------------------------------------------------------- the primitives
+# Two processes started with multiprocessing (gloo through a file store), each running the
+# scenarios below in order; what each rank saw is compared in the parent.
+
+
+def _scenarios(rank: int, init: str, root: str, queue) -> None:
+    import torch.distributed as dist
+    from torch import nn
+
+    from jsma_fast.evaluation.distributed import RankFailed, setup
+    from jsma_fast.evaluation.shards import open_store
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+                      WORLD_SIZE="2")
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    ctx = setup()
+    seen = {"threads": torch.get_num_threads()}
+
+    def record(name, fn):
+        try:
+            seen[name] = ("ok", fn())
+        except RankFailed as exc:
+            seen[name] = ("RankFailed", exc.rank, str(exc))
+        except Exception as exc:  # the failing rank's own error
+            seen[name] = (type(exc).__name__, str(exc))
+
+    def fail_on_main():
+        raise ValueError("rank 0 cannot do it")
+
+    record("on_main", lambda: ctx.on_main(fail_on_main if rank == 0 else None))
+
+    def fail_on_one():
+        if rank == 1:
+            raise KeyError("only rank 1 fails")
+        return rank
+
+    record("each", lambda: ctx.each(fail_on_one))
+    torch.manual_seed(rank)
+    net = nn.Linear(3, 2)
+    ctx.sync_module(net)
+    seen["weights"] = net.weight.detach().numpy().tolist()
+    record("architecture", lambda: ctx.sync_module(nn.Linear(3, 2 + rank)))
+    record("config", lambda: open_store(ctx, Path(root) / "store", {"n": rank}, resume=False))
+    if rank == 1:
+        ctx.send_bytes(b"chunk bytes", 0)
+    else:
+        seen["bytes"] = ctx.recv_bytes(1)
+    ctx.close()
+    queue.put((rank, seen))
+
+
+def test_collectives_carry_one_ranks_error_to_every_rank(tmp_path):
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    queue = mp.Queue()
+    init = f"file://{tmp_path / 'rendezvous'}"
+    procs = [mp.Process(target=_scenarios, args=(r, init, str(tmp_path), queue)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        seen = dict(queue.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs)
+    zero, one = seen[0], seen[1]
+    assert zero["threads"] == one["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    # on_main: rank 0's error on rank 0, named and passed on to rank 1
+    assert zero["on_main"] == ("ValueError", "rank 0 cannot do it")
+    assert one["on_main"][:2] == ("RankFailed", 0)
+    assert "rank 0 failed: ValueError: rank 0 cannot do it" in one["on_main"][2]
+    # each: rank 1's error on rank 1, named on rank 0
+    assert one["each"][0] == "KeyError"
+    assert zero["each"][:2] == ("RankFailed", 1) and "only rank 1 fails" in zero["each"][2]
+    # sync_module: rank 0's weights everywhere; another architecture is refused everywhere
+    assert zero["weights"] == one["weights"]
+    for s in (zero, one):
+        assert s["architecture"][:2] == ("RankFailed", 1)
+        assert "same architecture" in s["architecture"][2]
+        assert s["config"][0] == "RankFailed" and "configuration differs" in s["config"][2]
+    assert zero["bytes"] == b"chunk bytes"
