@@ -12,7 +12,8 @@ default JSMA, target ``next``, ``--batch-size`` rows per chunk.
 Each configuration runs the real command line in a fresh process group; its rate is the
 ``rows_per_second`` the run writes to ``summary.json`` (attack time on rank 0, from the first
 chunk to the last, without start-up or model loading). The 2-process results must equal the
-1-process results bit for bit. With a CUDA device, the same attack on 1 GPU is added.
+1-process results bit for bit. With a CUDA device, the same attack on 1 GPU is added (its
+results are not compared: GPU kernels may round differently from the CPU's).
 ``--write-results`` replaces the ``scaling`` section of bench/RESULTS.md.
 """
 
@@ -108,7 +109,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 runs[(processes, device)].append(s)
                 print(f"  {processes} process(es), {device}: {s['rows_per_second']:.1f} rows/s "
                       f"({s['seconds']:.2f} s attack, {s['wall']:.1f} s command)", flush=True)
-                if (processes, device) != (1, "cpu"):
+                if device == "cpu" and processes > 1:  # the GPU may round otherwise
                     identical &= same_results(work / f"1-cpu-{r}", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -136,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         lines.append(f"| {processes} | {device} | {rate[(processes, device)]:.1f} | {up:.2f}x | "
                      f"{eff} | {statistics.median(s['seconds'] for s in v):.2f} s | "
                      f"{statistics.median(s['wall'] for s in v):.1f} s |")
-    lines += ["", f"- Results of every configuration identical to 1 process, bit for bit: "
+    lines += ["", f"- Results of 2 processes identical to 1 process, bit for bit: "
               f"{'yes' if identical else 'NO'}",
               f"- 2 processes at {speedup:.2f}x the rows per second of 1 process (target >= "
               f"{TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}"]
