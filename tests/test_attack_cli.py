@@ -142,3 +142,20 @@ def test_variant_is_passed_only_when_given(work, tmp_path, capsys):
             raise SystemExit(main(args))
         assert info.value.code == 2
         assert "does not accept the given options" in capsys.readouterr().err
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").exists(),
+                    reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
+def test_fashion_mnist_idx_files_through_the_idx_reader():
+    from jsma_fast.evaluation.loaders import load_data
+
+    x, y, what = load_data(str(FASHION), "test", limit=50)
+    assert x.shape == (50, 1, 28, 28) and x.dtype == torch.float32
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert y.shape == (50,) and set(y.tolist()) <= set(range(10)) and len(set(y.tolist())) > 5
+    assert "split test, first 50 rows" in what
+    train_x, _, _ = load_data(str(FASHION), "train", limit=3)
+    assert not torch.equal(train_x, x[:3])
