@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce", help="the paper's MNIST evaluation (sections 5-7) as a report directory")
     add_reproduce_arguments(reproduce)
     reproduce.set_defaults(run=run_reproduce, fail=reproduce.error)
+    from .evaluation.attack_command import add_attack_arguments, run_attack
+
+    attack = commands.add_parser(
+        "attack", help="attack a whole data set (one process or torchrun) into a results folder")
+    add_attack_arguments(attack)
+    attack.set_defaults(run=run_attack, fail=attack.error)
     info = commands.add_parser("info", help="what this installation was built with")
     info.set_defaults(run=run_info, fail=info.error)
     return parser

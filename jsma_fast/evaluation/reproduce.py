@@ -17,6 +17,7 @@ import argparse
 import csv
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -90,6 +91,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the chunks a previous run with the same settings completed")
     parser.add_argument("--seed", type=_args.seed, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--gather", action="store_true",
+                        help="under torchrun without a shared file system: send the results to "
+                             "rank 0 through the process group")
 
 
 def _variant_list(text: str) -> List[str]:
@@ -119,40 +123,55 @@ def _check_args(args: argparse.Namespace) -> List[float]:
     return gammas
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(BaseException):
+    """SIGTERM, like Ctrl-C: not an error of the run (the chunk runner does not catch it)."""
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    """Entry point of ``jsma-fast reproduce``; returns the exit status (130 if interrupted)."""
+    """Entry point of ``jsma-fast reproduce``; returns the exit status (130 if interrupted,
+    2 for a checkpoint that cannot be resumed, 1 when another rank of a distributed run
+    failed)."""
+    from .checkpoint import ChunkError
+    from .distributed import RankFailed, setup
+
     gammas = _check_args(args)
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Interrupted(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    ctx = None
     try:
-        return _reproduce(args, gammas)
+        # The LeNet is small: every rank computes on the CPU (gloo under torchrun).
+        ctx = setup(threads=args.threads, device="cpu")
+        return _reproduce(args, gammas, ctx)
     except (_Interrupted, KeyboardInterrupt) as exc:
         name = str(exc) or "SIGINT"
         print(f"\nInterrupted ({name}): completed chunks are saved in {args.out / 'chunks'}; "
               "run the same command with --resume to continue.", flush=True)
         return 130
+    except ChunkError as exc:
+        print(f"jsma-fast reproduce: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except RankFailed as exc:
+        print(f"jsma-fast reproduce: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if ctx is not None:
+            ctx.close()
 
 
-def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
+def _reproduce(args: argparse.Namespace, gammas: List[float], ctx: Any) -> int:
     import torch
 
     from ..attack import JSMA
     from ..training import accuracy, load_or_train_lenet
-    from .checkpoint import ChunkStore
-    from .columns import concat_columns, result_columns
+    from .columns import COLUMNS, result_columns
+    from .shards import load_stage, make_chunks, open_store, run_chunks
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     progress = not args.no_progress
+    say = print if ctx.is_main else (lambda *a, **k: None)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs
@@ -161,25 +180,40 @@ def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
         variants = _variant_list(variants)
 
     def load_model(architecture: str) -> Tuple[Any, Any]:
-        print(f"Loading MNIST ({args.source}) and {MODEL_LABELS[architecture]} ...", flush=True)
-        with _args.usage_errors("--source", FileNotFoundError, ValueError):
-            return load_or_train_lenet(source=args.source, n_test=args.n_test, seed=args.seed,
-                                       epochs=epochs, cache_dir=args.cache_dir,
-                                       progress=progress, architecture=architecture)
+        say(f"Loading MNIST ({args.source}) and {MODEL_LABELS[architecture]} ...", flush=True)
+
+        def load() -> Tuple[Any, Any]:
+            with _args.usage_errors("--source", FileNotFoundError, ValueError):
+                return load_or_train_lenet(source=args.source, n_test=args.n_test,
+                                           seed=args.seed, epochs=epochs,
+                                           cache_dir=args.cache_dir,
+                                           progress=progress and ctx.is_main,
+                                           architecture=architecture)
+
+        # Rank 0 first (it may train and fill the cache); the others then read the cache, and
+        # take rank 0's weights in any case.
+        loaded = ctx.on_main(load, share=False)
+        net, data = ctx.each(lambda: loaded if ctx.is_main else load())
+        ctx.sync_module(net)
+        return net, data
 
     def attacked_digits(net: Any, data: Any, limit: Optional[int]) -> Tuple[Any, Any, int]:
-        with torch.no_grad():
-            correct = net(data.test_x).argmax(1) == data.test_y
-        count = int(correct.sum())
-        k = count if limit is None else min(limit, count)
-        return data.test_x[correct][:k], data.test_y[correct][:k], count
+        def select() -> Tuple[List[int], int]:
+            with torch.no_grad():
+                correct = (net(data.test_x).argmax(1) == data.test_y).nonzero().squeeze(1)
+            count = int(correct.numel())
+            return correct[:count if limit is None else min(limit, count)].tolist(), count
+
+        keep, count = ctx.on_main(select)  # one choice of digits for every rank
+        return data.test_x[keep], data.test_y[keep], count
 
     model, split = load_model(args.model)
     x, y, n_all = attacked_digits(model, split, None if args.full else args.digits)
     n = x.shape[0]
-    print(f"LeNet: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} digits "
-          f"({len(split.train_y)} for training); attacking {n} of the {n_all} correctly "
-          f"classified held-out digits towards the 9 other classes", flush=True)
+    say(f"LeNet: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} digits "
+        f"({len(split.train_y)} for training); attacking {n} of the {n_all} correctly "
+        f"classified held-out digits towards the 9 other classes"
+        + (f", on {ctx.world_size} processes" if ctx.distributed else ""), flush=True)
 
     config = {"source": str(args.source), "n_test": args.n_test, "seed": args.seed,
               "epochs": epochs, "model": split.cache_path.name, "digits": n,
@@ -187,29 +221,29 @@ def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
               "adv_training": bool(args.adv_training), "adv_samples": args.adv_samples,
               "adv_epochs": args.adv_epochs, "architecture": args.model,
               "variants": variants, "model_comparison": not args.no_model_comparison}
-    store = ChunkStore(out / "chunks", config, resume=args.resume)
+    store = open_store(ctx, out / "chunks", config, resume=args.resume, gather=args.gather)
+    required = list(COLUMNS)
 
     def run_stage(stage: str, attack: JSMA, net: Any, xs: Any, ys: Any, targets: str,
-                  bar: Any) -> Dict[str, np.ndarray]:
-        parts = []
-        for index, start in enumerate(range(0, xs.shape[0], args.chunk_size)):
-            cols = store.load(stage, index)
-            if cols is None:
-                stop = min(start + args.chunk_size, xs.shape[0])
-                res = attack(net, xs[start:stop], targets, y=ys[start:stop])
-                cols = result_columns(res, index_offset=start)
-                store.save(stage, index, cols)
-            parts.append(cols)
-            if bar is not None:
-                bar.update(min(args.chunk_size, xs.shape[0] - start))
-        return concat_columns(parts)
+                  bar: Any) -> Optional[Dict[str, np.ndarray]]:
+        """The stage's columns on rank 0 (None on the other ranks)."""
+        chunks = make_chunks(xs.shape[0], args.chunk_size)
+
+        def compute(chunk: Any) -> Dict[str, np.ndarray]:
+            res = attack(net, xs[chunk.start:chunk.stop], targets, y=ys[chunk.start:chunk.stop])
+            return result_columns(res, index_offset=chunk.start)
+
+        run_chunks(ctx, store, stage, chunks, compute, gather=args.gather, bar=bar,
+                   required=required)
+        return ctx.on_main(lambda: load_stage(store, stage, chunks, required), share=False)
 
     from tqdm.auto import tqdm
 
     stage_list = [(s, th) for s, th in STAGES]
     total = n * (len(stage_list) + len(variants))
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="attacking", unit="digit", disable=not progress, smoothing=0.1)
+    bar = tqdm(total=total, desc="attacking", unit="digit",
+               disable=not progress or not ctx.is_main, smoothing=0.1)
     results: Dict[str, Dict[str, np.ndarray]] = {}
     extra: Dict[str, Dict[str, np.ndarray]] = {}
     try:
@@ -230,8 +264,8 @@ def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
         other = "paper" if args.model == "lenet" else "lenet"
         other_model, other_split = load_model(other)
         ox, oy, _ = attacked_digits(other_model, other_split, n)
-        print(f"The paper's algorithm on {MODEL_LABELS[other]} ({ox.shape[0]} digits) ...",
-              flush=True)
+        say(f"The paper's algorithm on {MODEL_LABELS[other]} ({ox.shape[0]} digits) ...",
+            flush=True)
         attack = JSMA(theta=1.0, gamma=args.gamma, seed=args.seed)
         comparison = {"model": other, "accuracy": other_split.test_accuracy,
                       "train": len(other_split.train_y),
@@ -240,43 +274,63 @@ def _reproduce(args: argparse.Namespace, gammas: List[float]) -> int:
 
     adv_report = None
     if args.adv_training:
-        adv_report = _adversarial_training(args, model, split, x, y, results["increase"],
+        adv_report = _adversarial_training(args, ctx, model, split, x, y, results["increase"],
                                            run_stage, accuracy, progress)
-
+    if not ctx.is_main:
+        return 0
     _write_outputs(args, out, model, split, x, y, results, gammas, adv_report, attack_seconds,
                    extra, comparison)
     return 0
 
 
-def _adversarial_training(args: argparse.Namespace, model: Any, split: Any, x: Any, y: Any,
-                          before_cols: Dict[str, np.ndarray], run_stage: Callable,
-                          accuracy: Callable, progress: bool) -> Optional[Dict[str, Any]]:
+def _adversarial_training(args: argparse.Namespace, ctx: Any, model: Any, split: Any, x: Any,
+                          y: Any, before_cols: Optional[Dict[str, np.ndarray]],
+                          run_stage: Callable, accuracy: Callable,
+                          progress: bool) -> Optional[Dict[str, Any]]:
+    """Crafting and the attack after fine-tuning run on every rank; the fine-tuning itself on
+    rank 0, whose weights the others take. Returns the report on rank 0 (None elsewhere, or
+    when there is nothing to compare)."""
+    import copy
+
     import torch
 
     from ..attack import JSMA
     from .adversarial_training import fine_tune_on_adversarial
 
+    say = print if ctx.is_main else (lambda *a, **k: None)
     k = min(args.adv_samples, len(split.train_y))
     tx, ty = split.train_x[:k], split.train_y[:k]
     attack = JSMA(theta=1.0, gamma=args.gamma, seed=args.seed)
-    print(f"Adversarial training: crafting {k} training digits (random targets) ...", flush=True)
+    say(f"Adversarial training: crafting {k} training digits (random targets) ...", flush=True)
     craft = run_stage("adv_craft", attack, model, tx, ty, "random", None)
-    ok = craft["success"].astype(bool)
-    adv_x = torch.from_numpy(craft["x_adv"][ok])
-    adv_y = torch.from_numpy(craft["true_class"][ok])
-    tuned = fine_tune_on_adversarial(model, split.train_x, split.train_y, adv_x, adv_y,
-                                     epochs=args.adv_epochs, seed=args.seed, progress=progress)
-    # Compare on the first (up to 50) attacked digits that the fine-tuned model still
-    # classifies correctly, so that neither attack starts from a misclassified digit.
-    with torch.no_grad():
-        still = (tuned(x).argmax(1) == y).nonzero().squeeze(1)[:50]
-    n_eval = int(still.numel())
+
+    def tune() -> Tuple[Dict[str, Any], List[int], int]:
+        ok = craft["success"].astype(bool)
+        adv_x = torch.from_numpy(craft["x_adv"][ok])
+        adv_y = torch.from_numpy(craft["true_class"][ok])
+        tuned = fine_tune_on_adversarial(model, split.train_x, split.train_y, adv_x, adv_y,
+                                         epochs=args.adv_epochs, seed=args.seed,
+                                         progress=progress)
+        # Compare on the first (up to 50) attacked digits that the fine-tuned model still
+        # classifies correctly, so that neither attack starts from a misclassified digit.
+        with torch.no_grad():
+            still = (tuned(x).argmax(1) == y).nonzero().squeeze(1)[:50]
+        return tuned.state_dict(), still.tolist(), int(ok.sum())
+
+    state, still_list, adversarial_samples = ctx.on_main(tune)
+    tuned = copy.deepcopy(model)
+    tuned.load_state_dict(state)
+    tuned.eval()
+    n_eval = len(still_list)
     if n_eval == 0:
-        print("warning: the fine-tuned model misclassifies every attacked digit; "
-              "no before/after comparison (raise --epochs or --adv-epochs)", flush=True)
+        say("warning: the fine-tuned model misclassifies every attacked digit; "
+            "no before/after comparison (raise --epochs or --adv-epochs)", flush=True)
         return None
-    print(f"Attacking the fine-tuned model on {n_eval} digits ...", flush=True)
+    still = torch.tensor(still_list, dtype=torch.int64)
+    say(f"Attacking the fine-tuned model on {n_eval} digits ...", flush=True)
     after = run_stage("adv_after", attack, tuned, x[still], y[still], "all", None)
+    if not ctx.is_main:
+        return None
     after["source_index"] = still.numpy()[after["source_index"]]
     keep = np.isin(before_cols["source_index"], still.numpy())
     before = {key: v[keep] for key, v in before_cols.items()}
@@ -287,7 +341,7 @@ def _adversarial_training(args: argparse.Namespace, model: Any, split: Any, x: A
 
     sb, db = stats(before)
     sa, da = stats(after)
-    return {"crafted": k, "adversarial_samples": int(ok.sum()), "eval_digits": n_eval,
+    return {"crafted": k, "adversarial_samples": adversarial_samples, "eval_digits": n_eval,
             "clean_before": accuracy(model, split.test_x, split.test_y),
             "clean_after": accuracy(tuned, split.test_x, split.test_y),
             "success_before": sb, "success_after": sa,

@@ -1,0 +1,338 @@
+"""Attacking a whole data set: :func:`attack_dataset` streams a data set through an attack in
+fixed batches, on one process or on every rank of a ``torchrun`` job, and writes (or returns)
+one row of results per attacked row.
+
+Determinism: batch ``i`` always holds rows ``[i * batch_size, (i + 1) * batch_size)`` of the
+data set, whatever the number of processes, and the ``"random"`` strategy draws each row's
+target from ``(seed, row index)`` alone (:func:`~jsma_fast.evaluation.rows.random_targets`).
+One process and N processes therefore attack the same batches with the same targets and give
+bit-identical results (given the same torch threads per process, since some CPU kernels may
+round differently with another thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+import numpy as np
+import torch
+
+from ..result import STOP_REASONS
+from .columns import COLUMNS, Columns, concat_columns, result_columns
+from .distributed import Dist, setup
+from .merge import merge_stage
+from .rows import Rows, random_targets
+from .shards import Chunk, make_chunks, open_store, run_chunks
+
+STAGE = "attack"
+RESULTS_FILE = "results.npz"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class DatasetResults:
+    """What :func:`attack_dataset` produced.
+
+    Attributes:
+        summary: success rate, distortion, stop reasons, time (see :func:`summarize`).
+        path: the merged ``results.npz`` (None when ``out`` was None).
+        columns: the per-row columns in memory (only when ``out`` was None).
+    """
+
+    summary: Dict[str, float]
+    path: Optional[Path] = None
+    columns: Optional[Columns] = field(default=None, repr=False)
+
+    def load(self) -> Columns:
+        """The per-row columns (read from :attr:`path` when they were written)."""
+        if self.columns is not None:
+            return self.columns
+        if self.path is None:
+            raise ValueError("these results hold neither columns nor a results file")
+        with np.load(self.path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+def iter_attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
+                        attack: Callable[..., Any], targets: Any = "next", *,
+                        batch_size: int = 100, keep_adv: bool = False,
+                        seed: Optional[int] = None) -> Iterator[Columns]:
+    """Attacks the data set batch by batch in this process and yields each batch's columns
+    (see :func:`attack_dataset` for the arguments and the columns)."""
+    _check(batch_size=batch_size, keep_adv=keep_adv)
+    rows = Rows(dataset)
+    job = _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
+    for chunk in make_chunks(len(rows), batch_size):
+        yield job(chunk)
+
+
+def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
+                   attack: Callable[..., Any], targets: Any = "next", *,
+                   out: Optional[Union[str, Path]] = None, resume: bool = True,
+                   batch_size: int = 100, keep_adv: bool = False, seed: Optional[int] = None,
+                   gather: bool = False, progress: bool = True,
+                   fingerprint: Optional[str] = None, on_bad_chunk: str = "rerun",
+                   dist: Optional[Dist] = None) -> DatasetResults:
+    """Attacks every row of a data set in fixed batches; resumable and distributed.
+
+    Batch ``i`` holds rows ``[i * batch_size, (i + 1) * batch_size)``; each batch is one call
+    ``attack(model, x, targets, y=y)`` and, with ``out``, one checksummed chunk file. Under
+    ``torchrun`` (or with an initialised process group) each rank attacks its share of the
+    batches and rank 0 merges them; see :mod:`jsma_fast.evaluation.shards`.
+
+    Args:
+        model: classifier (eval mode) mapping (n, ...) to (n, C) logits, on the device the
+            inputs should go to (its first parameter's device; the CPU if it has none).
+            Not modified.
+        dataset: ``(x, y)`` tensors or arrays (x (N, ...) float, y (N,) int or None), or a
+            map-style ``torch.utils.data.Dataset`` of ``(x_i, y_i)`` items (or bare x_i).
+            Without labels, the model's clean predictions are the true classes.
+        attack: a configured attack, e.g. :class:`jsma_fast.JSMA`; called as
+            ``attack(model, x, y_target, y=y)`` and returning an AttackResult.
+        targets: a strategy name, passed to the attack (``"next"``, ``"least_likely"``,
+            ``"all"``, ``"untargeted"``, ...) except ``"random"``, which is drawn here per
+            row (see :func:`~jsma_fast.evaluation.rows.random_targets`); one int class; or
+            (N,) per-row classes.
+        out: results directory: ``chunks/`` (resumable), ``results.npz`` (every column,
+            rows in data set order), ``summary.json``. None: keep the columns in memory
+            (one process only).
+        resume: keep the chunks a previous run with the same configuration stored (each
+            chunk's checksum and identity are checked; bad chunks are recomputed).
+        batch_size: rows per attack call and per chunk; part of the configuration.
+        keep_adv: also store the adversarial inputs (``x_adv``, N x sample size floats).
+        seed: seed of ``"random"`` targets; default the attack's ``seed`` attribute, else 0.
+        gather: no shared file system: send the results to rank 0 through the process group.
+        progress: show a progress bar (rank 0), in data set rows, with rows per second.
+        fingerprint: identifies the data in the resume check instead of the default (all
+            bytes of tensors; type, length and 8 items of a Dataset).
+        on_bad_chunk: ``"rerun"`` (warn and recompute) or ``"raise"``.
+        dist: the process context; default :func:`~jsma_fast.evaluation.distributed.setup`.
+
+    Returns:
+        :class:`DatasetResults`, on every rank (the summary is rank 0's).
+
+    Columns (one row per attacked row, N of them, or N * (C - 1) with ``"all"``): those of
+    :data:`~jsma_fast.evaluation.COLUMNS` (``x_adv`` only with ``keep_adv``), and
+    ``clean_predicted``, the model's class for the source row before the attack.
+
+    Raises:
+        ValueError, TypeError: bad arguments (the message names the argument).
+        ChunkError: a resume that the stored manifest refuses.
+        RankFailed: another rank failed (its message is included).
+    """
+    _check(batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather,
+           progress=progress)
+    rows = Rows(dataset)
+    if len(rows) == 0:
+        raise ValueError("dataset must hold at least one row, got an empty data set")
+    seed = _seed(seed, attack)
+    job = _Job(model, rows, attack, targets, batch_size, keep_adv, seed)
+    ctx = dist if dist is not None else setup()
+    chunks = make_chunks(len(rows), batch_size)
+    if out is None:
+        if ctx.distributed:
+            raise ValueError("out must be a directory in a distributed run (the chunks are "
+                             "how the ranks' results reach rank 0), got None")
+        summary = Summary()
+        parts = []
+        start = time.perf_counter()
+        with _bar(progress, len(rows)) as bar:
+            for chunk in chunks:
+                parts.append(job(chunk))
+                summary.add(parts[-1])
+                bar.update(chunk.rows)
+        return DatasetResults(summary.finish(time.perf_counter() - start, len(rows), 1),
+                              columns=concat_columns(parts))
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory, got the file {str(out)!r}")
+    config = {"kind": "attack_dataset", "attack": repr(attack), "targets": job.targets_id,
+              "seed": seed, "batch_size": batch_size, "keep_adv": keep_adv, "rows": len(rows),
+              "data": fingerprint if fingerprint is not None else rows.fingerprint(),
+              "model": model_fingerprint(model)}
+    store = open_store(ctx, out / "chunks", config, resume=resume, gather=gather,
+                       on_bad=on_bad_chunk)
+    start = time.perf_counter()
+    with _bar(progress and ctx.is_main, len(rows)) as bar:
+        computed = run_chunks(ctx, store, STAGE, chunks, job, gather=gather, bar=bar,
+                              required=job.columns)
+    seconds = time.perf_counter() - start
+    computed_rows = sum(ctx.all_gather(computed))
+
+    def merge() -> Dict[str, float]:
+        summary = Summary()
+        merge_stage(store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add,
+                    required=job.columns)
+        result = summary.finish(seconds, computed_rows, ctx.world_size)
+        plain = {k: None if isinstance(v, float) and math.isnan(v) else v  # JSON has no NaN
+                 for k, v in result.items()}
+        (out / SUMMARY_FILE).write_text(json.dumps(plain, indent=1, sort_keys=True) + "\n")
+        return result
+
+    return DatasetResults(ctx.on_main(merge), path=out / RESULTS_FILE)
+
+
+class _Job:
+    """Attacks one chunk of rows: the clean prediction, the targets, the attack, the columns."""
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], rows: Rows,
+                 attack: Callable[..., Any], targets: Any, batch_size: int, keep_adv: bool,
+                 seed: int) -> None:
+        if not callable(model):
+            raise TypeError(f"model must be callable (a torch.nn.Module), got "
+                            f"{type(model).__name__}")
+        if not callable(attack):
+            raise TypeError(f"attack must be callable as attack(model, x, y_target, y=y) "
+                            f"(e.g. jsma_fast.JSMA(...)), got {type(attack).__name__}")
+        self.model, self.rows, self.attack, self.seed = model, rows, attack, seed
+        self.keep_adv = keep_adv
+        self.device = _device_of(model)
+        self.per_row: Optional[torch.Tensor] = None
+        if isinstance(targets, str):
+            self.targets: Any = targets
+            self.targets_id = targets
+        elif isinstance(targets, (int, np.integer)) and not isinstance(targets, bool):
+            self.targets = int(targets)
+            self.targets_id = int(targets)
+        else:
+            try:
+                per_row = torch.as_tensor(targets)
+            except (TypeError, ValueError, RuntimeError):
+                per_row = None
+            if per_row is None or per_row.shape != (len(rows),) or per_row.dtype.is_floating_point \
+                    or per_row.dtype == torch.bool:
+                got = (f"shape {tuple(per_row.shape)}, dtype {per_row.dtype}" if per_row is not None
+                       else type(targets).__name__)
+                raise ValueError(f"targets must be a strategy name, one int class, or "
+                                 f"({len(rows)},) int classes (one per data set row), got {got}")
+            self.per_row = per_row.to(torch.int64)
+            self.targets = None
+            self.targets_id = "sha256:" + hashlib.sha256(
+                self.per_row.numpy().tobytes()).hexdigest()
+        #: columns every chunk holds
+        self.columns: List[str] = [c for c in COLUMNS if keep_adv or c != "x_adv"] + [
+            "clean_predicted"]
+
+    def __call__(self, chunk: Chunk) -> Columns:
+        x, y = self.rows.batch(chunk.start, chunk.stop)
+        x = x.to(self.device)
+        y = None if y is None else y.to(self.device)
+        with torch.no_grad():
+            clean = self.model(x)
+        predicted = clean.argmax(dim=1)
+        if self.per_row is not None:
+            y_target: Any = self.per_row[chunk.start:chunk.stop].to(self.device)
+        elif self.targets == "random":
+            index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
+            y_target = random_targets(index, predicted if y is None else y, int(clean.shape[1]),
+                                      self.seed)
+        else:
+            y_target = self.targets
+        result = self.attack(self.model, x, y_target, y=y)
+        cols = result_columns(result, index_offset=chunk.start)
+        if not self.keep_adv:
+            cols.pop("x_adv")
+        cols["clean_predicted"] = predicted.cpu().numpy()[cols["source_index"] - chunk.start]
+        return cols
+
+
+class Summary:
+    """Running totals over chunks of columns (constant memory)."""
+
+    def __init__(self) -> None:
+        self.rows = self.success = self.correct = self.success_correct = 0
+        self.l0_success = 0.0
+        self.iterations = 0
+        self.stops = np.zeros(len(STOP_REASONS), dtype=np.int64)
+
+    def add(self, cols: Columns) -> None:
+        ok = cols["success"].astype(bool)
+        correct = cols["clean_predicted"] == cols["true_class"]
+        self.rows += int(ok.size)
+        self.success += int(ok.sum())
+        self.correct += int(correct.sum())
+        self.success_correct += int((ok & correct).sum())
+        self.l0_success += float(cols["l0_fraction"][ok].sum())
+        self.iterations += int(cols["iterations"].sum())
+        codes = cols["stop_code"].astype(np.int64)
+        self.stops += np.bincount(codes[(codes >= 0) & (codes < len(STOP_REASONS))],
+                                  minlength=len(STOP_REASONS))[:len(STOP_REASONS)]
+
+    def finish(self, seconds: float, computed_rows: int, processes: int) -> Dict[str, float]:
+        """The summary: ``rows`` (attacked rows), ``success_rate``, ``clean_accuracy``
+        (share of rows whose source the model classified correctly before the attack),
+        ``success_rate_clean_correct`` (success among those), ``mean_l0_fraction_success``,
+        ``mean_iterations``, ``stopped_<reason>`` counts, and for this run ``seconds``,
+        ``rows_computed`` (data set rows attacked now, not resumed), ``rows_per_second``
+        and ``processes``."""
+        def ratio(a: float, b: float) -> float:
+            return a / b if b else math.nan
+
+        out: Dict[str, float] = {
+            "rows": self.rows,
+            "success_rate": ratio(self.success, self.rows),
+            "clean_accuracy": ratio(self.correct, self.rows),
+            "success_rate_clean_correct": ratio(self.success_correct, self.correct),
+            "mean_l0_fraction_success": ratio(self.l0_success, self.success),
+            "mean_iterations": ratio(self.iterations, self.rows),
+        }
+        out.update({f"stopped_{name}": int(n) for name, n in zip(STOP_REASONS, self.stops)})
+        out.update({"seconds": seconds, "rows_computed": computed_rows,
+                    "rows_per_second": ratio(computed_rows, seconds), "processes": processes})
+        return out
+
+
+def model_fingerprint(model: Any) -> str:
+    """SHA-256 of a module's class and state_dict (names, dtypes, shapes, bytes); for other
+    callables, of their qualified name."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    if isinstance(model, torch.nn.Module):
+        for name, t in model.state_dict().items():
+            t = t.detach().cpu().contiguous()
+            digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+    else:
+        digest.update(getattr(model, "__qualname__", repr(model)).encode())
+    return digest.hexdigest()
+
+
+def _check(**flags: Any) -> None:
+    batch_size = flags.pop("batch_size")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _seed(seed: Optional[int], attack: Any) -> int:
+    if seed is None:
+        seed = getattr(attack, "seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            seed = 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _device_of(model: Any) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        param = next(iter(model.parameters()), None)
+        if param is not None:
+            return param.device
+    return torch.device("cpu")
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="attacking", unit="row", disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
