@@ -11,6 +11,7 @@
 #include "cpu/parallel.h"
 #include "cpu/search.h"
 #include "cpu/simd.h"
+#include "search_api.h"
 #if defined(JSMA_FAST_WITH_CUDA)
 #include "bindings_cuda.h"
 #include "cuda/cuda_api.h"
@@ -41,8 +42,8 @@ void require_c_contiguous(const py::array& a, const char* name) {
 }
 
 // Validates alpha, beta (batch, m) float32 and domain (batch, m) bool/uint8 or None.
-jsma::cpu::SearchInputs check_inputs(const py::array& alpha, const py::array& beta,
-                                     const py::object& domain, bool increase) {
+jsma::SearchInputs check_inputs(const py::array& alpha, const py::array& beta,
+                                const py::object& domain, bool increase) {
   for (const auto& [arr, name] : {std::pair{&alpha, "alpha"}, std::pair{&beta, "beta"}}) {
     if (arr->ndim() != 2) {
       throw py::value_error(std::string(name) + " must have shape (batch, m), got " +
@@ -102,11 +103,11 @@ py::tuple pair_search(const py::array& alpha, const py::array& beta, const py::o
   py::array_t<int64_t> p(in.batch), q(in.batch);
   py::array_t<float> score(in.batch);
   py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  const jsma::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                              reinterpret_cast<uint8_t*>(valid.mutable_data())};
   {
     py::gil_scoped_release release;
-    jsma::cpu::pair_search_exact(in, out, threads, level);
+    jsma::cpu::pair_search(in, out, threads, level);
   }
   return py::make_tuple(p, q, score, valid);
 }
@@ -120,8 +121,8 @@ py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
   py::array_t<int64_t> p(in.batch), q(in.batch), candidates(in.batch);
   py::array_t<float> score(in.batch);
   py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  const jsma::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                              reinterpret_cast<uint8_t*>(valid.mutable_data())};
   {
     py::gil_scoped_release release;
     jsma::cpu::pair_search_pruned(in, out, candidates.mutable_data(), threads, level);
@@ -138,8 +139,8 @@ py::tuple top2_search(const py::array& alpha, const py::object& domain, bool inc
   py::array_t<int64_t> p(in.batch), q(in.batch);
   py::array_t<float> score(in.batch);
   py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  const jsma::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                              reinterpret_cast<uint8_t*>(valid.mutable_data())};
   {
     py::gil_scoped_release release;
     jsma::cpu::top2_search(in, out, threads);
@@ -154,8 +155,8 @@ py::tuple feature_search(const py::array& alpha, const py::array& beta,
   py::array_t<int64_t> index(in.batch);
   py::array_t<float> score(in.batch);
   py::array_t<bool> valid(in.batch);
-  const jsma::cpu::FeatureOutputs out{index.mutable_data(), score.mutable_data(),
-                                      reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  const jsma::FeatureOutputs out{index.mutable_data(), score.mutable_data(),
+                                 reinterpret_cast<uint8_t*>(valid.mutable_data())};
   {
     py::gil_scoped_release release;
     jsma::cpu::feature_search(in, out, threads);

@@ -23,7 +23,7 @@
 
 #include "contract.h"
 #include "cpu/simd.h"
-#include "cpu/search.h"
+#include "search_api.h"
 
 namespace jsma::cpu {
 

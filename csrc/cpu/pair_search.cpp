@@ -52,8 +52,8 @@ std::vector<Task> make_tasks(const std::vector<int64_t>& count, int64_t rows,
 
 }  // namespace
 
-void pair_search_exact(const SearchInputs& in, const PairOutputs& out, int num_threads,
-                       SimdLevel simd) {
+void pair_search(const SearchInputs& in, const PairOutputs& out, int num_threads,
+                 SimdLevel simd) {
   const int64_t batch = in.batch;
   const int64_t m = in.m;
   if (batch <= 0) return;

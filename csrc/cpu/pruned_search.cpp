@@ -10,7 +10,7 @@
 //      dominators); every dominator of a candidate is itself a candidate, so this is exact;
 //   3. the block search (block_search.h) over the pairs of S, in index order.
 // When C holds more than half of the usable features (or there are very few), pruning
-// cannot pay: the sample goes to the exhaustive search (pair_search_exact) unchanged.
+// cannot pay: the sample goes to the exhaustive search (pair_search) unchanged.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -202,7 +202,7 @@ void exhaustive_subset(const SearchInputs& in, const PairOutputs& out,
                        const std::vector<int64_t>& samples, int num_threads, SimdLevel simd) {
   if (samples.empty()) return;
   if (static_cast<int64_t>(samples.size()) == in.batch) {
-    pair_search_exact(in, out, num_threads, simd);
+    pair_search(in, out, num_threads, simd);
     return;
   }
   const int64_t k = static_cast<int64_t>(samples.size());
@@ -220,7 +220,7 @@ void exhaustive_subset(const SearchInputs& in, const PairOutputs& out,
   std::vector<uint8_t> valid(k);
   const SearchInputs sub{alpha.data(), beta.data(), in.domain ? domain.data() : nullptr,
                          k, m, in.mode};
-  pair_search_exact(sub, {p.data(), q.data(), score.data(), valid.data()}, num_threads, simd);
+  pair_search(sub, {p.data(), q.data(), score.data(), valid.data()}, num_threads, simd);
   for (int64_t j = 0; j < k; ++j) {
     const int64_t b = samples[j];
     out.p[b] = p[j];
