@@ -11,6 +11,7 @@
 #include "cpu/parallel.h"
 #include "cpu/search.h"
 #include "cpu/simd.h"
+#include "cuda/host_emulation.h"
 #include "search_api.h"
 #if defined(JSMA_FAST_WITH_CUDA)
 #include "bindings_cuda.h"
@@ -143,6 +144,14 @@ py::tuple top2_search(const py::array& alpha, const py::object& domain, bool inc
   });
 }
 
+py::tuple emulate_cuda_pair_search(const py::array& alpha, const py::array& beta,
+                                   const py::object& domain, bool increase) {
+  const auto in = check_inputs(alpha, beta, domain, increase);
+  return run_pair_search(in.batch, [&](const jsma::PairOutputs& out) {
+    jsma::cuda::emulate_pair_search(in, out);
+  });
+}
+
 py::tuple feature_search(const py::array& alpha, const py::array& beta,
                          const py::object& domain, bool increase, int64_t num_threads) {
   const auto in = check_inputs(alpha, beta, domain, increase);
@@ -236,6 +245,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("saliency_map", &saliency_map, py::arg("alpha"), py::arg("beta"), py::arg("domain"),
         py::arg("increase"), py::arg("num_threads"),
         "Single-feature saliency map, shape (batch, m).");
+  m.def("_cuda_emulate_pair_search", &emulate_cuda_pair_search, py::arg("alpha"),
+        py::arg("beta"), py::arg("domain"), py::arg("increase"),
+        "The CUDA pair search's decomposition run on the host, in every build (for tests): "
+        "host arrays in, (p, q, score, valid) out.");
   m.def("build_info", &build_info, "How this module was built.");
   m.def("cuda_device_count", &cuda_device_count,
         "(count, reason): usable CUDA devices, and why there are none.");

@@ -4,8 +4,6 @@
 // to be device memory on the given device before anything is launched.
 #include "bindings_cuda.h"
 
-#include <pybind11/numpy.h>
-
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -51,47 +49,6 @@ void require_outputs(int64_t batch, std::initializer_list<Ptr> outputs) {
   for (Ptr p : outputs) {
     if (p == 0) throw py::value_error("output pointers must be non-null when batch > 0");
   }
-}
-
-// (batch, m) float32 C-contiguous host array, for the host emulation.
-const float* host_floats(const py::array& a, int64_t batch, int64_t m, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()) || a.ndim() != 2 || a.shape(0) != batch ||
-      a.shape(1) != m || !(a.flags() & py::array::c_style)) {
-    throw py::value_error(std::string(name) + " must be a C-contiguous float32 array of shape " +
-                          "(batch, m) like alpha");
-  }
-  return static_cast<const float*>(a.data());
-}
-
-py::tuple emulate_pair_search(const py::array& alpha, const py::array& beta,
-                              const py::object& domain, bool increase) {
-  if (alpha.ndim() != 2) throw py::value_error("alpha must have shape (batch, m)");
-  const int64_t batch = alpha.shape(0);
-  const int64_t m = alpha.shape(1);
-  const float* a = host_floats(alpha, batch, m, "alpha");
-  const float* b = host_floats(beta, batch, m, "beta");
-  const uint8_t* d = nullptr;
-  py::array dom;
-  if (!domain.is_none()) {
-    dom = py::reinterpret_borrow<py::array>(domain);
-    if (dom.itemsize() != 1 || dom.ndim() != 2 || dom.shape(0) != batch || dom.shape(1) != m ||
-        !(dom.flags() & py::array::c_style)) {
-      throw py::value_error("domain must be a C-contiguous bool/uint8 array shaped like alpha");
-    }
-    d = static_cast<const uint8_t*>(dom.data());
-  }
-  py::array_t<int64_t> p(batch), q(batch);
-  py::array_t<float> score(batch);
-  py::array_t<bool> valid(batch);
-  const jsma::SearchInputs in{a, b, d, batch, m,
-                              increase ? jsma::Mode::kIncrease : jsma::Mode::kDecrease};
-  const jsma::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                              reinterpret_cast<uint8_t*>(valid.mutable_data())};
-  {
-    py::gil_scoped_release release;
-    jsma::cuda::emulate_pair_search(in, out);
-  }
-  return py::make_tuple(p, q, score, valid);
 }
 
 }  // namespace
@@ -146,8 +103,4 @@ void register_cuda(py::module_& m) {
         "Device scratch (bytes) that cuda_pair_search allocates for a call of this size.");
   m.def("cuda_driver_version", &jsma::cuda::driver_version,
         "CUDA version supported by the installed driver (e.g. 12040); 0 without a driver.");
-  m.def("_cuda_emulate_pair_search", &emulate_pair_search, py::arg("alpha"), py::arg("beta"),
-        py::arg("domain"), py::arg("increase"),
-        "The CUDA pair search's decomposition run on the host (for tests): host arrays in, "
-        "(p, q, score, valid) out.");
 }

@@ -36,8 +36,4 @@ void saliency_map(const SearchInputs& in, float* map, const DeviceStream& on);
 // Device scratch that pair_search allocates (stream-ordered) for a call of this size.
 int64_t pair_search_workspace_bytes(int64_t batch, int64_t m);
 
-// The pair search's decomposition and per-lane code (pair_tiles.h) run on the host, for
-// testing it without a GPU. Host arrays in and out; the same results as pair_search.
-void emulate_pair_search(const SearchInputs& in, const PairOutputs& out);
-
 }  // namespace jsma::cuda

@@ -2,12 +2,12 @@
 // (pair_tiles.h) as search_kernels.cu, with the warp and block reductions written as loops.
 // What it cannot check is what only a GPU has (shared memory, shuffles, barriers, launches);
 // everything else the kernels compute is computed here by the same functions, so the CPU
-// tests can hold it to the naive reference.
+// tests can hold it to the naive reference. Plain C++, built with or without CUDA.
 #include <algorithm>
 #include <vector>
 
 #include "cpu/simd.h"
-#include "cuda/cuda_api.h"
+#include "cuda/host_emulation.h"
 #include "cuda/pair_tiles.h"
 
 namespace jsma::cuda {
