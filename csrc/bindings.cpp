@@ -11,6 +11,8 @@
 #include "cpu/parallel.h"
 #include "cpu/search.h"
 #include "cpu/simd.h"
+#include "cuda/host_emulation.h"
+#include "search_api.h"
 #if defined(JSMA_FAST_WITH_CUDA)
 #include "bindings_cuda.h"
 #include "cuda/cuda_api.h"
@@ -41,8 +43,8 @@ void require_c_contiguous(const py::array& a, const char* name) {
 }
 
 // Validates alpha, beta (batch, m) float32 and domain (batch, m) bool/uint8 or None.
-jsma::cpu::SearchInputs check_inputs(const py::array& alpha, const py::array& beta,
-                                     const py::object& domain, bool increase) {
+jsma::SearchInputs check_inputs(const py::array& alpha, const py::array& beta,
+                                const py::object& domain, bool increase) {
   for (const auto& [arr, name] : {std::pair{&alpha, "alpha"}, std::pair{&beta, "beta"}}) {
     if (arr->ndim() != 2) {
       throw py::value_error(std::string(name) + " must have shape (batch, m), got " +
@@ -94,39 +96,41 @@ jsma::cpu::SimdLevel check_simd(const std::string& simd) {
   }
 }
 
+// Fresh (batch,) outputs of a pair search, written by `run` without the GIL (the kernels
+// touch no Python object). Returns (p, q, score, valid).
+template <typename Run>
+py::tuple run_pair_search(int64_t batch, const Run& run) {
+  py::array_t<int64_t> p(batch), q(batch);
+  py::array_t<float> score(batch);
+  py::array_t<bool> valid(batch);
+  const jsma::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
+                              reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  {
+    py::gil_scoped_release release;
+    run(out);
+  }
+  return py::make_tuple(p, q, score, valid);
+}
+
+// The exhaustive search, or the pruned one, which also returns its candidate counts.
+template <bool kPruned>
 py::tuple pair_search(const py::array& alpha, const py::array& beta, const py::object& domain,
                       bool increase, int64_t num_threads, const std::string& simd) {
   const auto in = check_inputs(alpha, beta, domain, increase);
   const int threads = check_threads(num_threads);
   const auto level = check_simd(simd);
-  py::array_t<int64_t> p(in.batch), q(in.batch);
-  py::array_t<float> score(in.batch);
-  py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
-  {
-    py::gil_scoped_release release;
-    jsma::cpu::pair_search_exact(in, out, threads, level);
+  if constexpr (!kPruned) {
+    return run_pair_search(in.batch, [&](const jsma::PairOutputs& out) {
+      jsma::cpu::pair_search(in, out, threads, level);
+    });
+  } else {
+    py::array_t<int64_t> candidates(in.batch);
+    int64_t* counts = candidates.mutable_data();
+    const py::tuple pair = run_pair_search(in.batch, [&](const jsma::PairOutputs& out) {
+      jsma::cpu::pair_search_pruned(in, out, counts, threads, level);
+    });
+    return py::make_tuple(pair[0], pair[1], pair[2], pair[3], candidates);
   }
-  return py::make_tuple(p, q, score, valid);
-}
-
-py::tuple pair_search_pruned(const py::array& alpha, const py::array& beta,
-                             const py::object& domain, bool increase, int64_t num_threads,
-                             const std::string& simd) {
-  const auto in = check_inputs(alpha, beta, domain, increase);
-  const int threads = check_threads(num_threads);
-  const auto level = check_simd(simd);
-  py::array_t<int64_t> p(in.batch), q(in.batch), candidates(in.batch);
-  py::array_t<float> score(in.batch);
-  py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
-  {
-    py::gil_scoped_release release;
-    jsma::cpu::pair_search_pruned(in, out, candidates.mutable_data(), threads, level);
-  }
-  return py::make_tuple(p, q, score, valid, candidates);
 }
 
 py::tuple top2_search(const py::array& alpha, const py::object& domain, bool increase,
@@ -135,16 +139,17 @@ py::tuple top2_search(const py::array& alpha, const py::object& domain, bool inc
   auto in = check_inputs(alpha, alpha, domain, increase);
   in.beta = nullptr;
   const int threads = check_threads(num_threads);
-  py::array_t<int64_t> p(in.batch), q(in.batch);
-  py::array_t<float> score(in.batch);
-  py::array_t<bool> valid(in.batch);
-  const jsma::cpu::PairOutputs out{p.mutable_data(), q.mutable_data(), score.mutable_data(),
-                                   reinterpret_cast<uint8_t*>(valid.mutable_data())};
-  {
-    py::gil_scoped_release release;
+  return run_pair_search(in.batch, [&](const jsma::PairOutputs& out) {
     jsma::cpu::top2_search(in, out, threads);
-  }
-  return py::make_tuple(p, q, score, valid);
+  });
+}
+
+py::tuple emulate_cuda_pair_search(const py::array& alpha, const py::array& beta,
+                                   const py::object& domain, bool increase) {
+  const auto in = check_inputs(alpha, beta, domain, increase);
+  return run_pair_search(in.batch, [&](const jsma::PairOutputs& out) {
+    jsma::cuda::emulate_pair_search(in, out);
+  });
 }
 
 py::tuple feature_search(const py::array& alpha, const py::array& beta,
@@ -154,8 +159,8 @@ py::tuple feature_search(const py::array& alpha, const py::array& beta,
   py::array_t<int64_t> index(in.batch);
   py::array_t<float> score(in.batch);
   py::array_t<bool> valid(in.batch);
-  const jsma::cpu::FeatureOutputs out{index.mutable_data(), score.mutable_data(),
-                                      reinterpret_cast<uint8_t*>(valid.mutable_data())};
+  const jsma::FeatureOutputs out{index.mutable_data(), score.mutable_data(),
+                                 reinterpret_cast<uint8_t*>(valid.mutable_data())};
   {
     py::gil_scoped_release release;
     jsma::cpu::feature_search(in, out, threads);
@@ -223,10 +228,10 @@ py::tuple cuda_device_count() {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "jsma_fast native kernels (called through jsma_fast.ops)";
-  m.def("pair_search", &pair_search, py::arg("alpha"), py::arg("beta"), py::arg("domain"),
+  m.def("pair_search", &pair_search<false>, py::arg("alpha"), py::arg("beta"), py::arg("domain"),
         py::arg("increase"), py::arg("num_threads"), py::arg("simd") = "auto",
         "Exhaustive pair search. Returns (p, q, score, valid), each of shape (batch,).");
-  m.def("pair_search_pruned", &pair_search_pruned, py::arg("alpha"), py::arg("beta"),
+  m.def("pair_search_pruned", &pair_search<true>, py::arg("alpha"), py::arg("beta"),
         py::arg("domain"), py::arg("increase"), py::arg("num_threads"),
         py::arg("simd") = "auto",
         "Pruned exact pair search. Returns (p, q, score, valid, candidates), each of shape "
@@ -240,6 +245,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("saliency_map", &saliency_map, py::arg("alpha"), py::arg("beta"), py::arg("domain"),
         py::arg("increase"), py::arg("num_threads"),
         "Single-feature saliency map, shape (batch, m).");
+  m.def("_cuda_emulate_pair_search", &emulate_cuda_pair_search, py::arg("alpha"),
+        py::arg("beta"), py::arg("domain"), py::arg("increase"),
+        "The CUDA pair search's decomposition run on the host, in every build (for tests): "
+        "host arrays in, (p, q, score, valid) out.");
   m.def("build_info", &build_info, "How this module was built.");
   m.def("cuda_device_count", &cuda_device_count,
         "(count, reason): usable CUDA devices, and why there are none.");

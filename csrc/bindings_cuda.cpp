@@ -4,13 +4,12 @@
 // to be device memory on the given device before anything is launched.
 #include "bindings_cuda.h"
 
-#include <pybind11/numpy.h>
-
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 
 #include "cuda/cuda_api.h"
+#include "search_api.h"
 
 namespace py = pybind11;
 
@@ -23,8 +22,14 @@ T* as_ptr(Ptr p) {
   return reinterpret_cast<T*>(p);
 }
 
-jsma::cuda::DeviceInputs device_inputs(Ptr alpha, Ptr beta, Ptr domain, int64_t batch,
-                                       int64_t m, bool increase, int device, Ptr stream) {
+// Checked inputs of a CUDA search, and where it runs.
+struct DeviceCall {
+  jsma::SearchInputs in;
+  jsma::cuda::DeviceStream on;
+};
+
+DeviceCall device_call(Ptr alpha, Ptr beta, Ptr domain, int64_t batch, int64_t m,
+                       bool increase, int device, Ptr stream) {
   if (batch < 0 || m < 0) {
     throw py::value_error("batch and m must be >= 0, got " + std::to_string(batch) + " and " +
                           std::to_string(m));
@@ -33,8 +38,10 @@ jsma::cuda::DeviceInputs device_inputs(Ptr alpha, Ptr beta, Ptr domain, int64_t 
   if (batch * m > 0 && (alpha == 0 || beta == 0)) {
     throw py::value_error("alpha and beta must be non-null device pointers");
   }
-  return {as_ptr<const float>(alpha), as_ptr<const float>(beta), as_ptr<const uint8_t>(domain),
-          batch, m, increase, device, as_ptr<void>(stream)};
+  const jsma::Mode mode = increase ? jsma::Mode::kIncrease : jsma::Mode::kDecrease;
+  return {{as_ptr<const float>(alpha), as_ptr<const float>(beta), as_ptr<const uint8_t>(domain),
+           batch, m, mode},
+          {device, as_ptr<void>(stream)}};
 }
 
 void require_outputs(int64_t batch, std::initializer_list<Ptr> outputs) {
@@ -44,47 +51,6 @@ void require_outputs(int64_t batch, std::initializer_list<Ptr> outputs) {
   }
 }
 
-// (batch, m) float32 C-contiguous host array, for the host emulation.
-const float* host_floats(const py::array& a, int64_t batch, int64_t m, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()) || a.ndim() != 2 || a.shape(0) != batch ||
-      a.shape(1) != m || !(a.flags() & py::array::c_style)) {
-    throw py::value_error(std::string(name) + " must be a C-contiguous float32 array of shape " +
-                          "(batch, m) like alpha");
-  }
-  return static_cast<const float*>(a.data());
-}
-
-py::tuple emulate_pair_search(const py::array& alpha, const py::array& beta,
-                              const py::object& domain, bool increase) {
-  if (alpha.ndim() != 2) throw py::value_error("alpha must have shape (batch, m)");
-  const int64_t batch = alpha.shape(0);
-  const int64_t m = alpha.shape(1);
-  const float* a = host_floats(alpha, batch, m, "alpha");
-  const float* b = host_floats(beta, batch, m, "beta");
-  const uint8_t* d = nullptr;
-  py::array dom;
-  if (!domain.is_none()) {
-    dom = py::reinterpret_borrow<py::array>(domain);
-    if (dom.itemsize() != 1 || dom.ndim() != 2 || dom.shape(0) != batch || dom.shape(1) != m ||
-        !(dom.flags() & py::array::c_style)) {
-      throw py::value_error("domain must be a C-contiguous bool/uint8 array shaped like alpha");
-    }
-    d = static_cast<const uint8_t*>(dom.data());
-  }
-  py::array_t<int64_t> p(batch), q(batch);
-  py::array_t<float> score(batch);
-  py::array_t<bool> valid(batch);
-  int64_t* pp = p.mutable_data();
-  int64_t* qq = q.mutable_data();
-  float* ss = score.mutable_data();
-  auto* vv = reinterpret_cast<uint8_t*>(valid.mutable_data());
-  {
-    py::gil_scoped_release release;
-    jsma::cuda::emulate_pair_search(a, b, d, batch, m, increase, pp, qq, ss, vv);
-  }
-  return py::make_tuple(p, q, score, valid);
-}
-
 }  // namespace
 
 void register_cuda(py::module_& m) {
@@ -92,11 +58,13 @@ void register_cuda(py::module_& m) {
       "cuda_pair_search",
       [](Ptr alpha, Ptr beta, Ptr domain, int64_t batch, int64_t m, bool increase, Ptr p, Ptr q,
          Ptr score, Ptr valid, int device, Ptr stream) {
-        const auto in = device_inputs(alpha, beta, domain, batch, m, increase, device, stream);
+        const auto call = device_call(alpha, beta, domain, batch, m, increase, device, stream);
         require_outputs(batch, {p, q, score, valid});
         py::gil_scoped_release release;
-        jsma::cuda::pair_search(in, {as_ptr<int64_t>(p), as_ptr<int64_t>(q),
-                                     as_ptr<float>(score), as_ptr<uint8_t>(valid)});
+        jsma::cuda::pair_search(call.in,
+                                {as_ptr<int64_t>(p), as_ptr<int64_t>(q), as_ptr<float>(score),
+                                 as_ptr<uint8_t>(valid)},
+                                call.on);
       },
       py::arg("alpha"), py::arg("beta"), py::arg("domain"), py::arg("batch"), py::arg("m"),
       py::arg("increase"), py::arg("p"), py::arg("q"), py::arg("score"), py::arg("valid"),
@@ -107,11 +75,12 @@ void register_cuda(py::module_& m) {
       "cuda_feature_search",
       [](Ptr alpha, Ptr beta, Ptr domain, int64_t batch, int64_t m, bool increase, Ptr index,
          Ptr score, Ptr valid, int device, Ptr stream) {
-        const auto in = device_inputs(alpha, beta, domain, batch, m, increase, device, stream);
+        const auto call = device_call(alpha, beta, domain, batch, m, increase, device, stream);
         require_outputs(batch, {index, score, valid});
         py::gil_scoped_release release;
         jsma::cuda::feature_search(
-            in, {as_ptr<int64_t>(index), as_ptr<float>(score), as_ptr<uint8_t>(valid)});
+            call.in, {as_ptr<int64_t>(index), as_ptr<float>(score), as_ptr<uint8_t>(valid)},
+            call.on);
       },
       py::arg("alpha"), py::arg("beta"), py::arg("domain"), py::arg("batch"), py::arg("m"),
       py::arg("increase"), py::arg("index"), py::arg("score"), py::arg("valid"),
@@ -121,10 +90,10 @@ void register_cuda(py::module_& m) {
       "cuda_saliency_map",
       [](Ptr alpha, Ptr beta, Ptr domain, int64_t batch, int64_t m, bool increase, Ptr map,
          int device, Ptr stream) {
-        const auto in = device_inputs(alpha, beta, domain, batch, m, increase, device, stream);
+        const auto call = device_call(alpha, beta, domain, batch, m, increase, device, stream);
         require_outputs(batch * m, {map});
         py::gil_scoped_release release;
-        jsma::cuda::saliency_map(in, as_ptr<float>(map));
+        jsma::cuda::saliency_map(call.in, as_ptr<float>(map), call.on);
       },
       py::arg("alpha"), py::arg("beta"), py::arg("domain"), py::arg("batch"), py::arg("m"),
       py::arg("increase"), py::arg("map"), py::arg("device"), py::arg("stream"),
@@ -134,8 +103,4 @@ void register_cuda(py::module_& m) {
         "Device scratch (bytes) that cuda_pair_search allocates for a call of this size.");
   m.def("cuda_driver_version", &jsma::cuda::driver_version,
         "CUDA version supported by the installed driver (e.g. 12040); 0 without a driver.");
-  m.def("_cuda_emulate_pair_search", &emulate_pair_search, py::arg("alpha"), py::arg("beta"),
-        py::arg("domain"), py::arg("increase"),
-        "The CUDA pair search's decomposition run on the host (for tests): host arrays in, "
-        "(p, q, score, valid) out.");
 }

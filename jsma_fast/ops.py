@@ -112,12 +112,13 @@ def select_pairs(
             (searches only the pairs among features dominated by fewer than two others; the
             same maximal score, and the same pair unless several pairs have exactly that
             score, see ``docs/pruned-search.md``) or ``"auto"`` (pruned from
-            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact).
+            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact). Ignored for CUDA arrays.
         num_threads: CPU threads, 1 to 1024 (any integer type); default
             :func:`default_num_threads`. In a forked child process the kernels run on one
-            thread (see ``docs/reliability.md``).
+            thread (see ``docs/reliability.md``). Ignored for CUDA arrays.
         simd: force an instruction set (``"scalar"``, ``"avx2"``, ``"avx512"``) for testing
-            and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable.
+            and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable. Ignored
+            for CUDA arrays.
         return_candidates: also return, per sample, how many features the pair search ran
             over (int64, batch shape): the survivors for the pruned search, all usable
             (in-domain, non-NaN) features when it searched exhaustively.
@@ -126,6 +127,11 @@ def select_pairs(
         :class:`PairSelection` of arrays with the batch shape ``(...)``, of the same kind as
         ``alpha`` (torch tensors or NumPy arrays); with ``return_candidates=True`` the
         tuple ``(selection, candidates)``.
+
+    CUDA arrays always get the exhaustive search on the GPU, whatever ``method``,
+    ``num_threads`` and ``simd`` say (they are still checked): its answer is the exact
+    method's, bit for bit, and has the pruned method's score, so settings chosen for the CPU
+    carry over to a GPU unchanged.
 
     Example:
         >>> import numpy as np

@@ -3,8 +3,8 @@
 Tests marked ``cuda`` need a device and are skipped without one (conftest.py). The others run
 everywhere: that a CUDA build has its CUDA functions, the clear error for CUDA arrays where
 nothing can run them, and the host emulation of the GPU pair search (the kernels' own
-decomposition and per-lane code from csrc/cuda/pair_tiles.h, run on the CPU) against the
-naive reference.
+decomposition and per-lane code from csrc/cuda/pair_tiles.h, run on the CPU and built with or
+without CUDA) against the naive reference.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MODES = ["increase", "decrease"]
 CUDA_BUILT = bool(_C.build_info()["cuda_built"])
 needs_cuda_build = pytest.mark.skipif(not CUDA_BUILT, reason="jsma_fast built without CUDA")
 CUDA_FUNCTIONS = ["cuda_pair_search", "cuda_feature_search", "cuda_saliency_map",
-                  "cuda_pair_search_workspace_bytes", "_cuda_emulate_pair_search"]
+                  "cuda_pair_search_workspace_bytes"]
 # Sizes around the kernels' strip (64 rows) and segment (256 columns) boundaries.
 EDGE_SIZES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 255, 256, 257, 300, 511, 513, 1025]
 
@@ -66,6 +66,10 @@ def gpu_pairs(alpha, beta, domain, mode):
 def test_cuda_functions_exist_exactly_when_cuda_is_built():
     for name in CUDA_FUNCTIONS:
         assert hasattr(_C, name) == CUDA_BUILT, name
+
+
+def test_host_emulation_is_in_every_build():
+    assert hasattr(_C, "_cuda_emulate_pair_search")
 
 
 class FakeCudaArray:
@@ -125,7 +129,6 @@ def test_pair_workspace_is_small_and_bounded():
     assert _C.cuda_pair_search_workspace_bytes(4096, 150528) <= 256 * 2**20
 
 
-@needs_cuda_build
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("m", [0] + EDGE_SIZES)
 def test_host_emulation_matches_reference(mode, m):
@@ -139,7 +142,6 @@ def test_host_emulation_matches_reference(mode, m):
             assert_same(got, reference.select_pairs(alpha, beta, dom, mode))
 
 
-@needs_cuda_build
 @given(
     data=st.data(),
     batch=st.integers(0, 3),
@@ -152,7 +154,6 @@ def test_host_emulation_property_based(data, batch, m, mode):
     assert_same(got, cpu_pairs(alpha, beta, domain, mode))
 
 
-@needs_cuda_build
 @pytest.mark.parametrize("m", [3000, 4099])
 def test_host_emulation_matches_cpu_on_larger_inputs(m):
     rng = np.random.default_rng()
@@ -162,7 +163,6 @@ def test_host_emulation_matches_cpu_on_larger_inputs(m):
         assert_same(got, cpu_pairs(alpha, beta, domain, "increase"))
 
 
-@needs_cuda_build
 def test_host_emulation_ties_pick_the_first_pair():
     alpha = np.full((3, 300), 0.5, dtype=np.float32)
     beta = np.full((3, 300), -0.5, dtype=np.float32)

@@ -1,8 +1,6 @@
 // The paper's single-feature saliency map S(x, t) and its arg-max on the CPU. Memory-bound
-// and linear in m: a plain loop per sample, samples spread over threads.
-#include <cmath>
-
-#include "cpu/parallel.h"
+// and linear in m: a plain loop per sample (per_sample.h).
+#include "cpu/per_sample.h"
 #include "cpu/search.h"
 
 namespace jsma::cpu {
@@ -14,48 +12,31 @@ float sample_feature_score(const SearchInputs& in, int64_t b, int64_t i, float s
   return feature_score(sign * in.alpha[k], -(sign * in.beta[k]));
 }
 
-bool worth_threads(const SearchInputs& in, int threads) {
-  // Memory-bound and a few ns per feature: only millions of features repay waking threads.
-  return threads > 1 && in.batch > 1 && in.batch * in.m > (int64_t{1} << 21);
-}
-
 }  // namespace
 
 void feature_search(const SearchInputs& in, const FeatureOutputs& out, int num_threads) {
-  const int threads = clamp_threads(num_threads);
   const float sign = mode_sign(in.mode);
-  JSMA_PRAGMA(omp parallel num_threads(threads) if (worth_threads(in, threads)))
-  {
-    IeeeModeGuard ieee;
-    JSMA_PRAGMA(omp for schedule(static))
-    for (int64_t b = 0; b < in.batch; ++b) {
-      float best = 0.0f;
-      int64_t best_index = -1;
-      for (int64_t i = 0; i < in.m; ++i) {
-        const float s = sample_feature_score(in, b, i, sign);
-        if (s > best) {  // strict: ties keep the smaller index
-          best = s;
-          best_index = i;
-        }
+  for_each_sample(in, num_threads, [&](int64_t b) {
+    float best = 0.0f;
+    int64_t best_index = -1;
+    for (int64_t i = 0; i < in.m; ++i) {
+      const float s = sample_feature_score(in, b, i, sign);
+      if (s > best) {  // strict: ties keep the smaller index
+        best = s;
+        best_index = i;
       }
-      out.index[b] = best_index;
-      out.score[b] = best;
-      out.valid[b] = best > 0.0f ? 1 : 0;
     }
-  }
+    out.index[b] = best_index;
+    out.score[b] = best;
+    out.valid[b] = best > 0.0f ? 1 : 0;
+  });
 }
 
 void saliency_map(const SearchInputs& in, float* map, int num_threads) {
-  const int threads = clamp_threads(num_threads);
   const float sign = mode_sign(in.mode);
-  JSMA_PRAGMA(omp parallel num_threads(threads) if (worth_threads(in, threads)))
-  {
-    IeeeModeGuard ieee;
-    JSMA_PRAGMA(omp for schedule(static))
-    for (int64_t b = 0; b < in.batch; ++b) {
-      for (int64_t i = 0; i < in.m; ++i) map[b * in.m + i] = sample_feature_score(in, b, i, sign);
-    }
-  }
+  for_each_sample(in, num_threads, [&](int64_t b) {
+    for (int64_t i = 0; i < in.m; ++i) map[b * in.m + i] = sample_feature_score(in, b, i, sign);
+  });
 }
 
 }  // namespace jsma::cpu

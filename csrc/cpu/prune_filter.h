@@ -48,20 +48,6 @@ struct PruneKernels {
 
 PruneKernels prune_kernels(SimdLevel level);
 
-// Second largest of n values counted with multiplicity; -inf when n < 2.
-inline float second_largest(const float* v, int n) {
-  float top1 = -__builtin_inff(), top2 = -__builtin_inff();
-  for (int i = 0; i < n; ++i) {
-    if (v[i] > top1) {
-      top2 = top1;
-      top1 = v[i];
-    } else if (v[i] > top2) {
-      top2 = v[i];
-    }
-  }
-  return top2;
-}
-
 namespace avx512 {
 UsableStats prune_stats(const SampleView& s);
 void prune_thresholds(const SampleView& s, PruneBoxes* boxes);

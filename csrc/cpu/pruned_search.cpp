@@ -8,14 +8,15 @@
 //   2. sort only C by (a desc, n desc, index asc), a linear extension of the strict
 //      domination order; a running top-2 of n keeps the survivors S (fewer than two
 //      dominators); every dominator of a candidate is itself a candidate, so this is exact;
-//   3. the exact block-kernel search over the pairs of S, in index order.
+//   3. the block search (block_search.h) over the pairs of S, in index order.
 // When C holds more than half of the usable features (or there are very few), pruning
-// cannot pay: the sample goes to the exhaustive search (pair_search_exact) unchanged.
+// cannot pay: the sample goes to the exhaustive search (pair_search) unchanged.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
+#include "cpu/block_search.h"
 #include "cpu/parallel.h"
 #include "cpu/prune_filter.h"
 #include "cpu/search.h"
@@ -38,11 +39,7 @@ struct Feature {
 };
 
 Feature read(const SampleView& s, int64_t i) {
-  const float alpha = s.alpha[i];
-  const float beta = s.beta[i];
-  const bool usable = (s.domain == nullptr || s.domain[i] != 0) && !std::isnan(alpha) &&
-                      !std::isnan(beta);
-  return {alpha * s.sign, beta * -s.sign, usable};
+  return {s.alpha[i] * s.sign, s.beta[i] * -s.sign, usable_feature(s.alpha, s.beta, s.domain, i)};
 }
 
 UsableStats scalar_stats(const SampleView& s) {
@@ -113,6 +110,7 @@ struct Scratch {
   std::vector<uint8_t> keep;
   std::vector<float> sa, sn;  // survivors, NaN-padded for the block kernel
   std::vector<int64_t> sidx;
+  std::vector<float> maxima;  // block maxima of the survivors' pairs
 };
 
 Scratch& thread_scratch(int64_t m) {
@@ -127,6 +125,7 @@ Scratch& thread_scratch(int64_t m) {
     s.sa.resize(need + kKernelPadding);
     s.sn.resize(need + kKernelPadding);
     s.sidx.resize(need);
+    s.maxima.resize(need);
   }
   return s;
 }
@@ -159,45 +158,13 @@ void mark_survivors(Scratch& s, int64_t c) {
   }
 }
 
-// Maximum score among the pairs whose rows both lie in [p_begin, p_end).
-float triangle_max(const float* a, const float* nb, int64_t p_begin, int64_t p_end) {
-  float best = 0.0f;
-  for (int64_t p = p_begin; p < p_end; ++p) {
-    for (int64_t q = p + 1; q < p_end; ++q) {
-      best = std::max(best, pair_score(a[p], a[q], nb[p], nb[q]));
-    }
+// The block search over k survivors (compacted, NaN-padded): the first best pair.
+BestPair best_pair(Scratch& s, int64_t k, const BlockKernel& kernel) {
+  const int64_t blocks = ceil_div(k, kernel.rows);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    s.maxima[blk] = block_max(s.sa.data(), s.sn.data(), k, blk, kernel);
   }
-  return best;
-}
-
-struct BestPair {
-  int64_t p = -1, q = -1;  // positions in the compacted arrays
-  float score = 0.0f;
-};
-
-// The first pair in row-major order with the largest score among k compacted, NaN-padded
-// features: block maxima with the SIMD kernel, then a rescan of the first best block.
-BestPair best_pair(const float* a, const float* nb, int64_t k, const BlockKernel& kernel) {
-  const int64_t rows = kernel.rows;
-  float best = 0.0f;
-  int64_t best_p0 = -1;
-  for (int64_t p0 = 0; p0 < k; p0 += rows) {
-    const int64_t q_begin = p0 + rows;
-    float block = triangle_max(a, nb, p0, std::min(q_begin, k));
-    if (q_begin < k) block = std::max(block, kernel.fn(a, nb, p0, q_begin, k));
-    if (block > best) {
-      best = block;
-      best_p0 = p0;
-    }
-  }
-  if (!(best > 0.0f)) return {};
-  const int64_t p_end = std::min(best_p0 + rows, k);
-  for (int64_t p = best_p0; p < p_end; ++p) {
-    for (int64_t q = p + 1; q < k; ++q) {
-      if (pair_score(a[p], a[q], nb[p], nb[q]) == best) return {p, q, best};
-    }
-  }
-  return {};  // not reached: some pair of the block scores `best`
+  return first_best_pair(s.sa.data(), s.sn.data(), k, s.maxima.data(), kernel.rows);
 }
 
 // Searches one sample; returns false when it should go to the exhaustive search instead.
@@ -219,24 +186,13 @@ bool search_sample(const SampleView& view, const PruneKernels& passes,
     s.n[k] = view.beta[i] * -view.sign;
   }
   mark_survivors(s, c);
-  int64_t k_s = 0;
+  Compacted survivors{s.sa.data(), s.sn.data(), s.sidx.data()};
   for (int64_t k = 0; k < c; ++k) {
-    if (!s.keep[k]) continue;
-    s.sa[k_s] = s.a[k];
-    s.sn[k_s] = s.n[k];
-    s.sidx[k_s] = s.cand[k];
-    ++k_s;
+    if (s.keep[k]) survivors.push(s.a[k], s.n[k], s.cand[k]);
   }
-  std::fill(s.sa.begin() + k_s, s.sa.begin() + k_s + kKernelPadding, NAN);
-  std::fill(s.sn.begin() + k_s, s.sn.begin() + k_s + kKernelPadding, NAN);
+  const int64_t k_s = survivors.pad();
   if (candidates != nullptr) candidates[b] = k_s;
-
-  const BestPair best = best_pair(s.sa.data(), s.sn.data(), k_s, kernel);
-  const bool valid = best.p >= 0;
-  out.p[b] = valid ? s.sidx[best.p] : -1;
-  out.q[b] = valid ? s.sidx[best.q] : -1;
-  out.score[b] = best.score;
-  out.valid[b] = valid;
+  write_pair(out, b, best_pair(s, k_s, kernel), s.sidx.data());
   return true;
 }
 
@@ -246,7 +202,7 @@ void exhaustive_subset(const SearchInputs& in, const PairOutputs& out,
                        const std::vector<int64_t>& samples, int num_threads, SimdLevel simd) {
   if (samples.empty()) return;
   if (static_cast<int64_t>(samples.size()) == in.batch) {
-    pair_search_exact(in, out, num_threads, simd);
+    pair_search(in, out, num_threads, simd);
     return;
   }
   const int64_t k = static_cast<int64_t>(samples.size());
@@ -264,7 +220,7 @@ void exhaustive_subset(const SearchInputs& in, const PairOutputs& out,
   std::vector<uint8_t> valid(k);
   const SearchInputs sub{alpha.data(), beta.data(), in.domain ? domain.data() : nullptr,
                          k, m, in.mode};
-  pair_search_exact(sub, {p.data(), q.data(), score.data(), valid.data()}, num_threads, simd);
+  pair_search(sub, {p.data(), q.data(), score.data(), valid.data()}, num_threads, simd);
   for (int64_t j = 0; j < k; ++j) {
     const int64_t b = samples[j];
     out.p[b] = p[j];

@@ -1,47 +1,23 @@
-// CPU searches of the kernel contract (contract.h) over a batch of samples.
-//
-// Inputs are row-major (batch, m) float32 arrays; `domain` is (batch, m) bytes, nonzero for
-// features in the search domain, or null for "all features". Nothing of size m*m is
-// allocated; all indices are 64-bit.
+// CPU searches of the kernel contract (contract.h) over a batch of samples, on the shared
+// inputs and outputs (search_api.h). Nothing of size m*m is allocated; all indices are
+// 64-bit. `num_threads` and `simd` choose how the work runs, never what it returns.
 #pragma once
 
 #include <cstdint>
 
-#include "contract.h"
 #include "cpu/simd.h"
+#include "search_api.h"
 
 namespace jsma::cpu {
 
-struct SearchInputs {
-  const float* alpha;
-  const float* beta;
-  const uint8_t* domain;  // may be null
-  int64_t batch;
-  int64_t m;
-  Mode mode;
-};
-
-struct PairOutputs {
-  int64_t* p;      // (batch,), -1 when invalid
-  int64_t* q;      // (batch,), -1 when invalid; p < q otherwise
-  float* score;    // (batch,), 0 when invalid
-  uint8_t* valid;  // (batch,)
-};
-
-struct FeatureOutputs {
-  int64_t* index;  // (batch,), -1 when invalid
-  float* score;    // (batch,), 0 when invalid
-  uint8_t* valid;  // (batch,)
-};
-
 // Exhaustive search over all pairs p < q of every sample; ties go to the smallest (p, q).
-void pair_search_exact(const SearchInputs& in, const PairOutputs& out, int num_threads,
-                       SimdLevel simd);
+void pair_search(const SearchInputs& in, const PairOutputs& out, int num_threads,
+                 SimdLevel simd);
 
-// Same maximal score as pair_search_exact, searching only the pairs among the features
-// dominated by fewer than two others (docs/pruned-search.md); the pair differs from the
-// exhaustive one only when several pairs have exactly the maximal score. `candidates`
-// (may be null) receives per sample how many features the pair search ran over.
+// Same maximal score as pair_search, searching only the pairs among the features dominated
+// by fewer than two others (docs/pruned-search.md); the pair differs from the exhaustive one
+// only when several pairs have exactly the maximal score. `candidates` (may be null)
+// receives per sample how many features the pair search ran over.
 void pair_search_pruned(const SearchInputs& in, const PairOutputs& out, int64_t* candidates,
                         int num_threads, SimdLevel simd);
 

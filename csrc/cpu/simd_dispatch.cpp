@@ -1,3 +1,8 @@
+// Run-time choice of the SIMD level (simd.h), and the one place that asks the CPU (and OS)
+// what it supports: the levels this build and CPU can run, the names behind the `simd`
+// argument, each level's block kernel, and the guard that pins the floating-point mode while
+// a kernel runs. The per-ISA kernels are in their own translation units (block_max_<isa>.cpp,
+// prune_filter_avx512.cpp), each built with its own flags; this file needs none.
 #include <stdexcept>
 #include <string>
 

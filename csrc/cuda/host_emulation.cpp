@@ -2,31 +2,30 @@
 // (pair_tiles.h) as search_kernels.cu, with the warp and block reductions written as loops.
 // What it cannot check is what only a GPU has (shared memory, shuffles, barriers, launches);
 // everything else the kernels compute is computed here by the same functions, so the CPU
-// tests can hold it to the naive reference.
+// tests can hold it to the naive reference. Plain C++, built with or without CUDA.
 #include <algorithm>
 #include <vector>
 
 #include "cpu/simd.h"
-#include "cuda/cuda_api.h"
+#include "cuda/host_emulation.h"
 #include "cuda/pair_tiles.h"
 
 namespace jsma::cuda {
 
-void emulate_pair_search(const float* alpha, const float* beta, const uint8_t* domain,
-                         int64_t batch, int64_t m, bool increase, int64_t* out_p,
-                         int64_t* out_q, float* out_score, uint8_t* out_valid) {
+void emulate_pair_search(const SearchInputs& in, const PairOutputs& out) {
   cpu::IeeeModeGuard ieee;  // the GPU does not flush subnormals either
-  const float sign = mode_sign(increase ? Mode::kIncrease : Mode::kDecrease);
+  const float sign = mode_sign(in.mode);
+  const int64_t m = in.m;
   const int64_t strips = strip_count(m);
   const int64_t max_segments = max_segment_count(m);
   std::vector<float> strip_max(static_cast<size_t>(strips));
   std::vector<float> segment_max(static_cast<size_t>(strips * max_segments));
   Feature rows[kStripRows];
 
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* a = alpha + b * m;
-    const float* be = beta + b * m;
-    const uint8_t* d = domain != nullptr ? domain + b * m : nullptr;
+  for (int64_t b = 0; b < in.batch; ++b) {
+    const float* a = in.alpha + b * m;
+    const float* be = in.beta + b * m;
+    const uint8_t* d = in.domain != nullptr ? in.domain + b * m : nullptr;
 
     // Pass 1 (pair_strip_max_kernel): every warp of every strip block.
     for (int64_t s = 0; s < strips; ++s) {
@@ -68,10 +67,10 @@ void emulate_pair_search(const float* alpha, const float* beta, const uint8_t* d
       }
     }
     const bool valid = top.score > 0.0f && winner.index != INT64_MAX;
-    out_p[b] = valid ? winner.index / m : -1;
-    out_q[b] = valid ? winner.index % m : -1;
-    out_score[b] = valid ? top.score : 0.0f;
-    out_valid[b] = valid ? 1 : 0;
+    out.p[b] = valid ? winner.index / m : -1;
+    out.q[b] = valid ? winner.index % m : -1;
+    out.score[b] = valid ? top.score : 0.0f;
+    out.valid[b] = valid ? 1 : 0;
   }
 }
 

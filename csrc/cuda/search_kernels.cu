@@ -1,9 +1,10 @@
 // Exhaustive pair search and the single-feature map on the GPU.
 //
-// Reads side by side with csrc/cpu/pair_search.cpp and feature_search.cpp: the same contract
-// (contract.h), the same increase form, the same "block maxima, then first-occurrence
-// rescan". The decomposition into strips and segments, and the per-lane loops, are in
-// pair_tiles.h, shared with a host emulation that the CPU tests run.
+// Reads side by side with csrc/cpu/block_search.h and feature_search.cpp: the same contract
+// (contract.h), the same inputs and outputs (search_api.h), the same increase form, the same
+// "block maxima, then first-occurrence rescan". The decomposition into strips and segments,
+// and the per-lane loops, are in pair_tiles.h, shared with a host emulation that the CPU
+// tests run.
 //
 // Pair search, per call (all on the caller's stream, no synchronisation):
 //   pass 1  pair_strip_max_kernel   one block per (sample, strip): the strip's 64 rows sit in
@@ -79,15 +80,15 @@ void check_device_pointer(const void* ptr, int device, const char* name) {
   }
 }
 
-void check_inputs(const DeviceInputs& in) {
+void check_inputs(const SearchInputs& in, int device) {
   if (in.batch < 0 || in.m < 0) {
     throw std::invalid_argument("batch and m must be >= 0, got " + std::to_string(in.batch) +
                                 " and " + std::to_string(in.m));
   }
   if (in.batch * in.m == 0) return;
-  check_device_pointer(in.alpha, in.device, "alpha");
-  check_device_pointer(in.beta, in.device, "beta");
-  if (in.domain != nullptr) check_device_pointer(in.domain, in.device, "domain");
+  check_device_pointer(in.alpha, device, "alpha");
+  check_device_pointer(in.beta, device, "beta");
+  if (in.domain != nullptr) check_device_pointer(in.domain, device, "domain");
 }
 
 // Stream-ordered device scratch: freed on the stream after the kernels that use it, so no
@@ -315,16 +316,16 @@ int64_t pair_search_workspace_bytes(int64_t batch, int64_t m) {
   return slice * per_sample * static_cast<int64_t>(sizeof(float));
 }
 
-void pair_search(const DeviceInputs& in, const DevicePairOutputs& out) {
-  check_inputs(in);
+void pair_search(const SearchInputs& in, const PairOutputs& out, const DeviceStream& on) {
+  check_inputs(in, on.device);
   if (in.batch == 0) return;
-  DeviceGuard guard(in.device);
-  check_device_pointer(out.p, in.device, "p");
-  check_device_pointer(out.q, in.device, "q");
-  check_device_pointer(out.score, in.device, "score");
-  check_device_pointer(out.valid, in.device, "valid");
-  const auto stream = static_cast<cudaStream_t>(in.stream);
-  const float sign = mode_sign(in.increase ? Mode::kIncrease : Mode::kDecrease);
+  DeviceGuard guard(on.device);
+  check_device_pointer(out.p, on.device, "p");
+  check_device_pointer(out.q, on.device, "q");
+  check_device_pointer(out.score, on.device, "score");
+  check_device_pointer(out.valid, on.device, "valid");
+  const auto stream = static_cast<cudaStream_t>(on.stream);
+  const float sign = mode_sign(in.mode);
   const int64_t m = in.m;
   const int64_t strips = strip_count(m);
   const int64_t per_sample = pair_scratch_floats(m);
@@ -335,7 +336,7 @@ void pair_search(const DeviceInputs& in, const DevicePairOutputs& out) {
   const int warps = static_cast<int>(
       std::clamp<int64_t>(max_segment_count(m), 1, int64_t{kMaxWarps}));
 
-  StreamScratch scratch(pair_search_workspace_bytes(in.batch, m), in.device, stream);
+  StreamScratch scratch(pair_search_workspace_bytes(in.batch, m), on.device, stream);
   float* strip_max = scratch.floats();
   float* segment_max = strip_max == nullptr ? nullptr : strip_max + slice * strips;
 
@@ -356,28 +357,28 @@ void pair_search(const DeviceInputs& in, const DevicePairOutputs& out) {
   }
 }
 
-void feature_search(const DeviceInputs& in, const DeviceFeatureOutputs& out) {
-  check_inputs(in);
+void feature_search(const SearchInputs& in, const FeatureOutputs& out, const DeviceStream& on) {
+  check_inputs(in, on.device);
   if (in.batch == 0) return;
-  DeviceGuard guard(in.device);
-  check_device_pointer(out.index, in.device, "index");
-  check_device_pointer(out.score, in.device, "score");
-  check_device_pointer(out.valid, in.device, "valid");
-  const auto stream = static_cast<cudaStream_t>(in.stream);
-  const float sign = mode_sign(in.increase ? Mode::kIncrease : Mode::kDecrease);
+  DeviceGuard guard(on.device);
+  check_device_pointer(out.index, on.device, "index");
+  check_device_pointer(out.score, on.device, "score");
+  check_device_pointer(out.valid, on.device, "valid");
+  const auto stream = static_cast<cudaStream_t>(on.stream);
+  const float sign = mode_sign(in.mode);
   feature_argmax_kernel<<<grid_size(in.batch), kFeatureThreads, 0, stream>>>(
       in.alpha, in.beta, in.domain, in.batch, in.m, sign, out.index, out.score, out.valid);
   check_launch("feature_argmax_kernel");
 }
 
-void saliency_map(const DeviceInputs& in, float* map) {
-  check_inputs(in);
+void saliency_map(const SearchInputs& in, float* map, const DeviceStream& on) {
+  check_inputs(in, on.device);
   const int64_t total = in.batch * in.m;
   if (total == 0) return;
-  DeviceGuard guard(in.device);
-  check_device_pointer(map, in.device, "map");
-  const auto stream = static_cast<cudaStream_t>(in.stream);
-  const float sign = mode_sign(in.increase ? Mode::kIncrease : Mode::kDecrease);
+  DeviceGuard guard(on.device);
+  check_device_pointer(map, on.device, "map");
+  const auto stream = static_cast<cudaStream_t>(on.stream);
+  const float sign = mode_sign(in.mode);
   constexpr int kThreads = 256;
   // A grid-stride loop: a few blocks per SM's worth is enough for a memory-bound map.
   const int64_t blocks = std::min<int64_t>(ceil_div(total, kThreads), int64_t{1} << 16);
