@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
-from . import _checks
+from . import _checks, ops
 from .choice import Choice, SearchSettings, choose_best, choose_fixed
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .presets import PRESETS
@@ -35,7 +35,6 @@ SALIENCIES = ("pair", "single")
 DOMAIN_RULES = ("used", "saturated")
 START_DOMAINS = ("unsaturated", "all")
 BUDGET_RULES = ("steps", "features")
-METHODS = ("auto", "exact", "pruned")
 _MAX_THREADS = _checks.MAX_THREADS
 _MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
 
@@ -377,7 +376,7 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
     for name, allowed in (
         ("variant", VARIANTS), ("saliency", SALIENCIES), ("jacobian", JACOBIANS),
         ("domain_rule", DOMAIN_RULES), ("start_domain", START_DOMAINS), ("budget_rule", BUDGET_RULES),
-        ("method", METHODS),
+        ("method", ops.PAIR_METHODS),
     ):  # fmt: skip
         _choice(name, c[name], allowed)
     c["max_iters"] = _integer("max_iters", c["max_iters"], 0, 2**62, allow_none=True)
