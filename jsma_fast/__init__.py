@@ -2,20 +2,29 @@
 CPU and CUDA kernels for its pairwise saliency search.
 
 Layers: ``cli -> attack / evaluation -> ops -> _C``.
+
+The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
+import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``) is imported, with
+torch, the first time it is used.
 """
 
+from importlib import import_module
+from typing import Any
+
 from ._build import build_info, cuda_available
-from .attack import JSMA
-from .result import STOP_REASONS, AttackResult
 from .ops import (
     FeatureSelection,
     PairSelection,
     saliency_map,
     select_features,
     select_pairs,
+    select_top2,
 )
 
 __version__ = build_info()["version"]
+
+#: Names whose modules need torch, imported on first access.
+_LAZY = {"JSMA": ".attack", "AttackResult": ".result", "STOP_REASONS": ".result"}
 
 __all__ = [
     "JSMA",
@@ -28,5 +37,18 @@ __all__ = [
     "saliency_map",
     "select_features",
     "select_pairs",
+    "select_top2",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later accesses skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,47 @@
+"""``import jsma_fast`` needs only NumPy: the searches work without torch, and the attack is
+imported (with torch) when first used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+WITHOUT_TORCH = r"""
+import sys
+sys.modules["torch"] = None  # any "import torch" now raises ImportError
+import numpy as np
+import jsma_fast
+alpha = np.array([[0.5, -0.1, 0.3]], dtype=np.float32)
+beta = np.array([[-0.2, 0.4, -0.6]], dtype=np.float32)
+sel = jsma_fast.select_pairs(alpha, beta)
+assert (int(sel.p[0]), int(sel.q[0]), bool(sel.valid[0])) == (0, 2, True)
+assert int(jsma_fast.select_top2(alpha).q[0]) == 2
+assert jsma_fast.select_features(alpha, beta).index.shape == (1,)
+assert "JSMA" in dir(jsma_fast)
+try:
+    jsma_fast.JSMA
+except ImportError:
+    print("attack needs torch")
+"""
+
+
+def test_searches_work_without_torch():
+    out = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("attack needs torch")
+
+
+def test_the_attack_is_imported_on_first_use():
+    import jsma_fast
+    from jsma_fast import JSMA
+    from jsma_fast.attack import JSMA as direct
+
+    assert JSMA is direct is jsma_fast.JSMA
+    assert jsma_fast.AttackResult.__name__ == "AttackResult"
+    try:
+        jsma_fast.no_such_name
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("unknown attributes must raise AttributeError")
