@@ -265,14 +265,14 @@ class JSMA:
         try:
             for start in range(0, rows, chunk):
                 part = slice(start, min(start + chunk, rows))
+                domain = self._start_domain(x_adv[part])
                 state = _Rows(
                     x=x_adv[part], target=targets.target[part],
-                    true_class=targets.true_class[part], domain=self._start_domain(x_adv[part]),
-                    used=None, iterations=iterations[part], predicted=predicted[part],
+                    true_class=targets.true_class[part], domain=domain,
+                    used=torch.zeros_like(domain) if self.budget_rule == "features" else None,
+                    iterations=iterations[part], predicted=predicted[part],
                     stop_code=stop_code[part],
                 )  # fmt: skip
-                if self.budget_rule == "features":
-                    state.used = torch.zeros_like(state.domain)
                 _Loop(self, model, sample_shape, targets.targeted, bar, trace).run(state)
         finally:
             if bar is not None:
