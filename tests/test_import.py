@@ -25,9 +25,10 @@ except ImportError:
 """
 
 
-def test_searches_work_without_torch():
+def test_searches_work_without_torch(tmp_path):
+    # Run outside the source tree, so that the installed package (with its _C) is imported.
     out = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("attack needs torch")
 
