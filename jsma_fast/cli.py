@@ -26,7 +26,8 @@ from . import _cli_args as _args
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=_args.positive_int, default=100,
                         help="held-out digits to attack (default: 100)")
-    parser.add_argument("--targets", default="all", choices=["all", "random", "next", "least_likely"],
+    parser.add_argument("--targets", default="all",
+                        choices=["all", "random", "next", "least_likely"],
                         help="target strategy; 'all' attacks every digit towards the 9 other "
                              "classes as in the paper (default: all)")
     parser.add_argument("--theta", type=_args.nonzero, default=1.0,
