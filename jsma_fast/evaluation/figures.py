@@ -30,8 +30,7 @@ def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem:
     m = np.asarray(matrix, dtype=np.float64)
     c = m.shape[0]
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#d9d9d9")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#d9d9d9")
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cm)
     finite = m[np.isfinite(m)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
