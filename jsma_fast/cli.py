@@ -18,9 +18,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from . import _cli_args as _args
+
+if TYPE_CHECKING:
+    from .evaluation.config import ReproduceConfig
 
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +78,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_model(args: argparse.Namespace) -> Any:
+def _demo_model(args: argparse.Namespace) -> Tuple[Any, Any]:
     """The demo's model and its :class:`~jsma_fast.training.HoldoutSplit`."""
     from .training import load_or_train_lenet
 
@@ -91,7 +94,7 @@ def _demo_model(args: argparse.Namespace) -> Any:
     return model, split
 
 
-def _correct_digits(model: Any, split: Any, samples: int) -> Any:
+def _correct_digits(model: Any, split: Any, samples: int) -> Tuple[Any, Any]:
     """The first ``samples`` held-out digits the model classifies correctly, and their
     classes."""
     import torch
@@ -231,7 +234,7 @@ def _variant_list(text: str) -> List[str]:
     return names
 
 
-def reproduce_config(args: argparse.Namespace) -> Any:
+def reproduce_config(args: argparse.Namespace) -> ReproduceConfig:
     """The :class:`~jsma_fast.evaluation.config.ReproduceConfig` of parsed options, after the
     checks between options (each option's own range is checked when it is parsed); raises
     :class:`~jsma_fast._cli_args.UsageError`."""

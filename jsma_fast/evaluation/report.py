@@ -24,7 +24,9 @@ Figure = Tuple[str, Path]
 
 def pct(v: Optional[float], digits: int = 2) -> str:
     """``v`` as a percentage with ``digits`` decimals; ``n/a`` for None or NaN."""
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.{digits}f}%"
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{100 * v:.{digits}f}%"
 
 
 def render_report(metrics: EvaluationMetrics, config: ReproduceConfig,

@@ -20,7 +20,8 @@ from torch import nn
 
 from .. import _cli_args as _args
 from .adversarial_training import AdversarialTrainingReport
-from .columns import COLUMNS, Columns
+from .checkpoint import ChunkStore
+from .columns import COLUMNS, Columns, result_columns
 from .config import MODEL_LABELS, STAGES, VARIANT_STAGES, ReproduceConfig
 from .distributed import Dist
 from .shards import load_stage, make_chunks, open_store, run_chunks
@@ -90,15 +91,13 @@ class AttackRuns:
 class _StageRunner:
     """Runs one stage (an attack on some digits) as chunks of the run's store."""
 
-    def __init__(self, ctx: Dist, store: Any, config: ReproduceConfig) -> None:
+    def __init__(self, ctx: Dist, store: ChunkStore, config: ReproduceConfig) -> None:
         self.ctx, self.store, self.config = ctx, store, config
         self.required = list(COLUMNS)
 
     def __call__(self, stage: str, attack: Any, net: nn.Module, xs: torch.Tensor,
                  ys: torch.Tensor, targets: str, bar: Any = None) -> Optional[Columns]:
         """The stage's columns on rank 0 (None on the other ranks)."""
-        from .columns import result_columns
-
         chunks = make_chunks(xs.shape[0], self.config.chunk_size)
 
         def compute(chunk: Any) -> Columns:
