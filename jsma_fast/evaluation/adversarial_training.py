@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
 
 from ..training import accuracy, train_classifier
+from .columns import success_and_distortion
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdversarialTrainingReport:
     """Before / after numbers; success and distortion are the attack's (distortion: mean
-    ``l0_fraction`` of successful rows)."""
+    ``l0_fraction`` of successful rows), on the same inputs before and after.
+
+    Attributes:
+        adversarial_samples: successful adversarial samples the model was fine-tuned on.
+        crafted: inputs attacked to craft them (None: not recorded).
+        compared_digits: inputs both models were attacked on (None: not recorded).
+    """
 
     clean_accuracy_before: float
     clean_accuracy_after: float
@@ -25,8 +32,10 @@ class AdversarialTrainingReport:
     distortion_before: float
     distortion_after: float
     adversarial_samples: int
+    crafted: Optional[int] = None
+    compared_digits: Optional[int] = None
 
-    def as_dict(self) -> Dict[str, float]:
+    def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
 
     @property
@@ -64,16 +73,25 @@ def fine_tune_on_adversarial(model: nn.Module, clean_x: torch.Tensor, clean_y: t
 
 
 def compare_attack(before: Any, after: Any, clean_accuracy_before: float,
-                   clean_accuracy_after: float, adversarial_samples: int) -> AdversarialTrainingReport:
-    """Builds the report from two AttackResults (or their ``summary()`` dicts)."""
-    sb = before.summary() if hasattr(before, "summary") else before
-    sa = after.summary() if hasattr(after, "summary") else after
+                   clean_accuracy_after: float, adversarial_samples: int, *,
+                   crafted: Optional[int] = None,
+                   compared_digits: Optional[int] = None) -> AdversarialTrainingReport:
+    """Builds the report from the attack on the same inputs before and after fine-tuning.
+
+    Args:
+        before, after: AttackResults, or their columns (see
+            :func:`~jsma_fast.evaluation.result_columns`).
+        clean_accuracy_before, clean_accuracy_after: the models' held-out accuracies.
+        adversarial_samples, crafted, compared_digits: see :class:`AdversarialTrainingReport`.
+    """
+    success_before, distortion_before = success_and_distortion(before)
+    success_after, distortion_after = success_and_distortion(after)
     return AdversarialTrainingReport(
         clean_accuracy_before=clean_accuracy_before, clean_accuracy_after=clean_accuracy_after,
-        success_before=sb["success_rate"], success_after=sa["success_rate"],
-        distortion_before=sb["mean_l0_fraction_success"],
-        distortion_after=sa["mean_l0_fraction_success"],
-        adversarial_samples=adversarial_samples,
+        success_before=success_before, success_after=success_after,
+        distortion_before=distortion_before, distortion_after=distortion_after,
+        adversarial_samples=adversarial_samples, crafted=crafted,
+        compared_digits=compared_digits,
     )
 
 

@@ -270,59 +270,12 @@ class ChunkStore:
 
     def _decode(self, source: BinaryIO, stage: str, index: int, span: Optional[Span],
                 required: Optional[List[str]]) -> Columns:
-        try:
-            with np.load(source, allow_pickle=False) as data:
-                if not isinstance(data, np.lib.npyio.NpzFile):
-                    raise _Bad("it is not an NPZ archive")
-                names = list(data.files)
-                if _META not in names:
-                    raise _Bad("it carries no identification (no __chunk__ entry): it was not "
-                               "written by this version")
-                meta_raw = bytes(data[_META])
-                arrays = {k: data[k] for k in names if k != _META}
-        except _Bad:
-            raise
-        except _READ_ERRORS as exc:
-            raise _Bad(f"it is not a readable NPZ archive ({type(exc).__name__}: {exc})") from None
-        except AttributeError:  # np.load returned a plain array: a .npy file
-            raise _Bad("it is not an NPZ archive") from None
-        try:
-            meta = json.loads(meta_raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise _Bad("its identification entry is not valid JSON") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("columns"), dict):
-            raise _Bad("its identification entry is not an object with a 'columns' object")
-        if meta.get("format") != FORMAT:
-            raise _Bad(f"it has format {meta.get('format')!r}, expected {FORMAT}")
-        if meta.get("config_hash") != self.config_hash:
-            raise _Bad("it belongs to a run with another configuration")
-        if meta.get("stage") != stage or meta.get("index") != index:
-            raise _Bad(f"it is chunk {meta.get('index')!r} of stage {meta.get('stage')!r}, not "
-                       f"chunk {index} of {stage!r} (a file copied or renamed over another)")
+        """The columns of a chunk file, after every check (the first failing one raises
+        :class:`_Bad`)."""
+        meta, arrays = _read_chunk(source)
         want_span = None if span is None else [int(span[0]), int(span[1])]
-        if want_span is not None and meta.get("span") != want_span:
-            raise _Bad(f"it covers input rows {meta.get('span')!r}, expected {want_span}")
-        declared = meta["columns"]
-        missing = sorted(set(declared) - set(arrays)) + sorted(set(required or ()) - set(declared))
-        if missing:
-            raise _Bad(f"it is missing the column(s) {sorted(set(missing))}")
-        extra = sorted(set(arrays) - set(declared))
-        if extra:
-            raise _Bad(f"it holds undeclared column(s) {extra}")
-        rows, stored_span = meta.get("rows"), meta.get("span")
-        if isinstance(rows, bool) or not isinstance(rows, int):
-            raise _Bad(f"its declared row count is {rows!r}, not an int")
-        if stored_span is not None and not (
-                isinstance(stored_span, list) and len(stored_span) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in stored_span)):
-            raise _Bad(f"its declared input rows are {stored_span!r}, not [start, stop]")
-        for name, a in arrays.items():
-            if a.ndim == 0 or a.shape[0] != rows:
-                raise _Bad(f"column {name!r} has {a.shape[0] if a.ndim else 'no'} rows, the chunk "
-                           f"declares {rows}")
-            if [a.dtype.str, list(a.shape)] != declared[name]:
-                raise _Bad(f"column {name!r} has dtype {a.dtype.str} and shape {list(a.shape)}, "
-                           f"declared {declared[name]}")
+        self._check_identity(meta, stage, index, want_span)
+        rows, stored_span = _check_columns(meta, arrays, required)
         ident = self._identity(stage, index, stored_span, rows, arrays)
         if meta.get("checksum") != _checksum(ident, arrays):
             raise _Bad("its content does not match its checksum")
@@ -331,6 +284,19 @@ class ChunkStore:
             if src.min() < want_span[0] or src.max() >= want_span[1]:
                 raise _Bad(f"its source_index leaves its input rows {want_span}")
         return arrays
+
+    def _check_identity(self, meta: Dict[str, Any], stage: str, index: int,
+                        want_span: Optional[List[int]]) -> None:
+        """The chunk belongs to this run, stage, index and input rows."""
+        if meta.get("format") != FORMAT:
+            raise _Bad(f"it has format {meta.get('format')!r}, expected {FORMAT}")
+        if meta.get("config_hash") != self.config_hash:
+            raise _Bad("it belongs to a run with another configuration")
+        if meta.get("stage") != stage or meta.get("index") != index:
+            raise _Bad(f"it is chunk {meta.get('index')!r} of stage {meta.get('stage')!r}, not "
+                       f"chunk {index} of {stage!r} (a file copied or renamed over another)")
+        if want_span is not None and meta.get("span") != want_span:
+            raise _Bad(f"it covers input rows {meta.get('span')!r}, expected {want_span}")
 
     def _reject(self, path: Path, reason: str) -> None:
         if self.on_bad == "raise":
@@ -341,6 +307,65 @@ class ChunkStore:
                       "computed again", RuntimeWarning, stacklevel=3)
         _unlink(path)
         return None
+
+
+def _read_chunk(source: BinaryIO) -> Tuple[Dict[str, Any], Columns]:
+    """The identification entry (parsed) and the columns of an NPZ chunk file."""
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise _Bad("it is not an NPZ archive")
+            names = list(data.files)
+            if _META not in names:
+                raise _Bad("it carries no identification (no __chunk__ entry): it was not "
+                           "written by this version")
+            meta_raw = bytes(data[_META])
+            arrays = {k: data[k] for k in names if k != _META}
+    except _Bad:
+        raise
+    except _READ_ERRORS as exc:
+        raise _Bad(f"it is not a readable NPZ archive ({type(exc).__name__}: {exc})") from None
+    except AttributeError:  # np.load returned a plain array: a .npy file
+        raise _Bad("it is not an NPZ archive") from None
+    try:
+        meta = json.loads(meta_raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _Bad("its identification entry is not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("columns"), dict):
+        raise _Bad("its identification entry is not an object with a 'columns' object")
+    return meta, arrays
+
+
+def _check_columns(meta: Dict[str, Any], arrays: Columns,
+                   required: Optional[List[str]]) -> Tuple[int, Any]:
+    """The columns are the declared ones (and hold ``required``), each with the declared
+    dtype, shape and row count.
+
+    Returns:
+        ``(rows, span)`` as the chunk declares them.
+    """
+    declared = meta["columns"]
+    missing = sorted(set(declared) - set(arrays)) + sorted(set(required or ()) - set(declared))
+    if missing:
+        raise _Bad(f"it is missing the column(s) {sorted(set(missing))}")
+    extra = sorted(set(arrays) - set(declared))
+    if extra:
+        raise _Bad(f"it holds undeclared column(s) {extra}")
+    rows, stored_span = meta.get("rows"), meta.get("span")
+    if isinstance(rows, bool) or not isinstance(rows, int):
+        raise _Bad(f"its declared row count is {rows!r}, not an int")
+    if stored_span is not None and not (
+            isinstance(stored_span, list) and len(stored_span) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in stored_span)):
+        raise _Bad(f"its declared input rows are {stored_span!r}, not [start, stop]")
+    for name, a in arrays.items():
+        if a.ndim == 0 or a.shape[0] != rows:
+            raise _Bad(f"column {name!r} has {a.shape[0] if a.ndim else 'no'} rows, the chunk "
+                       f"declares {rows}")
+        if [a.dtype.str, list(a.shape)] != declared[name]:
+            raise _Bad(f"column {name!r} has dtype {a.dtype.str} and shape {list(a.shape)}, "
+                       f"declared {declared[name]}")
+    return rows, stored_span
 
 
 def _checksum(identity: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping
+import math
+from typing import Any, Dict, Iterable, Mapping, Tuple
 
 import numpy as np
 
@@ -50,3 +51,15 @@ def concat_columns(parts: Iterable[Columns]) -> Columns:
     if not parts:
         raise ValueError("parts must hold at least one column dict, got none")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def success_and_distortion(result: Any) -> Tuple[float, float]:
+    """The paper's two numbers of a run: its success rate, and the mean distortion
+    (``l0_fraction``) of its successful rows (NaN without success).
+
+    Args:
+        result: an AttackResult or columns (see :func:`result_columns`).
+    """
+    cols = result_columns(result)
+    ok = cols["success"].astype(bool)
+    return float(ok.mean()), float(cols["l0_fraction"][ok].mean()) if ok.any() else math.nan

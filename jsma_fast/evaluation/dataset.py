@@ -39,6 +39,10 @@ SUMMARY_FILE = "summary.json"
 class DatasetResults:
     """What :func:`attack_dataset` produced.
 
+    Columns (one row per attacked row, N of them, or N * (C - 1) with ``"all"``): those of
+    :data:`~jsma_fast.evaluation.COLUMNS` (``x_adv`` only with ``keep_adv``), and
+    ``clean_predicted``, the model's class for the source row before the attack.
+
     Attributes:
         summary: success rate, distortion, stop reasons, time (see :func:`summarize`).
         path: the merged ``results.npz`` (None when ``out`` was None).
@@ -81,24 +85,21 @@ def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
                    dist: Optional[Dist] = None) -> DatasetResults:
     """Attacks every row of a data set in fixed batches; resumable and distributed.
 
-    Batch ``i`` holds rows ``[i * batch_size, (i + 1) * batch_size)``; each batch is one call
-    ``attack(model, x, targets, y=y)`` and, with ``out``, one checksummed chunk file. Under
-    ``torchrun`` (or with an initialised process group) each rank attacks its share of the
-    batches and rank 0 merges them; see :mod:`jsma_fast.evaluation.shards`.
+    Each batch is one call ``attack(model, x, targets, y=y)`` and, with ``out``, one
+    checksummed chunk file; under ``torchrun`` (or with an initialised process group) each
+    rank attacks its share of the batches and rank 0 merges them (:mod:`.shards`).
 
     Args:
-        model: classifier (eval mode) mapping (n, ...) to (n, C) logits, on the device the
-            inputs should go to (its first parameter's device; the CPU if it has none).
-            Not modified.
+        model: classifier (eval mode) mapping (n, ...) to (n, C) logits, not modified; the
+            inputs go to its first parameter's device (the CPU if it has none).
         dataset: ``(x, y)`` tensors or arrays (x (N, ...) float, y (N,) int or None), or a
             map-style ``torch.utils.data.Dataset`` of ``(x_i, y_i)`` items (or bare x_i).
             Without labels, the model's clean predictions are the true classes.
         attack: a configured attack, e.g. :class:`jsma_fast.JSMA`; called as
             ``attack(model, x, y_target, y=y)`` and returning an AttackResult.
-        targets: a strategy name, passed to the attack (``"next"``, ``"least_likely"``,
-            ``"all"``, ``"untargeted"``, ...) except ``"random"``, which is drawn here per
-            row (see :func:`~jsma_fast.evaluation.rows.random_targets`); one int class; or
-            (N,) per-row classes.
+        targets: a strategy name passed to the attack (``"next"``, ``"least_likely"``,
+            ``"all"``, ``"untargeted"``, ...) but ``"random"``, drawn here per row
+            (:func:`~jsma_fast.evaluation.rows.random_targets`); one int class; or (N,) classes.
         out: results directory: ``chunks/`` (resumable), ``results.npz`` (every column,
             rows in data set order), ``summary.json``. None: keep the columns in memory
             (one process only).
@@ -115,11 +116,7 @@ def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
         dist: the process context; default :func:`~jsma_fast.evaluation.distributed.setup`.
 
     Returns:
-        :class:`DatasetResults`, on every rank (the summary is rank 0's).
-
-    Columns (one row per attacked row, N of them, or N * (C - 1) with ``"all"``): those of
-    :data:`~jsma_fast.evaluation.COLUMNS` (``x_adv`` only with ``keep_adv``), and
-    ``clean_predicted``, the model's class for the source row before the attack.
+        :class:`DatasetResults` (columns: see there) on every rank; the summary is rank 0's.
 
     Raises:
         ValueError, TypeError: bad arguments (the message names the argument).
@@ -128,39 +125,67 @@ def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
     """
     _check(batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather,
            progress=progress)
-    rows = Rows(dataset)
-    if len(rows) == 0:
-        raise ValueError("dataset must hold at least one row, got an empty data set")
-    seed = _seed(seed, attack)
-    job = _Job(model, rows, attack, targets, batch_size, keep_adv, seed)
+    rows = _rows(dataset)
+    job = _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(rows), batch_size)
     if out is None:
-        if ctx.distributed:
-            raise ValueError("out must be a directory in a distributed run (the chunks are "
-                             "how the ranks' results reach rank 0), got None")
-        summary = Summary()
-        parts = []
-        start = time.perf_counter()
-        with _bar(progress, len(rows)) as bar:
-            for chunk in chunks:
-                parts.append(job(chunk))
-                summary.add(parts[-1])
-                bar.update(chunk.rows)
-        return DatasetResults(summary.finish(time.perf_counter() - start, len(rows), 1),
-                              columns=concat_columns(parts))
+        return _attack_in_memory(ctx, job, chunks, progress)
+    out = _results_dir(out)
+    store = open_store(ctx, out / "chunks", _manifest(job, fingerprint), resume=resume,
+                       gather=gather, on_bad=on_bad_chunk)
+    return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
 
+
+def _rows(dataset: Any) -> Rows:
+    rows = Rows(dataset)
+    if len(rows) == 0:
+        raise ValueError("dataset must hold at least one row, got an empty data set")
+    return rows
+
+
+def _results_dir(out: Union[str, Path]) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a directory, got the file {str(out)!r}")
-    config = {"kind": "attack_dataset", "attack": repr(attack), "targets": job.targets_id,
-              "seed": seed, "batch_size": batch_size, "keep_adv": keep_adv, "rows": len(rows),
-              "data": fingerprint if fingerprint is not None else rows.fingerprint(),
-              "model": model_fingerprint(model)}
-    store = open_store(ctx, out / "chunks", config, resume=resume, gather=gather,
-                       on_bad=on_bad_chunk)
+    return out
+
+
+def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
+    """What a resumed :func:`attack_dataset` must share with the run that wrote the chunks."""
+    return {"kind": "attack_dataset", "attack": repr(job.attack), "targets": job.targets_id,
+            "seed": job.seed, "batch_size": job.batch_size, "keep_adv": job.keep_adv,
+            "rows": len(job.rows),
+            "data": fingerprint if fingerprint is not None else job.rows.fingerprint(),
+            "model": model_fingerprint(job.model)}
+
+
+def _attack_in_memory(ctx: Dist, job: "_Job", chunks: List[Chunk],
+                      progress: bool) -> DatasetResults:
+    """One process, no files: every chunk in order, the columns kept in memory."""
+    if ctx.distributed:
+        raise ValueError("out must be a directory in a distributed run (the chunks are "
+                         "how the ranks' results reach rank 0), got None")
+    rows = len(job.rows)
+    summary = Summary()
+    parts = []
     start = time.perf_counter()
-    with _bar(progress and ctx.is_main, len(rows)) as bar:
+    with _bar(progress, rows) as bar:
+        for chunk in chunks:
+            parts.append(job(chunk))
+            summary.add(parts[-1])
+            bar.update(chunk.rows)
+    return DatasetResults(summary.finish(time.perf_counter() - start, rows, 1),
+                          columns=concat_columns(parts))
+
+
+def _attack_to_folder(ctx: Dist, store: Any, job: "_Job", chunks: List[Chunk], out: Path,
+                      gather: bool, progress: bool) -> DatasetResults:
+    """The chunks on every rank into ``store``; rank 0 merges them into ``results.npz`` and
+    writes ``summary.json``."""
+    rows = len(job.rows)
+    start = time.perf_counter()
+    with _bar(progress and ctx.is_main, rows) as bar:
         computed = run_chunks(ctx, store, STAGE, chunks, job, gather=gather, bar=bar,
                               required=job.columns)
     seconds = time.perf_counter() - start
@@ -192,7 +217,7 @@ class _Job:
             raise TypeError(f"attack must be callable as attack(model, x, y_target, y=y) "
                             f"(e.g. jsma_fast.JSMA(...)), got {type(attack).__name__}")
         self.model, self.rows, self.attack, self.seed = model, rows, attack, seed
-        self.keep_adv = keep_adv
+        self.batch_size, self.keep_adv = batch_size, keep_adv
         self.device = _device_of(model)
         self.per_row: Optional[torch.Tensor] = None
         if isinstance(targets, str):

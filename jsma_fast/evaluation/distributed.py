@@ -322,14 +322,7 @@ def setup(threads: Optional[int] = None, device: str = "auto",
     Raises:
         ValueError: bad ``threads`` or ``device``, or ``cuda`` without a CUDA device.
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
-        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
-    if device not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested, but torch sees no CUDA device")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = _wants_cuda(threads, device)
 
     import torch.distributed as dist
 
@@ -344,33 +337,56 @@ def setup(threads: Optional[int] = None, device: str = "auto",
 
     local_rank = _env_int("LOCAL_RANK", 0)
     local_world = _env_int("LOCAL_WORLD_SIZE", 1)
-    owns = False
     if initialised:
-        backend = str(dist.get_backend())
+        backend, owns = str(dist.get_backend()), False
         use_cuda = backend == "nccl"
     else:
-        if use_cuda and local_rank >= torch.cuda.device_count():
-            raise ValueError(f"this rank has LOCAL_RANK {local_rank}, but torch sees "
-                             f"{torch.cuda.device_count()} CUDA device(s): start at most that "
-                             "many processes per node, or pass --device cpu")
-        backend = "nccl" if use_cuda else "gloo"
-        kwargs: dict = {"backend": backend, "timeout": timeout}
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-            kwargs["device_id"] = torch.device("cuda", local_rank)
-        dist.init_process_group(**kwargs)
-        owns = True
+        backend, owns = _init_group(use_cuda, local_rank, timeout), True
     if use_cuda:
         torch.cuda.set_device(local_rank)
     share = max(1, _cores() // max(local_world, 1))
     torch.set_num_threads(threads if threads is not None else share)
-    try:
-        from torch.distributed import distributed_c10d
-
-        store = distributed_c10d._get_default_store()
-    except (AttributeError, RuntimeError, ValueError):  # without it, failures surface at the end
-        store = None
     return Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                 local_world_size=local_world,
                 device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"),
-                backend=backend, owns_group=owns, _store=store)
+                backend=backend, owns_group=owns, _store=_default_store())
+
+
+def _wants_cuda(threads: Optional[int], device: str) -> bool:
+    """Checks the arguments of :func:`setup`; whether the run computes on CUDA."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    if device not in _DEVICES:
+        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested, but torch sees no CUDA device")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
+def _init_group(use_cuda: bool, local_rank: int, timeout: datetime.timedelta) -> str:
+    """Joins the process group torchrun describes; returns its backend (NCCL on
+    ``cuda:LOCAL_RANK``, else gloo)."""
+    import torch.distributed as dist
+
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise ValueError(f"this rank has LOCAL_RANK {local_rank}, but torch sees "
+                         f"{torch.cuda.device_count()} CUDA device(s): start at most that "
+                         "many processes per node, or pass --device cpu")
+    backend = "nccl" if use_cuda else "gloo"
+    kwargs: dict = {"backend": backend, "timeout": timeout}
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        kwargs["device_id"] = torch.device("cuda", local_rank)
+    dist.init_process_group(**kwargs)
+    return backend
+
+
+def _default_store() -> Any:
+    """The default group's key-value store, or None where torch does not expose it."""
+    try:
+        from torch.distributed import distributed_c10d
+
+        return distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):  # without it, failures surface at the end
+        return None

@@ -30,8 +30,7 @@ def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem:
     m = np.asarray(matrix, dtype=np.float64)
     c = m.shape[0]
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#d9d9d9")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#d9d9d9")
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cm)
     finite = m[np.isfinite(m)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
@@ -54,24 +53,27 @@ def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem:
 def plot_class_grid(originals: Sequence[Optional[np.ndarray]],
                     adversarial: Sequence[Sequence[Optional[np.ndarray]]], title: str,
                     stem: PathLike, success: Optional[np.ndarray] = None) -> Path:
-    """10 x 10 grid (paper's Figure 1): row s = a digit of class s, column t = its adversarial
+    """C x C grid (paper's Figure 1): row s = a digit of class s, column t = its adversarial
     sample for target t; the diagonal shows the original. ``None`` cells stay blank.
 
     Args:
         originals: C images (H, W) or None.
-        adversarial: C x C images (H, W) or None; [s][t].
+        adversarial: C x C images or None; [s][t]; reshaped to the originals' (H, W) (kept
+            as they are when every original is None).
         success: optional (C, C) bool; failed attacks get a red frame.
     """
     plt = _pyplot()
     c = len(originals)
+    shape = originals_shape(originals)
     fig, axes = plt.subplots(c, c, figsize=(0.75 * c + 0.8, 0.75 * c + 0.9), squeeze=False)
     for s in range(c):
         for t in range(c):
             ax = axes[s][t]
             img = originals[s] if s == t else adversarial[s][t]
             if img is not None:
-                ax.imshow(np.asarray(img).reshape(originals_shape(originals)), cmap="gray_r",
-                          vmin=0, vmax=1)
+                img = np.asarray(img)
+                ax.imshow(img if shape is None else img.reshape(shape), cmap="gray_r", vmin=0,
+                          vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             failed = success is not None and s != t and img is not None and not success[s][t]
@@ -89,12 +91,12 @@ def plot_class_grid(originals: Sequence[Optional[np.ndarray]],
     return _save(fig, stem)
 
 
-def originals_shape(originals: Sequence[Optional[np.ndarray]]) -> tuple:
+def originals_shape(originals: Sequence[Optional[np.ndarray]]) -> Optional[tuple]:
+    """(H, W) of the first image that is not None, or None when every one is."""
     for img in originals:
         if img is not None:
-            a = np.asarray(img)
-            return a.shape[-2:]
-    return (28, 28)
+            return np.asarray(img).shape[-2:]
+    return None
 
 
 def plot_saliency_maps(image: np.ndarray, maps: np.ndarray, source: int, stem: PathLike,

@@ -22,6 +22,7 @@ class PaperResults:
             training (+37.5%).
         adv_success_change: change of the success rate after adversarial training (-7.2
             points).
+        digits: the digits the samples were crafted from.
     """
 
     gamma: float = 0.145
@@ -32,6 +33,7 @@ class PaperResults:
     training_digits: int = 60_000
     adv_distortion_change: float = 0.375
     adv_success_change: float = -0.072
+    digits: int = 30_000
 
 
 #: The paper's figures.

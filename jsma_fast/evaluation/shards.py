@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .checkpoint import ChunkError, ChunkStore, config_hash
 from .columns import Columns, concat_columns
@@ -126,17 +126,7 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
             its own exception.
     """
     run = ctx.next_run()
-    local: List[int] = []
-
-    def stored() -> List[int]:
-        return [c.index for c in chunks
-                if store.load(stage, c.index, span=c.span, columns=required) is not None]
-
-    if gather:
-        local = ctx.each(lambda: stored() if ctx.local_rank == 0 else [])
-        done = set().union(*ctx.all_gather(local))
-    else:
-        done = set(ctx.on_main(stored) or ())
+    local, done = _stored_chunks(ctx, store, stage, chunks, gather, required)
     pending = [c for c in chunks if c.index not in done]
     mine = pending[ctx.rank::ctx.world_size]
     shown = 0
@@ -144,7 +134,41 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
         shown = ctx.add_rows(run, sum(c.rows for c in chunks if c.index in done))
         if bar is not None:
             bar.update(shown)
+    computed, shown = _compute(ctx, store, stage, run, mine, compute, bar, shown)
+    if gather:
+        _gather_to_main(ctx, store, stage, chunks, sorted(set(local) | set(computed)))
+    if ctx.is_main and bar is not None:
+        bar.update(sum(c.rows for c in chunks) - shown)
+    return sum(c.rows for c in mine if c.index in set(computed))
 
+
+def _stored_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk],
+                   gather: bool, required: Optional[List[str]]) -> Tuple[List[int], Set[int]]:
+    """Which chunks are stored already (a resumed run).
+
+    Returns:
+        ``(local, done)``: the chunks this node's copy holds (with ``gather``; else []),
+        and those stored anywhere, the same on every rank.
+    """
+
+    def stored() -> List[int]:
+        return [c.index for c in chunks
+                if store.load(stage, c.index, span=c.span, columns=required) is not None]
+
+    if gather:
+        local = ctx.each(lambda: stored() if ctx.local_rank == 0 else [])
+        return local, set().union(*ctx.all_gather(local))
+    return [], set(ctx.on_main(stored) or ())
+
+
+def _compute(ctx: Dist, store: ChunkStore, stage: str, run: str, mine: Sequence[Chunk],
+             compute: Callable[[Chunk], Columns], bar: Any, shown: int) -> Tuple[List[int], int]:
+    """Computes and stores this rank's chunks, stopping when a rank fails; then every rank
+    agrees on the outcome (raising :class:`RankFailed` when another rank failed).
+
+    Returns:
+        ``(computed, shown)``: the chunks this rank stored, and the rows the bar shows.
+    """
     error: Optional[str] = None
     failure: Optional[BaseException] = None
     computed: List[int] = []
@@ -166,12 +190,7 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
             bar.update(total - shown)
             shown = total
     ctx.agree(error, failure)
-
-    if gather:
-        _gather_to_main(ctx, store, stage, chunks, sorted(set(local) | set(computed)))
-    if ctx.is_main and bar is not None:
-        bar.update(sum(c.rows for c in chunks) - shown)
-    return sum(c.rows for c in mine if c.index in set(computed))
+    return computed, shown
 
 
 def _gather_to_main(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk],
