@@ -9,7 +9,7 @@ Two costs, each a ratio of timings taken in the same run:
   (``--baseline``, e.g. from the commit before it; how to build it: bench/README.md),
   interleaved call by call.
 
-Usage: python bench/bench_fork.py [--baseline PATH/_C....so] [--write-results]
+Usage: python -m bench.bench_fork [--baseline PATH/_C....so] [--write-results]
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ import statistics
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import numpy as np
 
-from common import cpu_model
-from results_file import write_section
-
-from jsma_fast import _C, build_info, select_pairs
+from bench.common import command, environment
+from bench.results_file import RESULTS, write_section
+from jsma_fast import _C, select_pairs
 
 THREADS = 2
 # (label, method, batch, features): large enough that two threads split the work.
@@ -116,21 +114,14 @@ def both(times: List[float]) -> str:
 
 
 def report(parent: Dict, child: Dict, overhead: Dict, baseline: str) -> str:
-    info = build_info()
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
+    # The baseline's path is this machine's: the command says what it stands for.
+    shown = command("bench_fork", []) + " --baseline <_C built before the change> --write-results"
     lines = [
         "## Fork safety: cost of the one-thread rule in forked children",
         "",
-        "Command: `python bench/bench_fork.py --baseline <_C built before the change> "
-        "--write-results`",
+        f"Command: `{shown}`",
         "",
-        f"- Date: {datetime.now(timezone.utc).isoformat(timespec='minutes')}",
-        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores; load average {load} at end",
-        f"- jsma_fast build: SIMD {info['simd_runtime']}, OpenMP {info['openmp_version']}, "
-        f"{info['compiler']}",
+        *environment(load_at="end"),
         "",
         "Time per `select_pairs` call, median (best) of the timed calls, seeded "
         "standard-normal inputs, in the parent and in a child forked after the parent's "
@@ -186,7 +177,7 @@ def main() -> None:
     text = report(parent, child, overhead, args.baseline.name if args.baseline else "")
     print(text)
     if args.write_results:
-        write_section(Path(__file__).with_name("RESULTS.md"), "fork", text)
+        write_section(RESULTS, "fork", text)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import jsma_fast
-from broadcast import broadcast_select_pairs
-from common import make_inputs, num_pairs
+from bench.broadcast import broadcast_select_pairs
+from bench.common import make_inputs, num_pairs
 
 PAIR_CASES = [
     pytest.param(100, 784, id="100x784"),
@@ -71,7 +71,7 @@ def test_broadcast_select_pairs(benchmark: Any) -> None:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_select_pairs_threads(benchmark: Any, threads: int) -> None:
-    """Exact pair search at (1, 30000) on 1 and 2 threads (issue 2: >= 8e9 pairs/s on 2)."""
+    """Exact pair search at (1, 30000) on 1 and 2 threads (target: >= 8e9 pairs/s on 2)."""
     batch, features = 1, 30000
     benchmark.group = f"select_pairs {batch}x{features} threads"
     alpha, beta, domain = make_inputs(batch, features)

@@ -1,6 +1,6 @@
 """Pruned against exhaustive pair search on the CPU, and how many features survive pruning.
 
-    python bench/bench_pruned.py [--write-results] [--threads N] [--repeats R]
+    python -m bench.bench_pruned [--write-results] [--threads N] [--repeats R]
 
 Times ``select_pairs(method="exact")`` and ``select_pairs(method="pruned")`` on the same
 seeded standard-normal inputs (bench/common.py) in one process, checks that the scores are
@@ -11,42 +11,19 @@ searched). ``--write-results`` replaces the ``pruned`` section of bench/RESULTS.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import results_file  # noqa: E402
-
-import jsma_fast  # noqa: E402
-from jsma_fast import select_pairs  # noqa: E402
+import jsma_fast
+from bench import common
+from bench.results_file import RESULTS, write_section
+from jsma_fast import select_pairs
 
 CASES = [(100, 784), (1, 150528)]
 EXACT_BUDGET_S = {784: 5.0, 150528: 20.0}
-
-
-
-
-def environment(threads: int) -> List[str]:
-    info = jsma_fast.build_info()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [
-        f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}",
-        f"- CPU: {common.cpu_model()}; {os.cpu_count()} logical cores; {threads} threads used; "
-        f"load average {load} at start",
-        f"- jsma_fast build: SIMD {info['simd_runtime']} at run time (compiled: "
-        f"{info['simd_compiled']}), OpenMP {info['openmp_version'] or 'off'}, "
-        f"{info['compiler']}",
-        f"- Versions: Python {platform.python_version()}, NumPy {np.__version__}, "
-        f"PyTorch {torch.__version__}, jsma_fast {info['version']}",
-    ]
 
 
 def run_case(batch: int, m: int, threads: int, repeats: int) -> dict:
@@ -76,9 +53,9 @@ def ms(x: float) -> str:
     return f"{x * 1e3:.3f} ms"
 
 
-def markdown(env: List[str], rows: List[dict], threads: int) -> str:
+def markdown(env: List[str], rows: List[dict], threads: int, command: str) -> str:
     lines = ["## Pruned pair search against the exact kernel (CPU)", "",
-             "Command: `python bench/bench_pruned.py --write-results`", "", *env, "",
+             f"Command: `{command}`", "", *env, "",
              f"Seeded standard-normal alpha and beta (bench/common.py), full domain, "
              f"{threads} threads for both; median (best) wall time per `select_pairs` call. "
              "Timings on a shared 2-core machine are noisy and provisional.", "",
@@ -103,13 +80,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    env = environment(args.threads)
+    env = common.environment(f"{args.threads} threads used")
     rows = [run_case(b, m, args.threads, args.repeats) for b, m in CASES]
-    text = markdown(env, rows, args.threads)
+    text = markdown(env, rows, args.threads, common.command("bench_pruned", argv))
     print(text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md", "pruned",
-                                   text)
+        write_section(RESULTS, "pruned", text)
     return 0 if all(r["same_score"] for r in rows) else 1
 
 

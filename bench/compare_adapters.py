@@ -1,6 +1,6 @@
 """The drop-in adapters against the libraries they imitate, on the demo's LeNet.
 
-    python bench/compare_adapters.py [--samples 100] [--original-samples 20] [--write-results]
+    python -m bench.compare_adapters [--samples 100] [--original-samples 20] [--write-results]
 
 For each adapter (``jsma_fast.compat.torchattacks.JSMA``, ``jsma_fast.compat.art.
 SaliencyMapMethod``): the wall time of the adapter and of the original library on the same
@@ -17,29 +17,22 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Callable, List, Optional
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results_file  # noqa: E402
-from bench_pruned import environment  # noqa: E402
+from bench.common import command, correct_digits, demo_lenet, environment, equal_count
+from bench.results_file import RESULTS, write_section
+from jsma_fast import JSMA
+from jsma_fast.evaluation.paper import PAPER
 
-from jsma_fast import JSMA  # noqa: E402
-from jsma_fast.training import load_or_train_lenet  # noqa: E402
-
-THETA, GAMMA = 1.0, 0.145
+THETA, GAMMA = 1.0, PAPER.gamma
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def equal_rows(a: torch.Tensor, b: torch.Tensor) -> int:
-    return int(sum(torch.equal(x, y) for x, y in zip(a, b)))
 
 
 def torchattacks_rows(model, x, y, original_n: int) -> dict:
@@ -58,7 +51,7 @@ def torchattacks_rows(model, x, y, original_n: int) -> dict:
     return {
         "name": "torchattacks 3.5.1 `JSMA`",
         "adapter": "`jsma_fast.compat.torchattacks.JSMA`",
-        "n": len(x), "seconds": seconds, "equal": equal_rows(adv, reference),
+        "n": len(x), "seconds": seconds, "equal": equal_count(adv, reference),
         "original_n": original_n, "original_seconds": original_seconds,
     }
 
@@ -82,7 +75,7 @@ def art_rows(model, x, y, original_n: int) -> dict:
     return {
         "name": "ART 1.20.1 `SaliencyMapMethod`",
         "adapter": "`jsma_fast.compat.art.SaliencyMapMethod`",
-        "n": len(x), "seconds": seconds, "equal": equal_rows(torch.from_numpy(adv), reference),
+        "n": len(x), "seconds": seconds, "equal": equal_count(torch.from_numpy(adv), reference),
         "original_n": original_n, "original_seconds": original_seconds,
     }
 
@@ -121,18 +114,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--original-samples", type=int, default=20)
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
-    model, split = load_or_train_lenet(progress=False)
-    with torch.no_grad():
-        correct = model(split.test_x).argmax(1) == split.test_y
-    x, y = split.test_x[correct][: args.samples], split.test_y[correct][: args.samples]
+    env = environment(f"{torch.get_num_threads()} threads used")  # the load at the start
+    model, split = demo_lenet()
+    x, y = correct_digits(model, split, args.samples)
     original_n = min(args.original_samples, len(x))
-    env = environment(torch.get_num_threads())
     rows = [torchattacks_rows(model, x, y, original_n), art_rows(model, x, y, original_n)]
-    command = "python bench/compare_adapters.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(env, rows, command.strip())
+    text = markdown(env, rows, command("compare_adapters", argv))
     print(text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md", "adapters", text)
+        write_section(RESULTS, "adapters", text)
     return 0
 
 

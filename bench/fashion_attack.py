@@ -1,7 +1,7 @@
 """The full Fashion-MNIST test set (10,000 images) attacked towards one target each.
 
-    python bench/fashion_attack.py --limit 200          # a stated part: the first 200 images
-    python bench/fashion_attack.py [--nproc 2] [--write-results]
+    python -m bench.fashion_attack --limit 200          # a stated part: the first 200 images
+    python -m bench.fashion_attack [--nproc 2] [--write-results]
 
 Needs Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``) or ``--data``.
 The model is the project's LeNet trained on the 60,000 training images (``--model lenet``,
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results_file  # noqa: E402
-from bench_pruned import environment  # noqa: E402
+from bench.common import command, environment, load_average
+from bench.results_file import RESULTS, write_section
+from jsma_fast.evaluation.paper import PAPER
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -67,7 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(tempfile.mkdtemp(prefix="jsma-fashion-"))
     launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone",
                                     "--nproc-per-node", str(args.nproc)] if args.nproc > 1 else [])
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    env = environment(f"{threads} threads used")  # the load at the start
+    load = load_average()
     start = time.perf_counter()
     done = subprocess.run(launcher + ["-m", "jsma_fast.cli", "attack", *options, "--out",
                                       str(out / "run")], timeout=6 * 3600)
@@ -85,14 +86,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         shown = f"torchrun --standalone --nproc-per-node {args.nproc} --no-python " + shown
     lines = [
         "## Fashion-MNIST: the test set attacked towards one target each", "",
-        f"Command: `python bench/fashion_attack.py {' '.join(given)}`, which runs",
+        f"Command: `{command('fashion_attack', given)}`, which runs",
         "", f"    {shown}", "",
-        *environment(threads), f"- Load average before the attack: {load}",
+        *env, f"- Load average before the attack: {load}",
         f"- Processes: {args.nproc}, {threads} torch thread(s) each", "",
         f"Model: the project's LeNet trained on the 60,000 Fashion-MNIST training images "
         f"(15 epochs, {trained}), test accuracy {split.test_accuracy:.2%} on the 10,000 test "
         f"images. Attacked: {part}, target (y + 1) % 10, default JSMA (theta = +1, gamma = "
-        "14.5%).", "",
+        f"{PAPER.gamma:.1%}).", "",
         "| rows | command wall time | attack time | rows/s | success | success (rows classified "
         "correctly) | clean accuracy | mean L0 (successful) | mean iterations |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -106,7 +107,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = "\n".join(lines)
     print("\n" + text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md", "fashion", text)
+        write_section(RESULTS, "fashion", text)
     return 0
 
 

@@ -1,14 +1,14 @@
 """JSMA at ImageNet size on the CPU, and the pruned search along real LeNet attacks.
 
-    python bench/imagenet_attack.py [--steps 10] [--lenet-digits 100] [--write-results]
+    python -m bench.imagenet_attack [--steps 10] [--lenet-digits 100] [--write-results]
 
 1. A 224x224x3 input (M = 150,528 features) attacked on a ResNet-18-shaped CNN defined in the
    project (random weights, seeded; nothing is downloaded), for ``--steps`` crafting steps:
    time per step, the share of the pair search in it, and the process's peak memory, beside
    the memory the broadcast selection (B x M x M tensors) would need.
-2. The demo's LeNet attacked on held-out digits (target (y+1) % 10, theta = +1, gamma =
-   14.5%): the distribution of the pruned search's survivors at every step, and how often its
-   pair and score equal the exhaustive search's on the same gradients.
+2. The demo's LeNet attacked on held-out digits (target (y+1) % 10, theta = +1, the paper's
+   gamma = 14.5%): the distribution of the pruned search's survivors at every step, and how
+   often its pair and score equal the exhaustive search's on the same gradients.
 ``--write-results`` replaces the ``imagenet`` section of bench/RESULTS.md.
 """
 
@@ -19,23 +19,21 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results_file  # noqa: E402
-from attack_trace import replay_pair_searches  # noqa: E402
-from bench_pruned import environment  # noqa: E402
+from bench.attack_trace import replay_pair_searches
+from bench.common import GIB, command, correct_digits, demo_lenet, environment, equal_count
+from bench.results_file import RESULTS, write_section
+from jsma_fast import JSMA
+from jsma_fast.derivatives import Recipe, derivatives_of
+from jsma_fast.evaluation.paper import PAPER
+from jsma_fast.models import resnet18_like
+from jsma_fast.trace import AttackTrace
 
-from jsma_fast import JSMA  # noqa: E402
-from jsma_fast.trace import AttackTrace  # noqa: E402
-from jsma_fast.derivatives import Recipe, derivatives_of  # noqa: E402
-from jsma_fast.models import resnet18_like  # noqa: E402
-
-GIB = 1024**3
+GAMMA = PAPER.gamma
 
 
 def peak_rss_bytes() -> int:
@@ -57,7 +55,7 @@ def imagenet_case(steps: int) -> dict:
         derivatives_of(model, flat, tuple(x.shape[1:]), target, Recipe())
     gradient_s = (time.perf_counter() - start) / 3
 
-    attack = JSMA(theta=1.0, gamma=0.145, max_iters=steps)
+    attack = JSMA(theta=1.0, gamma=GAMMA, max_iters=steps)
     trace = AttackTrace()  # timing only: copying the search inputs would add to the search
     start = time.perf_counter()
     result = attack(model, x, target, trace=trace)
@@ -86,17 +84,13 @@ def imagenet_case(steps: int) -> dict:
 
 
 def lenet_case(digits: int) -> dict:
-    from jsma_fast.training import load_or_train_lenet
-
-    model, split = load_or_train_lenet(progress=False)
-    with torch.no_grad():
-        correct = model(split.test_x).argmax(1) == split.test_y
-    x, y = split.test_x[correct][:digits], split.test_y[correct][:digits]
+    model, split = demo_lenet()
+    x, y = correct_digits(model, split, digits)
     trace = AttackTrace(keep_search_inputs=True)
-    result = JSMA(theta=1.0, gamma=0.145, method="pruned")(model, x, (y + 1) % 10, y=y,
+    result = JSMA(theta=1.0, gamma=GAMMA, method="pruned")(model, x, (y + 1) % 10, y=y,
                                                            trace=trace)
     replay = replay_pair_searches(trace, compare_exact=True)
-    exact = JSMA(theta=1.0, gamma=0.145, method="exact")(model, x, (y + 1) % 10, y=y)
+    exact = JSMA(theta=1.0, gamma=GAMMA, method="exact")(model, x, (y + 1) % 10, y=y)
     return {
         "digits": len(x),
         "steps": len(replay.survivors),
@@ -104,7 +98,7 @@ def lenet_case(digits: int) -> dict:
         "same_pair": replay.same_pair,
         "same_score": replay.same_score,
         "rows": replay.rows,
-        "same_outputs": int(sum(torch.equal(a, b) for a, b in zip(result.x_adv, exact.x_adv))),
+        "same_outputs": equal_count(result.x_adv, exact.x_adv),
         "success": float(result.success.float().mean()),
     }
 
@@ -148,7 +142,7 @@ def markdown(env: List[str], image: dict, lenet: Optional[dict], command: str) -
         lines += [
             "",
             f"Demo LeNet, {lenet['digits']} held-out digits, target (y+1) % 10, theta = +1, "
-            f"gamma = 14.5%, `method=\"pruned\"` (success {lenet['success']:.1%}):",
+            f"gamma = {GAMMA:.1%}, `method=\"pruned\"` (success {lenet['success']:.1%}):",
             "",
             f"- Survivors per sample-step over {lenet['steps']} sample-steps "
             f"(min / median / p90 / max): **{distribution(lenet['survivors'])}** of 784 features.",
@@ -167,14 +161,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
-    env = environment(threads)
+    env = environment(f"{threads} threads used")
     image = imagenet_case(args.steps)
     lenet = lenet_case(args.lenet_digits) if args.lenet_digits > 0 else None
-    command = "python bench/imagenet_attack.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(env, image, lenet, command.strip())
+    text = markdown(env, image, lenet, command("imagenet_attack", argv))
     print(text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md", "imagenet", text)
+        write_section(RESULTS, "imagenet", text)
     return 0
 
 

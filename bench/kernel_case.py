@@ -1,9 +1,10 @@
 """Times one pair-selection case in this process and prints its measurements as one JSON line.
 
-``compare_kernels.py`` runs every case in a fresh process through this script, so that the
-peak RSS of one case is not hidden by an earlier, larger one. Run alone for a single case:
+``python -m bench.compare_kernels`` runs every case in a fresh process through this script,
+so that the peak RSS of one case is not hidden by an earlier, larger one. Run alone for a
+single case:
 
-    python bench/kernel_case.py --impl kernel --batch 100 --features 784 --threads 2
+    python -m bench.kernel_case --impl kernel --batch 100 --features 784 --threads 2
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, Callable
 import torch
 
 import jsma_fast
-from broadcast import broadcast_select_pairs
-from common import make_inputs, num_pairs, peak_rss_bytes, reset_peak_rss, rss_bytes, time_calls
+from bench.broadcast import broadcast_select_pairs
+from bench.common import (make_inputs, num_pairs, peak_rss_bytes, reset_peak_rss, rss_bytes,
+                          time_calls)
 
 IMPLS = ("kernel", "broadcast")
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: The results file the scripts write their sections into.
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
 HEADER = """# jsma-fast benchmark results
 
 Each section below is written by the benchmark script it names, between HTML comment

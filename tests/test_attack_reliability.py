@@ -9,7 +9,7 @@ import torch
 
 from jsma_fast import JSMA
 
-from test_attack import NUM_CLASSES, SAMPLE_SHAPE, generic_model
+from helpers import NUM_CLASSES, SAMPLE_SHAPE, generic_model
 
 M = int(np.prod(SAMPLE_SHAPE))
 

@@ -5,7 +5,6 @@ test_reproduce_resume.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +17,8 @@ from torch import nn
 from jsma_fast import JSMA
 from jsma_fast.evaluation import ChunkStore, attack_dataset
 from jsma_fast.evaluation.checkpoint import ChunkError
+
+from helpers import assert_same_arrays, rewrite_npz
 
 CONFIG = {"digits": 6, "gamma": 0.1}
 
@@ -35,16 +36,6 @@ def store(tmp_path):
     for i in range(3):
         s.save("increase", i, _columns(4 * i, 4 * i + 4), span=(4 * i, 4 * i + 4))
     return s
-
-
-def _rewrite(path: Path, change) -> None:
-    """Rewrites an NPZ chunk with ``change(dict of arrays)`` applied, keeping its __chunk__."""
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    change(arrays)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    path.write_bytes(buf.getvalue())
 
 
 def _reopen(root: Path, on_bad: str = "raise") -> ChunkStore:
@@ -67,16 +58,16 @@ def _damage_copy(tmp_path):
 
 
 def _damage_truncate_column(tmp_path):
-    _rewrite(tmp_path / "increase" / "chunk-00000.npz",
+    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz",
              lambda a: a.update(success=a["success"][:2]))
 
 
 def _damage_drop_column(tmp_path):
-    _rewrite(tmp_path / "increase" / "chunk-00000.npz", lambda a: a.pop("success"))
+    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz", lambda a: a.pop("success"))
 
 
 def _damage_values(tmp_path):
-    _rewrite(tmp_path / "increase" / "chunk-00000.npz",
+    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz",
              lambda a: a.update(success=~a["success"]))
 
 
@@ -104,7 +95,7 @@ def _damage_meta_rows(tmp_path):
         meta["columns"] = {k: [d, [2] + shape[1:]] for k, (d, shape) in meta["columns"].items()}
         a["__chunk__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         a.update({k: v[:2] for k, v in a.items() if k != "__chunk__"})
-    _rewrite(tmp_path / "increase" / "chunk-00000.npz", change)
+    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz", change)
 
 
 def _damage_other_run(tmp_path):
@@ -253,16 +244,13 @@ def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
     attack_dataset(model, (x, y), attack, "random", out=out, **kwargs)
     chunks = out / "chunks" / "attack"
     shutil.copyfile(chunks / "chunk-00003.npz", chunks / "chunk-00001.npz")
-    _rewrite(chunks / "chunk-00002.npz", lambda a: a.update(l0=a["l0"][:1]))
+    rewrite_npz(chunks / "chunk-00002.npz", lambda a: a.update(l0=a["l0"][:1]))
     with pytest.warns(RuntimeWarning) as caught:
         again = attack_dataset(model, (x, y), attack, "random", out=out, **kwargs)
     named = " ".join(str(w.message) for w in caught)
     assert "chunk-00001.npz" in named and "chunk-00002.npz" in named
     assert again.summary["rows_computed"] == 8  # only the two bad chunks
-    got = again.load()
-    assert sorted(got) == sorted(reference)
-    for key in reference:
-        np.testing.assert_array_equal(got[key], reference[key], err_msg=key)
+    assert_same_arrays(again.load(), reference)
 
 
 def test_attack_dataset_refuses_to_resume_another_configuration(tmp_path):

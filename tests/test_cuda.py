@@ -1,10 +1,16 @@
-"""The CUDA kernels against the CPU kernels, bit for bit.
+"""The GPU pair search and the CUDA kernels.
 
-Tests marked ``cuda`` need a device and are skipped without one (conftest.py). The others run
-everywhere: that a CUDA build has its CUDA functions, the clear error for CUDA arrays where
-nothing can run them, and the host emulation of the GPU pair search (the kernels' own
-decomposition and per-lane code from csrc/cuda/pair_tiles.h, run on the CPU and built with or
-without CUDA) against the naive reference.
+Tests parametrized over ``device`` run the GPU pair search twice: on ``"cpu"`` as its host
+emulation (the kernels' own decomposition and per-lane code from csrc/cuda/pair_tiles.h, run
+on the CPU and built with or without CUDA), on ``"cuda"`` on a device, where they are skipped
+without one (conftest.py); either way against the naive reference or the CPU kernel, bit for
+bit. The device-independent tests of the searches run on a GPU the same way, in their own
+files (test_pair_search.py, test_feature_search.py, test_top2_search.py).
+
+The other tests check, everywhere, that a CUDA build has its CUDA functions and the clear
+error for CUDA arrays where nothing can run them; and, marked ``cuda``, what only a GPU has:
+sizes beyond the reference's reach, streams, several devices, CuPy and DLPack inputs,
+device-pointer checks.
 """
 
 from __future__ import annotations
@@ -19,10 +25,9 @@ import jsma_fast
 from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
 
 import reference
-from inputs import POOL, draw_search_inputs
-from test_pair_search import assert_same, random_inputs
+from helpers import (DEVICES, MODES, assert_same, draw_search_inputs, on_device, random_inputs,
+                     special_inputs, to_host)
 
-MODES = ["increase", "decrease"]
 CUDA_BUILT = bool(_C.build_info()["cuda_built"])
 needs_cuda_build = pytest.mark.skipif(not CUDA_BUILT, reason="jsma_fast built without CUDA")
 CUDA_FUNCTIONS = ["cuda_pair_search", "cuda_feature_search", "cuda_saliency_map",
@@ -31,34 +36,30 @@ CUDA_FUNCTIONS = ["cuda_pair_search", "cuda_feature_search", "cuda_saliency_map"
 EDGE_SIZES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 255, 256, 257, 300, 511, 513, 1025]
 
 
-def special_inputs(rng, batch, m):
-    """Values from POOL (ties, NaN, inf, subnormals, overflow) and a random domain."""
-    pool = np.array(POOL, dtype=np.float32)
-    alpha = rng.choice(pool, size=(batch, m))
-    beta = rng.choice(pool, size=(batch, m))
-    return alpha, beta, rng.random((batch, m)) < 0.8
+def gpu_pair_search(device, alpha, beta, domain, mode):
+    """The GPU pair search on NumPy inputs, its results as NumPy arrays: on ``"cpu"`` the
+    host emulation, on ``"cuda"`` the CUDA kernels (outputs asserted to be on the device)."""
+    if device == "cpu":
+        return list(_C._cuda_emulate_pair_search(alpha, beta, domain, mode == "increase"))
+    return to_host(select_pairs(*on_device(device, alpha, beta, domain), mode=mode), device)
 
 
 def cpu_pairs(alpha, beta, domain, mode):
+    """The exhaustive CPU search: the reference where the naive one would be too slow."""
     return select_pairs(alpha, beta, domain, mode=mode, method="exact")
 
 
 def to_gpu(x, device="cuda"):
-    return None if x is None else torch.from_numpy(np.ascontiguousarray(x)).to(device)
-
-
-def assert_gpu_equals_cpu(got, expected):
-    """Same values, bit for bit (scores compared as float32, inf included), same dtypes."""
-    for g, e in zip(got, expected):
-        assert isinstance(g, torch.Tensor) and g.device.type == "cuda"
-        host = g.cpu().numpy()
-        e = np.asarray(e)
-        assert host.dtype == e.dtype and host.shape == e.shape
-        np.testing.assert_array_equal(host, e)
+    return on_device(device, x)[0]
 
 
 def gpu_pairs(alpha, beta, domain, mode):
     return select_pairs(to_gpu(alpha), to_gpu(beta), to_gpu(domain), mode=mode)
+
+
+def assert_gpu_equals_cpu(got, expected):
+    """Results on the GPU equal to ``expected`` (host arrays): dtypes, shapes, bits."""
+    assert_same(to_host(got, "cuda"), expected)
 
 
 # ------------------------------------------------------------------ everywhere
@@ -129,87 +130,66 @@ def test_pair_workspace_is_small_and_bounded():
     assert _C.cuda_pair_search_workspace_bytes(4096, 150528) <= 256 * 2**20
 
 
+# ------------------------------------------------------------------ the GPU pair search
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("m", [0] + EDGE_SIZES)
-def test_host_emulation_matches_reference(mode, m):
-    rng = np.random.default_rng()
-    increase = mode == "increase"
-    for make in (lambda: random_inputs(rng, 3, m, ties=True), lambda: special_inputs(rng, 3, m),
-                 lambda: random_inputs(rng, 3, m)):
-        alpha, beta, domain = make()
-        for dom in (domain, None):
-            got = _C._cuda_emulate_pair_search(alpha, beta, dom, increase)
-            assert_same(got, reference.select_pairs(alpha, beta, dom, mode))
-
-
-@given(
-    data=st.data(),
-    batch=st.integers(0, 3),
-    m=st.integers(1, 300),
-    mode=st.sampled_from(MODES),
-)
-def test_host_emulation_property_based(data, batch, m, mode):
-    alpha, beta, domain = draw_search_inputs(data, batch, m)
-    got = _C._cuda_emulate_pair_search(alpha, beta, domain, mode == "increase")
-    assert_same(got, cpu_pairs(alpha, beta, domain, mode))
-
-
-@pytest.mark.parametrize("m", [3000, 4099])
-def test_host_emulation_matches_cpu_on_larger_inputs(m):
-    rng = np.random.default_rng()
-    for ties in (True, False):
-        alpha, beta, domain = random_inputs(rng, 2, m, ties=ties)
-        got = _C._cuda_emulate_pair_search(alpha, beta, domain, True)
-        assert_same(got, cpu_pairs(alpha, beta, domain, "increase"))
-
-
-def test_host_emulation_ties_pick_the_first_pair():
-    alpha = np.full((3, 300), 0.5, dtype=np.float32)
-    beta = np.full((3, 300), -0.5, dtype=np.float32)
-    domain = np.ones((3, 300), dtype=bool)
-    domain[1, :70] = False  # the first usable pair lies in the second strip
-    domain[2, [0, 2, 3]] = False
-    p, q, score, valid = _C._cuda_emulate_pair_search(alpha, beta, domain, True)
-    assert valid.all() and p.tolist() == [0, 70, 1] and q.tolist() == [1, 71, 4]
-    # The winner is planted in the last strip, past the first segment.
-    alpha[0, [250, 299]] = 2.0
-    beta[0, [250, 299]] = -2.0
-    p, q, score, valid = _C._cuda_emulate_pair_search(alpha, beta, None, True)
-    assert (p[0], q[0], score[0]) == (250, 299, 16.0)
-
-
-# ------------------------------------------------------------------ on a GPU
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("m", [0] + EDGE_SIZES)
-def test_pairs_match_cpu(mode, m):
-    rng = np.random.default_rng()
+def test_gpu_search_matches_reference(device, mode, m, rng):
     for make in (lambda: random_inputs(rng, 6, m, ties=True), lambda: special_inputs(rng, 6, m),
                  lambda: random_inputs(rng, 6, m)):
         alpha, beta, domain = make()
         for dom in (domain, None):
-            assert_gpu_equals_cpu(gpu_pairs(alpha, beta, dom, mode),
-                                  cpu_pairs(alpha, beta, dom, mode))
+            got = gpu_pair_search(device, alpha, beta, dom, mode)
+            assert_same(got, reference.select_pairs(alpha, beta, dom, mode))
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", DEVICES)
 @given(
     data=st.data(),
     batch=st.integers(0, 4),
     m=st.integers(1, 300),
     mode=st.sampled_from(MODES),
 )
-def test_pairs_match_cpu_property_based(data, batch, m, mode):
+def test_gpu_search_property_based(device, data, batch, m, mode):
     alpha, beta, domain = draw_search_inputs(data, batch, m)
-    assert_gpu_equals_cpu(gpu_pairs(alpha, beta, domain, mode), cpu_pairs(alpha, beta, domain, mode))
+    got = gpu_pair_search(device, alpha, beta, domain, mode)
+    assert_same(got, cpu_pairs(alpha, beta, domain, mode))
 
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("m", [3000, 4099])
+def test_gpu_search_matches_cpu_on_larger_inputs(device, m, rng):
+    for ties in (True, False):
+        alpha, beta, domain = random_inputs(rng, 2, m, ties=ties)
+        got = gpu_pair_search(device, alpha, beta, domain, "increase")
+        assert_same(got, cpu_pairs(alpha, beta, domain, "increase"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("m", [300, 5000])
+def test_gpu_search_ties_pick_the_first_pair(device, m):
+    alpha = np.full((3, m), 0.5, dtype=np.float32)
+    beta = np.full((3, m), -0.5, dtype=np.float32)
+    domain = np.ones((3, m), dtype=bool)
+    domain[1, :70] = False  # the first usable pair lies in the second strip
+    domain[2, [0, 2, 3]] = False
+    p, q, score, valid = gpu_pair_search(device, alpha, beta, domain, "increase")
+    assert valid.all() and p.tolist() == [0, 70, 1] and q.tolist() == [1, 71, 4]
+    assert score.tolist() == [1.0, 1.0, 1.0]
+    # The winner is planted near the end, past the first segment.
+    alpha[0, [m - 50, m - 1]] = 2.0
+    beta[0, [m - 50, m - 1]] = -2.0
+    p, q, score, valid = gpu_pair_search(device, alpha, beta, None, "increase")
+    assert (p[0], q[0], score[0]) == (m - 50, m - 1, 16.0)
+
+
+# ------------------------------------------------------------------ on a GPU only
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("batch, m", [(1000, 784), (256, 3072), (1, 150528), (3, 4097),
                                       (7, 1031), (0, 784), (1000, 1), (2, 0)])
-def test_pairs_match_cpu_at_benchmark_and_odd_sizes(batch, m):
-    rng = np.random.default_rng()
+def test_pairs_match_cpu_at_benchmark_and_odd_sizes(batch, m, rng):
     for ties in (False, True):
         alpha, beta, domain = random_inputs(rng, batch, m, ties=ties)
         for mode in MODES:
@@ -218,21 +198,9 @@ def test_pairs_match_cpu_at_benchmark_and_odd_sizes(batch, m):
 
 
 @pytest.mark.cuda
-def test_all_equal_scores_pick_the_first_pair():
-    alpha = np.full((3, 5000), 0.5, dtype=np.float32)
-    beta = np.full((3, 5000), -0.5, dtype=np.float32)
-    domain = np.ones((3, 5000), dtype=bool)
-    domain[1, :70] = False
-    p, q, score, valid = gpu_pairs(alpha, beta, domain, "increase")
-    assert valid.all() and p.tolist() == [0, 70, 0] and q.tolist() == [1, 71, 1]
-    assert score.tolist() == [1.0, 1.0, 1.0]
-
-
-@pytest.mark.cuda
-def test_pair_index_past_int32():
+def test_pair_index_past_int32(rng):
     # 46,341^2 overflows int32; the best pair is planted past that linear index.
     m = 46_500
-    rng = np.random.default_rng()
     alpha = rng.uniform(-1, 1, (1, m)).astype(np.float32)
     beta = rng.uniform(-1, 1, (1, m)).astype(np.float32)
     alpha[0, [46_400, 46_499]] = 3.0
@@ -243,36 +211,7 @@ def test_pair_index_past_int32():
 
 
 @pytest.mark.cuda
-def test_underflow_and_empty_domain_are_invalid():
-    alpha = np.array([[1e-30, 1e-30]], dtype=np.float32)
-    beta = np.array([[-1e-30, -1e-30]], dtype=np.float32)
-    got = gpu_pairs(alpha, beta, None, "increase")
-    assert not bool(got.valid[0]) and int(got.p[0]) == -1 and float(got.score[0]) == 0.0
-    rng = np.random.default_rng()
-    alpha, beta, _ = random_inputs(rng, 2, 700)
-    got = gpu_pairs(alpha, beta, np.zeros((2, 700), dtype=bool), "decrease")
-    assert not got.valid.any() and (got.q == -1).all()
-
-
-@pytest.mark.cuda
-def test_batch_shape_dtypes_and_uint8_domain():
-    rng = np.random.default_rng()
-    alpha, beta, domain = random_inputs(rng, 12, 90, ties=True)
-    shaped = [torch.from_numpy(x.reshape(4, 3, 90)).cuda() for x in (alpha, beta, domain)]
-    got = select_pairs(*shaped)
-    assert got.p.shape == (4, 3) and got.p.dtype == torch.int64
-    assert got.score.dtype == torch.float32 and got.valid.dtype == torch.bool
-    as_uint8 = select_pairs(shaped[0], shaped[1], shaped[2].to(torch.uint8) * 7)
-    for a, b in zip(got, as_uint8):
-        assert torch.equal(a, b)
-    assert_gpu_equals_cpu([x.reshape(12) for x in got], cpu_pairs(alpha, beta, domain, "increase"))
-    single = select_pairs(shaped[0][0, 0], shaped[1][0, 0])  # (M,) in, 0-d out
-    assert single.p.shape == ()
-
-
-@pytest.mark.cuda
-def test_inputs_are_not_modified_and_stream_is_respected():
-    rng = np.random.default_rng()
+def test_inputs_are_not_modified_and_stream_is_respected(rng):
     alpha, beta, domain = random_inputs(rng, 64, 1000, ties=True)
     a, b, d = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
     copies = [x.clone() for x in (a, b, d)]
@@ -290,8 +229,7 @@ def test_inputs_are_not_modified_and_stream_is_respected():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
-def test_second_device():
-    rng = np.random.default_rng()
+def test_second_device(rng):
     alpha, beta, domain = random_inputs(rng, 5, 500, ties=True)
     got = select_pairs(to_gpu(alpha, "cuda:1"), to_gpu(beta, "cuda:1"), to_gpu(domain, "cuda:1"))
     assert got.p.device == torch.device("cuda:1")
@@ -299,41 +237,8 @@ def test_second_device():
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("batch, m", [(0, 5), (3, 0), (6, 1), (300, 500), (1, 150528), (5, 4097)])
-def test_features_and_map_match_cpu(mode, batch, m):
-    rng = np.random.default_rng()
-    for alpha, beta, domain in (random_inputs(rng, batch, m, ties=True),
-                                special_inputs(rng, batch, m)):
-        ga, gb, gd = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
-        assert_gpu_equals_cpu(select_features(ga, gb, gd, mode=mode),
-                              select_features(alpha, beta, domain, mode=mode))
-        assert_gpu_equals_cpu([saliency_map(ga, gb, gd, mode=mode)],
-                              [saliency_map(alpha, beta, domain, mode=mode)])
-        assert_gpu_equals_cpu(select_features(ga, gb, mode=mode),
-                              select_features(alpha, beta, mode=mode))
-
-
-@pytest.mark.cuda
-@given(
-    data=st.data(),
-    batch=st.integers(0, 4),
-    m=st.integers(0, 300),
-    mode=st.sampled_from(MODES),
-)
-def test_features_match_cpu_property_based(data, batch, m, mode):
-    alpha, beta, domain = draw_search_inputs(data, batch, m)
-    ga, gb, gd = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
-    assert_gpu_equals_cpu(select_features(ga, gb, gd, mode=mode),
-                          select_features(alpha, beta, domain, mode=mode))
-    assert_gpu_equals_cpu([saliency_map(ga, gb, gd, mode=mode)],
-                          [saliency_map(alpha, beta, domain, mode=mode)])
-
-
-@pytest.mark.cuda
-def test_cupy_in_cupy_out():
+def test_cupy_in_cupy_out(rng):
     cupy = pytest.importorskip("cupy")
-    rng = np.random.default_rng()
     alpha, beta, domain = random_inputs(rng, 9, 333, ties=True)
     ca, cb, cd = cupy.asarray(alpha), cupy.asarray(beta), cupy.asarray(domain)
     got = select_pairs(ca, cb, cd, mode="decrease")
@@ -350,8 +255,7 @@ def test_cupy_in_cupy_out():
 
 
 @pytest.mark.cuda
-def test_dlpack_producer_without_cuda_array_interface():
-    rng = np.random.default_rng()
+def test_dlpack_producer_without_cuda_array_interface(rng):
     alpha, beta, domain = random_inputs(rng, 4, 200, ties=True)
 
     class DlpackOnly:

@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_same_arrays, load_npz
+
 pytest.importorskip("torch.distributed.run")
 
 ROWS, BATCH = 48, 4  # 12 chunks
@@ -121,14 +123,11 @@ def _run_together(cmds: List[List[str]], env: dict, cwds: List[Path], timeout: f
 
 
 def _results(out: Path) -> dict:
-    with np.load(out / "results.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_npz(out / "results.npz")
 
 
 def _assert_same(got: dict, want: dict) -> None:
-    assert sorted(got) == sorted(want)
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert_same_arrays(got, want)
     assert got["source_index"].tolist() == list(range(ROWS))  # nothing duplicated or lost
 
 

@@ -1,4 +1,5 @@
-"""The single-feature saliency map and its arg-max against the naive reference."""
+"""The single-feature saliency map and its arg-max against the naive reference, on the CPU
+and on a GPU (``device``)."""
 
 from __future__ import annotations
 
@@ -11,33 +12,44 @@ from hypothesis import strategies as st
 from jsma_fast import saliency_map, select_features
 
 import reference
-from inputs import POOL, draw_search_inputs
+from helpers import (DEVICES, MODES, TIES, assert_same, draw_search_inputs, on_device,
+                     random_inputs, special_inputs, to_host)
 
-MODES = ["increase", "decrease"]
+
+def check_against_reference(device, alpha, beta, domain, mode):
+    inputs = on_device(device, alpha, beta, domain)
+    assert_same(to_host([saliency_map(*inputs, mode=mode)], device),
+                [reference.saliency_map(alpha, beta, domain, mode)])
+    assert_same(to_host(select_features(*inputs, mode=mode), device),
+                reference.select_features(alpha, beta, domain, mode))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @given(
     data=st.data(),
     batch=st.integers(0, 4),
-    m=st.integers(0, 60),
+    m=st.integers(0, 300),
     mode=st.sampled_from(MODES),
 )
-def test_matches_reference_property_based(data, batch, m, mode):
+def test_matches_reference_property_based(device, data, batch, m, mode):
     alpha, beta, domain = draw_search_inputs(data, batch, m)
-    np.testing.assert_array_equal(
-        saliency_map(alpha, beta, domain, mode=mode),
-        reference.saliency_map(alpha, beta, domain, mode),
-    )
-    got = select_features(alpha, beta, domain, mode=mode)
-    for g, e in zip(got, reference.select_features(alpha, beta, domain, mode)):
-        np.testing.assert_array_equal(g, e)
+    check_against_reference(device, alpha, beta, domain, mode)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch, m", [(0, 5), (3, 0), (6, 1), (300, 500), (1, 150528), (5, 4097)])
+def test_matches_reference_on_ties_and_special_values(device, mode, batch, m, rng):
+    for alpha, beta, domain in (random_inputs(rng, batch, m, ties=True),
+                                special_inputs(rng, batch, m)):
+        for dom in (domain, None):
+            check_against_reference(device, alpha, beta, dom, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_random_batches_and_thread_counts(mode):
-    rng = np.random.default_rng()
-    alpha = rng.choice(np.array(POOL[:17], np.float32), size=(300, 500))
-    beta = rng.choice(np.array(POOL[:17], np.float32), size=(300, 500))
+def test_random_batches_and_thread_counts(mode, rng):
+    alpha = rng.choice(TIES, size=(300, 500))
+    beta = rng.choice(TIES, size=(300, 500))
     expected = reference.select_features(alpha, beta, None, mode)
     for threads in (1, 2):
         got = select_features(alpha, beta, mode=mode, num_threads=threads)

@@ -4,7 +4,7 @@ Random sizes (on both sides of the ``"auto"`` switch to the pruned search), valu
 a pool rich in ties, NaN, infinities and subnormals, random domains, every method, every SIMD
 level this machine runs, one or two threads. Budget: well under a minute on a 2-core machine
 (``JSMA_FAST_FUZZ_EXAMPLES`` raises it for a longer local run). Hypothesis prints the failing
-draw; the larger random cases print their seed.
+draw; the larger random cases report their seed (conftest.py's ``rng``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jsma_fast import _C, saliency_map, select_features, select_pairs
+from jsma_fast import saliency_map, select_features, select_pairs
 from jsma_fast.ops import AUTO_PRUNED_MIN_FEATURES
 
 import reference
-from inputs import POOL
+from helpers import POOL, SIMD_LEVELS
 
-SIMD_LEVELS = list(_C.simd_levels_runnable())
 EXAMPLES = int(os.environ.get("JSMA_FAST_FUZZ_EXAMPLES", "2000"))
 
 # The shared pool plus the float32 subnormal range's ends and the smallest normal.
@@ -93,9 +92,7 @@ LARGE = [("exact", 10, 1000), ("pruned", 100, 700), ("auto", 200, 330)]
 
 @pytest.mark.parametrize("method,batch,m", LARGE)
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
-def test_multithreaded_sizes_match_the_chunked_reference(method, batch, m, simd):
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    rng = np.random.default_rng(seed)
+def test_multithreaded_sizes_match_the_chunked_reference(method, batch, m, simd, rng):
     # Few distinct values: ties between many pairs; NaN and inf scattered in.
     alpha = rng.choice(np.array(POOL[:17] + SUBNORMALS, np.float32), (batch, m))
     beta = rng.choice(np.array(POOL[:17] + SUBNORMALS, np.float32), (batch, m))
@@ -105,13 +102,13 @@ def test_multithreaded_sizes_match_the_chunked_reference(method, batch, m, simd)
     sel = select_pairs(alpha, beta, method=method, simd=simd, num_threads=2)
     for b in range(batch):
         ep, eq, escore, evalid = reference.select_pairs_chunked(alpha[b], beta[b], rows=512)
-        assert bool(sel.valid[b]) == evalid, seed
-        assert sel.score[b] == escore, seed
+        assert bool(sel.valid[b]) == evalid
+        assert sel.score[b] == escore
         if method == "exact":
-            assert (int(sel.p[b]), int(sel.q[b])) == (ep, eq), seed
+            assert (int(sel.p[b]), int(sel.q[b])) == (ep, eq)
         elif evalid:
             p, q = int(sel.p[b]), int(sel.q[b])
             with np.errstate(all="ignore"):
                 a = alpha[b, p] + alpha[b, q]
                 n = beta[b, p] + beta[b, q]
-            assert p < q and a > 0 and n < 0 and -(a * n) == sel.score[b], seed
+            assert p < q and a > 0 and n < 0 and -(a * n) == sel.score[b]

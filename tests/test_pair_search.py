@@ -1,4 +1,5 @@
-"""The CPU pair search against the naive reference (tests/reference.py)."""
+"""The CPU pair search against the naive reference (tests/reference.py); the tests that do
+not depend on the CPU kernels' options run on a GPU too (``device``)."""
 
 from __future__ import annotations
 
@@ -12,38 +13,19 @@ import jsma_fast
 from jsma_fast import _C, select_pairs
 
 import reference
-from inputs import POOL, draw_search_inputs
-
-SIMD_LEVELS = list(_C.simd_levels_runnable())
-MODES = ["increase", "decrease"]
+from helpers import (DEVICES, MODES, SIMD_LEVELS, assert_same, draw_search_inputs, on_device,
+                     random_inputs, to_host)
 
 
-
-def assert_same(got, expected):
-    p, q, score, valid = (np.asarray(x) for x in got)
-    ep, eq, escore, evalid = expected
-    np.testing.assert_array_equal(valid, evalid)
-    np.testing.assert_array_equal(p, ep)
-    np.testing.assert_array_equal(q, eq)
-    np.testing.assert_array_equal(score, escore)  # bit-exact, including inf
-
-
-def random_inputs(rng, batch, m, *, ties=False, domain_density=0.8):
-    if ties:
-        alpha = rng.choice(np.array(POOL[:17], dtype=np.float32), size=(batch, m))
-        beta = rng.choice(np.array(POOL[:17], dtype=np.float32), size=(batch, m))
-    else:
-        alpha = rng.standard_normal((batch, m)).astype(np.float32)
-        beta = rng.standard_normal((batch, m)).astype(np.float32)
-    domain = rng.random((batch, m)) < domain_density
-    return alpha, beta, domain
+def pairs_on(device, alpha, beta, domain=None, **options):
+    """``select_pairs`` on NumPy inputs placed on ``device``; its results as NumPy arrays."""
+    return to_host(select_pairs(*on_device(device, alpha, beta, domain), **options), device)
 
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("m", [0, 1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 33, 100, 257])
-def test_matches_reference_on_random_inputs(simd, mode, m):
-    rng = np.random.default_rng()
+def test_matches_reference_on_random_inputs(simd, mode, m, rng):
     for ties in (False, True):
         alpha, beta, domain = random_inputs(rng, 6, m, ties=ties)
         got = select_pairs(alpha, beta, domain, mode=mode, method="exact", simd=simd)
@@ -75,35 +57,38 @@ def test_all_equal_scores_pick_the_first_pair(simd):
     assert score.tolist() == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", MODES)
-def test_empty_domain_and_no_qualifying_pair_are_invalid(mode):
-    rng = np.random.default_rng()
-    alpha, beta, _ = random_inputs(rng, 2, 40)
-    empty = np.zeros((2, 40), dtype=bool)
-    p, q, score, valid = select_pairs(alpha, beta, empty, mode=mode)
+@pytest.mark.parametrize("m", [40, 700])
+def test_empty_domain_and_no_qualifying_pair_are_invalid(device, mode, m, rng):
+    alpha, beta, _ = random_inputs(rng, 2, m)
+    empty = np.zeros((2, m), dtype=bool)
+    p, q, score, valid = pairs_on(device, alpha, beta, empty, mode=mode)
     assert not valid.any() and (p == -1).all() and (q == -1).all() and (score == 0).all()
     # All derivatives pushing the wrong way: nothing qualifies in increase mode.
-    p, q, score, valid = select_pairs(-np.abs(alpha), np.abs(beta), None, mode="increase")
+    p, q, score, valid = pairs_on(device, -np.abs(alpha), np.abs(beta), None, mode="increase")
     assert not valid.any() and (p == -1).all()
 
 
-def test_single_domain_feature_has_no_pair():
+@pytest.mark.parametrize("device", DEVICES)
+def test_single_domain_feature_has_no_pair(device):
     alpha = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
     beta = np.array([[-1.0, -2.0, -3.0]], dtype=np.float32)
-    got = select_pairs(alpha, beta, np.array([[False, True, False]]))
-    assert not bool(got.valid[0])
+    _, _, _, valid = pairs_on(device, alpha, beta, np.array([[False, True, False]]))
+    assert not bool(valid[0])
 
 
-def test_underflowing_score_is_not_valid():
+@pytest.mark.parametrize("device", DEVICES)
+def test_underflowing_score_is_not_valid(device):
     # A > 0 and B < 0, but -(A*B) rounds to 0 in float32: no pair may be made up.
     alpha = np.array([[1e-30, 1e-30]], dtype=np.float32)
     beta = np.array([[-1e-30, -1e-30]], dtype=np.float32)
-    assert not bool(select_pairs(alpha, beta).valid[0])
+    p, _, score, valid = pairs_on(device, alpha, beta)
+    assert not bool(valid[0]) and int(p[0]) == -1 and float(score[0]) == 0.0
 
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
-def test_one_and_two_threads_agree(simd):
-    rng = np.random.default_rng()
+def test_one_and_two_threads_agree(simd, rng):
     for batch, m in [(1, 3000), (37, 300), (3, 1000)]:
         alpha, beta, domain = random_inputs(rng, batch, m, ties=True)
         one = select_pairs(alpha, beta, domain, method="exact", num_threads=1, simd=simd)
@@ -113,8 +98,7 @@ def test_one_and_two_threads_agree(simd):
 
 
 @pytest.mark.parametrize("m", [1025, 4000])
-def test_simd_levels_agree_on_larger_inputs(m):
-    rng = np.random.default_rng()
+def test_simd_levels_agree_on_larger_inputs(m, rng):
     alpha, beta, domain = random_inputs(rng, 2, m, ties=True)
     results = [select_pairs(alpha, beta, domain, method="exact", simd=s) for s in SIMD_LEVELS]
     for other in results[1:]:
@@ -123,10 +107,9 @@ def test_simd_levels_agree_on_larger_inputs(m):
 
 
 @pytest.mark.slow
-def test_m_beyond_int32_pair_count_matches_chunked_reference():
+def test_m_beyond_int32_pair_count_matches_chunked_reference(rng):
     # 46,341^2 overflows int32; the best pair is planted past that index.
     m = 46_500
-    rng = np.random.default_rng()
     alpha = rng.uniform(-1, 1, m).astype(np.float32)
     beta = rng.uniform(-1, 1, m).astype(np.float32)
     alpha[[46_400, 46_499]] = 3.0
@@ -137,36 +120,37 @@ def test_m_beyond_int32_pair_count_matches_chunked_reference():
     assert score[0] == escore
 
 
-def test_torch_in_torch_out_zero_copy():
-    alpha = torch.randn(4, 3, 20)
-    beta = torch.randn(4, 3, 20)
-    domain = torch.rand(4, 3, 20) > 0.3
-    got = select_pairs(alpha, beta, domain)
-    assert all(isinstance(x, torch.Tensor) for x in got)
-    assert got.p.shape == (4, 3) and got.p.dtype == torch.int64 and got.valid.dtype == torch.bool
-    expected = reference.select_pairs(
-        alpha.reshape(12, 20).numpy(), beta.reshape(12, 20).numpy(), domain.reshape(12, 20).numpy()
-    )
-    assert_same([x.reshape(12).numpy() for x in got], expected)
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_in_torch_out_keeps_the_batch_shape(device, rng):
+    alpha, beta, domain = random_inputs(rng, 12, 90)
+    shaped = [torch.from_numpy(x.reshape(4, 3, 90)).to(device) for x in (alpha, beta, domain)]
+    got = select_pairs(*shaped)
+    assert all(isinstance(x, torch.Tensor) and x.device.type == device for x in got)
+    assert got.p.shape == (4, 3) and got.p.dtype == torch.int64
+    assert got.score.dtype == torch.float32 and got.valid.dtype == torch.bool
+    flat = to_host([x.reshape(12) for x in got], device)
+    assert_same(flat, reference.select_pairs(alpha, beta, domain))
+    single = select_pairs(shaped[0][0, 0], shaped[1][0, 0])  # (M,) in, 0-d out
+    assert single.p.shape == ()
 
 
-def test_inputs_are_not_modified():
-    rng = np.random.default_rng()
+@pytest.mark.parametrize("device", DEVICES)
+def test_inputs_are_not_modified(device, rng):
     alpha, beta, domain = random_inputs(rng, 3, 64, ties=True)
     alpha[0, 3] = np.nan
     copies = [alpha.copy(), beta.copy(), domain.copy()]
-    select_pairs(alpha, beta, domain, mode="decrease")
-    for before, after in zip(copies, [alpha, beta, domain]):
+    inputs = on_device(device, alpha, beta, domain)
+    select_pairs(*inputs, mode="decrease")
+    for before, after in zip(copies, to_host(inputs, device)):
         np.testing.assert_array_equal(before, after)
 
 
-def test_uint8_domain_equals_bool_domain():
-    rng = np.random.default_rng()
+@pytest.mark.parametrize("device", DEVICES)
+def test_uint8_domain_equals_bool_domain(device, rng):
     alpha, beta, domain = random_inputs(rng, 5, 77)
-    as_bool = select_pairs(alpha, beta, domain)
-    as_uint8 = select_pairs(alpha, beta, domain.astype(np.uint8) * 7)  # any nonzero is "in"
-    for a, b in zip(as_bool, as_uint8):
-        np.testing.assert_array_equal(a, b)
+    as_bool = pairs_on(device, alpha, beta, domain)
+    as_uint8 = pairs_on(device, alpha, beta, domain.astype(np.uint8) * 7)  # any nonzero is "in"
+    assert_same(as_uint8, as_bool)
 
 
 # ---------------------------------------------------------------- bad inputs

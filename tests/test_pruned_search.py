@@ -15,10 +15,10 @@ from jsma_fast import _C, select_pairs
 from jsma_fast.ops import AUTO_PRUNED_MIN_FEATURES
 
 import reference
-from inputs import POOL, draw_search_inputs
+from helpers import MODES, SIMD_LEVELS, draw_search_inputs, random_inputs
 
-SIMD_LEVELS = list(_C.simd_levels_runnable())
-MODES = ["increase", "decrease"]
+# The spread of beta relative to alpha in these tests' normal draws.
+BETA_SCALE = 3
 
 
 def unique_maximum(alpha, beta, domain, mode):
@@ -61,25 +61,14 @@ def check_against_exact(alpha, beta, domain, mode, simd="auto", num_threads=None
     return pruned, exact, searched
 
 
-def random_inputs(rng, batch, m, *, ties=False, domain_density=0.8):
-    if ties:
-        alpha = rng.choice(np.array(POOL[:17], dtype=np.float32), size=(batch, m))
-        beta = rng.choice(np.array(POOL[:17], dtype=np.float32), size=(batch, m))
-    else:
-        alpha = rng.standard_normal((batch, m)).astype(np.float32)
-        beta = (3 * rng.standard_normal((batch, m))).astype(np.float32)
-    domain = rng.random((batch, m)) < domain_density
-    return alpha, beta, domain
-
-
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("m", [0, 1, 2, 3, 5, 17, 23, 24, 25, 31, 64, 100, 257, 784])
-def test_matches_exact_on_random_inputs(simd, mode, m):
-    rng = np.random.default_rng()
+def test_matches_exact_on_random_inputs(simd, mode, m, rng):
     for ties in (False, True):
         for density in (1.0, 0.8, 0.1):
-            alpha, beta, domain = random_inputs(rng, 6, m, ties=ties, domain_density=density)
+            alpha, beta, domain = random_inputs(rng, 6, m, ties=ties, domain_density=density,
+                                               beta_scale=BETA_SCALE)
             check_against_exact(alpha, beta, domain, mode, simd)
             check_against_exact(alpha, beta, None, mode, simd)
 
@@ -106,10 +95,9 @@ def test_empty_batch_and_tiny_m(mode):
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
 @pytest.mark.parametrize("m", [30, 784, 5000])
-def test_worst_case_one_front(simd, m):
+def test_worst_case_one_front(simd, m, rng):
     # alpha and beta perfectly anti-correlated in increase form (n = -beta = -alpha + c):
     # every feature is on one Pareto front, nothing can be pruned.
-    rng = np.random.default_rng()
     alpha = np.sort(rng.standard_normal((2, m)).astype(np.float32), axis=1)
     beta = (alpha - np.float32(0.5)).astype(np.float32)
     _, _, searched = check_against_exact(alpha, beta, None, "increase", simd)
@@ -134,16 +122,16 @@ def test_duplicated_features_keep_the_first_two():
 
 def test_survivors_are_few_on_random_inputs():
     rng = np.random.default_rng(0)
-    alpha, beta, _ = random_inputs(rng, 50, 784)
+    alpha, beta, _ = random_inputs(rng, 50, 784, beta_scale=BETA_SCALE)
     _, searched = select_pairs(alpha, beta, method="pruned", return_candidates=True)
     assert np.median(searched) < 40
 
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
-def test_one_and_two_threads_agree(simd):
-    rng = np.random.default_rng()
+def test_one_and_two_threads_agree(simd, rng):
     for batch, m in [(1, 20000), (200, 784), (37, 300)]:
-        alpha, beta, domain = random_inputs(rng, batch, m, ties=batch == 37)
+        alpha, beta, domain = random_inputs(rng, batch, m, ties=batch == 37,
+                                           beta_scale=BETA_SCALE)
         one = select_pairs(alpha, beta, domain, method="pruned", num_threads=1, simd=simd,
                            return_candidates=True)
         two = select_pairs(alpha, beta, domain, method="pruned", num_threads=2, simd=simd,
@@ -152,8 +140,7 @@ def test_one_and_two_threads_agree(simd):
             np.testing.assert_array_equal(a, b)
 
 
-def test_simd_levels_agree():
-    rng = np.random.default_rng()
+def test_simd_levels_agree(rng):
     alpha, beta, domain = random_inputs(rng, 20, 3001, ties=True)
     results = [select_pairs(alpha, beta, domain, method="pruned", simd=s,
                             return_candidates=True) for s in SIMD_LEVELS]
@@ -162,16 +149,14 @@ def test_simd_levels_agree():
             np.testing.assert_array_equal(a, b)
 
 
-def test_large_samples_match_exact():
-    rng = np.random.default_rng()
-    alpha, beta, domain = random_inputs(rng, 2, 20_000)
+def test_large_samples_match_exact(rng):
+    alpha, beta, domain = random_inputs(rng, 2, 20_000, beta_scale=BETA_SCALE)
     check_against_exact(alpha, beta, domain, "increase")
     check_against_exact(alpha, beta, domain, "decrease")
 
 
-def test_imagenet_size_sample_finds_the_planted_pair():
+def test_imagenet_size_sample_finds_the_planted_pair(rng):
     m = 150_528
-    rng = np.random.default_rng()
     alpha = rng.standard_normal((1, m)).astype(np.float32)
     beta = rng.standard_normal((1, m)).astype(np.float32)
     alpha[0, [70_001, 150_000]] = 9.0
@@ -181,10 +166,9 @@ def test_imagenet_size_sample_finds_the_planted_pair():
     assert searched[0] == 2
 
 
-def test_auto_picks_by_size_and_keeps_the_result_shape():
-    rng = np.random.default_rng()
+def test_auto_picks_by_size_and_keeps_the_result_shape(rng):
     for m in (AUTO_PRUNED_MIN_FEATURES - 1, AUTO_PRUNED_MIN_FEATURES, 784):
-        alpha, beta, domain = random_inputs(rng, 4, m)
+        alpha, beta, domain = random_inputs(rng, 4, m, beta_scale=BETA_SCALE)
         p, q, score, valid = select_pairs(alpha, beta, domain)  # 4-field unpacking
         exact = select_pairs(alpha, beta, domain, method="exact")
         np.testing.assert_array_equal(score, exact.score)

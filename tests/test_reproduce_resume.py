@@ -4,7 +4,6 @@ damaged manifest is refused in one line."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import assert_same_arrays, load_npz, rewrite_npz
 
 pytest.importorskip("mlxtend")
 pytest.importorskip("matplotlib")
@@ -38,14 +39,7 @@ def _run(launcher, args, home: Path) -> subprocess.CompletedProcess:
 
 
 def _results(out: Path) -> dict:
-    with np.load(out / "results.npz") as data:
-        return {k: data[k] for k in data.files}
-
-
-def _assert_same(got: dict, want: dict) -> None:
-    assert sorted(got) == sorted(want)
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    return load_npz(out / "results.npz")
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +60,7 @@ def two_processes(home, reference) -> Path:
 
 
 def test_reproduce_under_torchrun_equals_one_process(two_processes, reference):
-    _assert_same(_results(two_processes), reference)
-
-
-def _rewrite(path: Path, change) -> None:
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    change(arrays)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    path.write_bytes(buf.getvalue())
+    assert_same_arrays(_results(two_processes), reference)
 
 
 def test_resume_repairs_copied_and_truncated_chunks(two_processes, reference, home):
@@ -83,7 +68,7 @@ def test_resume_repairs_copied_and_truncated_chunks(two_processes, reference, ho
     shutil.copytree(two_processes, out)
     chunks = out / "chunks" / "increase"
     shutil.copyfile(chunks / "chunk-00002.npz", chunks / "chunk-00000.npz")  # digit 2 twice
-    _rewrite(chunks / "chunk-00001.npz", lambda a: a.update(
+    rewrite_npz(chunks / "chunk-00001.npz", lambda a: a.update(
         {k: v[:4] for k, v in a.items() if k != "__chunk__"}))  # columns truncated
     (out / "results.npz").unlink()
     done = _run([sys.executable], ["--threads", "1", "--out", str(out), "--resume"], home)
@@ -91,7 +76,7 @@ def test_resume_repairs_copied_and_truncated_chunks(two_processes, reference, ho
     assert done.returncode == 0, log
     assert "chunk-00000.npz" in log and "chunk-00001.npz" in log and "computed again" in log
     resumed = _results(out)
-    _assert_same(resumed, reference)
+    assert_same_arrays(resumed, reference)
     assert resumed["increase/source_index"].tolist() == np.repeat(range(3), 9).tolist()
 
 

@@ -1,5 +1,5 @@
 """The top-2 rule (native kernel and the torch reduction of the GPU path) against the naive
-reference that sorts."""
+reference that sorts, on the CPU and on a GPU (``device``)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,7 @@ from hypothesis import strategies as st
 from jsma_fast import _cuda, ops
 
 import reference
-from inputs import POOL, draw_search_inputs
-
-MODES = ["increase", "decrease"]
-
-
-def assert_same(got, expected):
-    for g, e in zip(got, expected):
-        np.testing.assert_array_equal(np.asarray(g), e)
+from helpers import DEVICES, MODES, TIES, assert_same, draw_search_inputs, to_host
 
 
 @given(data=st.data(), batch=st.integers(0, 4), m=st.integers(0, 40),
@@ -35,9 +28,8 @@ def test_matches_reference_property_based(data, batch, m, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_large_batches_with_ties(mode, threads):
-    rng = np.random.default_rng()
-    alpha = rng.choice(np.array(POOL[:17], np.float32), size=(64, 40_000))  # ties everywhere
+def test_large_batches_with_ties(mode, threads, rng):
+    alpha = rng.choice(TIES, size=(64, 40_000))  # ties everywhere
     domain = rng.random((64, 40_000)) < 0.9
     expected = reference.select_top2(alpha, domain, mode)
     assert_same(ops.select_top2(alpha, domain, mode=mode, num_threads=threads), expected)
@@ -69,12 +61,17 @@ def test_nan_never_and_inf_always_take_part():
     assert not ops.select_top2(np.full((1, 5), np.nan, np.float32)).valid[0]
 
 
-def test_torch_inputs_keep_batch_shape_and_kind():
-    alpha = torch.randn(2, 3, 50)
-    sel = ops.select_top2(alpha)
-    assert isinstance(sel.p, torch.Tensor) and sel.p.shape == (2, 3)
-    flat = reference.select_top2(alpha.reshape(6, 50).numpy())
-    np.testing.assert_array_equal(sel.q.reshape(-1).numpy(), flat[1])
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_inputs_keep_batch_shape_kind_and_device(device, rng):
+    alpha = rng.standard_normal((100, 784)).astype(np.float32)
+    alpha[:, ::7] = alpha[:, :1]  # ties
+    domain = rng.random((100, 784)) < 0.8
+    shaped = [torch.from_numpy(x).reshape(10, 10, 784).to(device) for x in (alpha, domain)]
+    for mode in MODES:
+        sel = ops.select_top2(*shaped, mode=mode)
+        assert isinstance(sel.p, torch.Tensor) and sel.p.shape == (10, 10)
+        flat = to_host([x.reshape(100) for x in sel], device)
+        assert_same(flat, reference.select_top2(alpha, domain, mode))
 
 
 def test_rejects_bad_input():
@@ -84,15 +81,3 @@ def test_rejects_bad_input():
         ops.select_top2(np.zeros((2, 3), np.float32), np.ones((2, 4), bool))
     with pytest.raises(ValueError, match=r"mode must be one of"):
         ops.select_top2(np.zeros((2, 3), np.float32), mode="up")
-
-
-@pytest.mark.cuda
-def test_cuda_equals_cpu():
-    alpha = torch.randn(100, 784)
-    alpha[:, ::7] = alpha[:, :1]  # ties
-    domain = torch.rand(100, 784) < 0.8
-    for mode in MODES:
-        cpu = ops.select_top2(alpha, domain, mode=mode)
-        gpu = ops.select_top2(alpha.cuda(), domain.cuda(), mode=mode)
-        for c, g in zip(cpu, gpu):
-            assert torch.equal(c, g.cpu())

@@ -19,8 +19,8 @@ import torch
 from jsma_fast import JSMA
 
 import reference
+from helpers import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model
 from reference_attack import reference_variant
-from test_attack import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model
 
 M = int(np.prod(SAMPLE_SHAPE))
 
