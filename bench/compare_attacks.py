@@ -1,7 +1,7 @@
 """jsma-fast against the public JSMA implementations, end to end, on the demo's LeNet (CPU).
 
 Attacks the first ``--samples`` (default 100) correctly classified held-out digits of the
-demo's LeNet (``jsma_fast.training.load_or_train_lenet``, loaded from its cache) towards the
+demo's LeNet (``jsma_fast.mnist.training.load_or_train_lenet``, loaded from its cache) towards the
 target ``(y + 1) % 10`` with theta = 1 and the paper's gamma = 0.145, with:
 
 * jsma-fast: the default configuration, ``JSMA.preset("cleverhans")``,

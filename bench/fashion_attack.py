@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               "dataset-fashion-mnist or pass --data", file=sys.stderr)
         return 2
 
-    from jsma_fast.training import load_or_train_lenet
+    from jsma_fast.mnist.training import load_or_train_lenet
 
     print("LeNet on the 60,000 Fashion-MNIST training images (trained once, then cached) ...",
           flush=True)

@@ -30,7 +30,7 @@ from bench.results_file import RESULTS, write_section
 from jsma_fast import JSMA
 from jsma_fast.derivatives import Recipe, derivatives_of
 from jsma_fast.evaluation.paper import PAPER
-from jsma_fast.models import resnet18_like
+from jsma_fast.mnist.models import resnet18_like
 from jsma_fast.trace import AttackTrace
 
 GAMMA = PAPER.gamma

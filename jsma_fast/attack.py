@@ -27,7 +27,7 @@ from .choice import Choice, SearchSettings, choose_best, choose_fixed
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .presets import PRESETS
 from .result import BUDGET, EMPTY_DOMAIN, NO_VALID_PAIR, SUCCESS, AttackResult
-from .targets import plan_targets
+from .targets import TargetPlan, plan_targets
 from .trace import AttackTrace, maybe_section
 from .variants import VARIANTS, plan
 
@@ -254,12 +254,34 @@ class JSMA:
             clean_logits = self._batched_logits(model, flat, sample_shape)
         targets = plan_targets(y_target, y=y, clean_logits=clean_logits, seed=self.seed)
 
-        rows = targets.source_index.numel()
         original = flat[targets.source_index]
+        x_adv, iterations, predicted, stop_code = self._attack_rows(
+            model, original, targets, sample_shape, trace)
+        l0 = (x_adv != original).sum(dim=1)
+        rows = original.shape[0]
+        return AttackResult(
+            x_adv=x_adv.reshape((rows,) + sample_shape),
+            success=stop_code == SUCCESS,
+            iterations=iterations,
+            l0=l0,
+            l0_fraction=l0.double() / max(num_features, 1),
+            predicted=predicted,
+            target=targets.target,
+            true_class=targets.true_class,
+            source_index=targets.source_index,
+            stop_code=stop_code,
+        )
+
+    def _attack_rows(self, model: Callable[[torch.Tensor], torch.Tensor],
+                     original: torch.Tensor, targets: TargetPlan, sample_shape: Tuple[int, ...],
+                     trace: Optional[AttackTrace]) -> Tuple[torch.Tensor, ...]:
+        """Runs the loop over ``original`` ((rows, M), one row per target) in chunks of
+        ``batch_size`` rows; returns ``(x_adv, iterations, predicted, stop_code)``."""
+        rows = original.shape[0]
         x_adv = original.clone()
-        iterations = torch.zeros(rows, dtype=torch.int64, device=x.device)
-        predicted = torch.zeros(rows, dtype=torch.int64, device=x.device)
-        stop_code = torch.zeros(rows, dtype=torch.int8, device=x.device)
+        iterations = torch.zeros(rows, dtype=torch.int64, device=original.device)
+        predicted = torch.zeros(rows, dtype=torch.int64, device=original.device)
+        stop_code = torch.zeros(rows, dtype=torch.int8, device=original.device)
         chunk = self.batch_size or max(rows, 1)
         bar = self._progress_bar(rows)
         try:
@@ -277,19 +299,7 @@ class JSMA:
         finally:
             if bar is not None:
                 bar.close()
-        l0 = (x_adv != original).sum(dim=1)
-        return AttackResult(
-            x_adv=x_adv.reshape((rows,) + sample_shape),
-            success=stop_code == SUCCESS,
-            iterations=iterations,
-            l0=l0,
-            l0_fraction=l0.double() / max(num_features, 1),
-            predicted=predicted,
-            target=targets.target,
-            true_class=targets.true_class,
-            source_index=targets.source_index,
-            stop_code=stop_code,
-        )
+        return x_adv, iterations, predicted, stop_code
 
     # ------------------------------------------------------------------ checks
 

@@ -79,8 +79,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_model(args: argparse.Namespace) -> Tuple[Any, Any]:
-    """The demo's model and its :class:`~jsma_fast.training.HoldoutSplit`."""
-    from .training import load_or_train_lenet
+    """The demo's model and its :class:`~jsma_fast.mnist.training.HoldoutSplit`."""
+    from .mnist.training import load_or_train_lenet
 
     print(f"Loading MNIST ({args.source}) and the {args.model} model ...", flush=True)
     with _args.usage_errors("--source", FileNotFoundError, ValueError):
@@ -132,7 +132,7 @@ def _plot_examples(x: Any, result: Any, path: Path) -> Path:
     row (at most 10)."""
     import torch
 
-    from .plots import plot_adversarial_examples
+    from .mnist.plots import plot_adversarial_examples
 
     first_row: dict = {}
     first_success: dict = {}

@@ -128,10 +128,8 @@ def select_pairs(
         ``alpha`` (torch tensors or NumPy arrays); with ``return_candidates=True`` the
         tuple ``(selection, candidates)``.
 
-    CUDA arrays always get the exhaustive search on the GPU, whatever ``method``,
-    ``num_threads`` and ``simd`` say (they are still checked): its answer is the exact
-    method's, bit for bit, and has the pruned method's score, so settings chosen for the CPU
-    carry over to a GPU unchanged.
+    CUDA arrays get the exhaustive search on the GPU whatever ``method``, ``num_threads`` and
+    ``simd`` say (they are still checked): the exact method's answer, bit for bit.
 
     Example:
         >>> import numpy as np
@@ -149,7 +147,13 @@ def select_pairs(
     if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
         gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
         return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
-    inputs = convert_inputs(alpha, beta, domain)
+    return _select_pairs_cpu(convert_inputs(alpha, beta, domain), increase, method, threads,
+                             simd, return_candidates)
+
+
+def _select_pairs_cpu(inputs: Any, increase: bool, method: str, threads: int, simd: str,
+                      return_candidates: bool) -> Any:
+    """:func:`select_pairs` on checked, converted CPU inputs (:func:`convert_inputs`)."""
     if method == "auto":
         method = "pruned" if inputs.alpha.shape[1] >= AUTO_PRUNED_MIN_FEATURES else "exact"
     if method == "pruned":

@@ -465,13 +465,13 @@ def _ev(name: str) -> Callable[..., Any]:
 
 
 def _training(name: str) -> Callable[..., Any]:
-    import jsma_fast.training as training
+    import jsma_fast.mnist.training as training
 
     return getattr(training, name)
 
 
 def _data(name: str) -> Callable[..., Any]:
-    import jsma_fast.data as data
+    import jsma_fast.mnist.data as data
 
     return getattr(data, name)
 
@@ -531,7 +531,7 @@ def _empty_dir(tmp: Path) -> Path:
 
 
 def _damaged_idx_dir(tmp: Path) -> Path:
-    from jsma_fast.data import IDX_FILES
+    from jsma_fast.mnist.data import IDX_FILES
 
     path = tmp / "damaged"
     path.mkdir(exist_ok=True)

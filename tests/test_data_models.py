@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from jsma_fast.data import IDX_FILES, load_idx, load_mnist, split_holdout
-from jsma_fast.models import LeNet, PaperLeNet, resnet18_like
-from jsma_fast.training import (
+from jsma_fast.mnist.data import IDX_FILES, load_idx, load_mnist, split_holdout
+from jsma_fast.mnist.models import LeNet, PaperLeNet, resnet18_like
+from jsma_fast.mnist.training import (
     accuracy,
     checksum_path,
     default_cache_dir,
@@ -232,7 +232,7 @@ def test_paper_lenet_is_caffes_mnist_lenet() -> None:
 
 
 def test_caffe_inv_schedule_trains_with_sgd_and_the_inv_policy() -> None:
-    from jsma_fast.training import _optimizer
+    from jsma_fast.mnist.training import _optimizer
 
     optimizer, policy = _optimizer(PaperLeNet(), "caffe_inv", 0.01, total_steps=100)
     assert isinstance(optimizer, torch.optim.SGD)

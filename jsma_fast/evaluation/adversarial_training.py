@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from ..training import accuracy, train_classifier
+from ..mnist.training import accuracy, train_classifier
 from .columns import success_and_distortion
 
 

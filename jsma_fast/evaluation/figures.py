@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..plots import _pyplot
+from ..mnist.plots import _pyplot
 
 PathLike = Union[str, Path]
 

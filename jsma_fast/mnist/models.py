@@ -77,7 +77,7 @@ class PaperLeNet(nn.Module):
         linear 500 -> num_classes     -> (N, num_classes) logits
 
     Weights start as Caffe's ``xavier`` filler (uniform in +-sqrt(3 / fan_in)), biases at 0.
-    Train it with ``schedule="caffe_inv"`` (:func:`jsma_fast.training.train_classifier`).
+    Train it with ``schedule="caffe_inv"`` (:func:`jsma_fast.mnist.training.train_classifier`).
 
     Args:
         num_classes: Number of output logits.
