@@ -30,8 +30,9 @@ def replay_pair_searches(trace: AttackTrace, compare_exact: bool = False) -> Sea
         if search.rule != "map" or not search.pairs:
             continue
         args = (search.alpha, search.beta, search.domain)
-        pruned, kept = ops.select_pairs(*args, mode=search.mode, method="pruned",
-                                        return_candidates=True)
+        pruned, kept = ops.select_pairs(
+            *args, mode=search.mode, method="pruned", return_candidates=True
+        )
         survivors.append(np.asarray(kept).reshape(-1))
         if compare_exact:
             exact = ops.select_pairs(*args, mode=search.mode, method="exact")

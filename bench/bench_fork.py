@@ -39,8 +39,10 @@ SEARCHES = [("exact", "exact", 1, 20000), ("pruned", "pruned", 100, 784)]
 
 def inputs(batch: int, m: int) -> tuple:
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((batch, m), dtype=np.float32),
-            rng.standard_normal((batch, m), dtype=np.float32))
+    return (
+        rng.standard_normal((batch, m), dtype=np.float32),
+        rng.standard_normal((batch, m), dtype=np.float32),
+    )
 
 
 def call_times(fn: Callable[[], object], repeats: int) -> List[float]:
@@ -59,8 +61,15 @@ def search_times(repeats: int) -> Dict[str, Dict[int, List[float]]]:
     out: Dict[str, Dict[int, List[float]]] = {}
     for label, method, batch, m in SEARCHES:
         a, b = inputs(batch, m)
-        out[label] = {t: call_times(lambda t=t: select_pairs(a, b, method=method, num_threads=t),
-                                    repeats) for t in (1, THREADS)}
+        out[label] = {
+            t: call_times(
+                lambda a=a, b=b, method=method, t=t: select_pairs(
+                    a, b, method=method, num_threads=t
+                ),
+                repeats,
+            )
+            for t in (1, THREADS)
+        }
     return out
 
 
@@ -136,7 +145,8 @@ def report(parent: Dict, child: Dict, overhead: Dict, baseline: str) -> str:
         lines.append(
             f"| {label} | {batch} x {m} | {both(p[1])} | {both(p[THREADS])} | "
             f"{both(c[THREADS])} | **{c[THREADS][1] / p[THREADS][1]:.2f}x** | "
-            f"{c[THREADS][1] / p[1][1]:.2f}x |")
+            f"{c[THREADS][1] / p[1][1]:.2f}x |"
+        )
     lines.append("")
     if overhead:
         ratio = overhead["this build"] / overhead["baseline"]
@@ -149,8 +159,10 @@ def report(parent: Dict, child: Dict, overhead: Dict, baseline: str) -> str:
         ]
     else:
         lines += ["Per-call overhead in the parent: not measured (no `--baseline`).", ""]
-    speedups = ", ".join(f"{parent[label][1][1] / parent[label][THREADS][1]:.2f}x ({label})"
-                         for label, _, _, _ in SEARCHES)
+    speedups = ", ".join(
+        f"{parent[label][1][1] / parent[label][THREADS][1]:.2f}x ({label})"
+        for label, _, _, _ in SEARCHES
+    )
     lines += [
         "Reading: a forked child runs at the parent's one-thread speed (last column near 1). "
         f"What it gives up is the parent's {THREADS}-thread speed-up, in this run {speedups}; "
@@ -164,8 +176,12 @@ def report(parent: Dict, child: Dict, overhead: Dict, baseline: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, default=None,
-                        help="a _C extension built without the fork-safety mechanism")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a _C extension built without the fork-safety mechanism",
+    )
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()

@@ -43,8 +43,9 @@ TARGET_SPEEDUP_1000x784 = 50.0
 TARGET_TIME_1x150528_S = 0.010
 
 
-def time_events(fn: Callable[[], object], repeats: int, warmup: int = 2,
-                budget_s: float = 30.0) -> List[float]:
+def time_events(
+    fn: Callable[[], object], repeats: int, warmup: int = 2, budget_s: float = 30.0
+) -> List[float]:
     """Device times (s) of `repeats` calls on the current stream, after `warmup` calls; stops
     early (after at least 3) once the timed calls have used `budget_s`."""
     for _ in range(warmup):
@@ -76,8 +77,13 @@ def driver_release() -> str:
     if smi is None:
         return "unknown (no nvidia-smi)"
     try:
-        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True)
+        out = subprocess.run(
+            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return out.stdout.strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return "unknown (nvidia-smi failed)"
@@ -90,11 +96,12 @@ def gpu_facts() -> Dict[str, str]:
     cuda_driver = _C.cuda_driver_version()
     return {
         "device": f"{props.name} (sm_{props.major}{props.minor}, {props.multi_processor_count} "
-                  f"SMs, {format_bytes(props.total_memory)})",
-        "driver": f"{driver_release()} (supports CUDA {cuda_driver // 1000}.{cuda_driver % 1000 // 10})",
+        f"SMs, {format_bytes(props.total_memory)})",
+        "driver": f"{driver_release()} (supports CUDA "
+        f"{cuda_driver // 1000}.{cuda_driver % 1000 // 10})",
         "torch": f"{torch.__version__} (CUDA {torch.version.cuda})",
         "jsma_fast": f"{info['version']}, CUDA runtime {info['cuda_runtime_version']}, "
-                     f"{info['cuda_compiler']}, architectures {info['cuda_architectures']}",
+        f"{info['cuda_compiler']}, architectures {info['cuda_architectures']}",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
     }
 
@@ -105,14 +112,25 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     row: Dict[str, object] = {"batch": batch, "features": m, "pairs": pairs}
 
     # The kernels alone, on preallocated outputs and torch's current stream.
-    outputs = [torch.empty(batch, dtype=t, device="cuda")
-               for t in (torch.int64, torch.int64, torch.float32, torch.bool)]
+    outputs = [
+        torch.empty(batch, dtype=t, device="cuda")
+        for t in (torch.int64, torch.int64, torch.float32, torch.bool)
+    ]
     stream = torch.cuda.current_stream().cuda_stream
     device = torch.cuda.current_device()
 
     def kernel():
-        _C.cuda_pair_search(alpha.data_ptr(), beta.data_ptr(), domain.data_ptr(), batch, m, True,
-                            *(o.data_ptr() for o in outputs), device, stream)
+        _C.cuda_pair_search(
+            alpha.data_ptr(),
+            beta.data_ptr(),
+            domain.data_ptr(),
+            batch,
+            m,
+            True,
+            *(o.data_ptr() for o in outputs),
+            device,
+            stream,
+        )
 
     def call():
         return jsma_fast.select_pairs(alpha, beta, domain, method="exact")
@@ -131,20 +149,24 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     row["broadcast_estimated_peak_bytes"] = estimate
     free, _ = torch.cuda.mem_get_info()
     if estimate > 0.9 * free:
-        row["broadcast_status"] = (f"not run: needs {format_bytes(estimate)} at peak, "
-                                   f"{format_bytes(free)} free")
+        row["broadcast_status"] = (
+            f"not run: needs {format_bytes(estimate)} at peak, {format_bytes(free)} free"
+        )
         return row
     try:
         expected = broadcast_select_pairs(alpha, beta, domain)
         for got, want, name in zip(result, expected, ("p", "q", "score", "valid")):
             if not torch.equal(got, want):
-                raise AssertionError(f"kernel and broadcast selection differ in {name} at "
-                                     f"({batch}, {m})")
+                raise AssertionError(
+                    f"kernel and broadcast selection differ in {name} at ({batch}, {m})"
+                )
         del expected
-        bcast_times = time_events(lambda: broadcast_select_pairs(alpha, beta, domain),
-                                  repeats, warmup=1)
+        bcast_times = time_events(
+            lambda: broadcast_select_pairs(alpha, beta, domain), repeats, warmup=1
+        )
         row["broadcast_peak_bytes"] = peak_bytes(
-            lambda: broadcast_select_pairs(alpha, beta, domain))
+            lambda: broadcast_select_pairs(alpha, beta, domain)
+        )
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         row["broadcast_status"] = f"out of memory: {str(err).splitlines()[0]}"
@@ -178,12 +200,16 @@ def markdown(env: Dict[str, str], rows: List[Dict[str, object]]) -> str:
             bpeak = format_bytes(r["broadcast_peak_bytes"])
             speed = f"**{r['speedup']:.0f}x**"
         else:
-            bcast, bpeak, speed = r["broadcast_status"], format_bytes(
-                r["broadcast_estimated_peak_bytes"]) + " (estimated)", ""
+            bcast, bpeak, speed = (
+                r["broadcast_status"],
+                format_bytes(r["broadcast_estimated_peak_bytes"]) + " (estimated)",
+                "",
+            )
         lines.append(
             f"| {r['batch']} | {r['features']} | {r['pairs']:.3g} | {seconds(r['kernel_s'])} | "
             f"{r['kernel_pairs_per_s']:.3g} | {seconds(r['call_s'])} | {format_bytes(memory)} | "
-            f"{bcast} | {bpeak} | {speed} |")
+            f"{bcast} | {bpeak} | {speed} |"
+        )
     return "\n".join(lines)
 
 
@@ -192,13 +218,17 @@ def targets(rows: List[Dict[str, object]]) -> List[str]:
     for r in rows:
         if (r["batch"], r["features"]) == (1000, 784) and "speedup" in r:
             ok = r["speedup"] >= TARGET_SPEEDUP_1000x784
-            out.append(f"- (1000, 784): {r['speedup']:.0f}x faster than the broadcast selection "
-                       f"(target >= {TARGET_SPEEDUP_1000x784:.0f}x): {'met' if ok else 'NOT met'}")
+            out.append(
+                f"- (1000, 784): {r['speedup']:.0f}x faster than the broadcast selection "
+                f"(target >= {TARGET_SPEEDUP_1000x784:.0f}x): {'met' if ok else 'NOT met'}"
+            )
         if (r["batch"], r["features"]) == (1, 150528):
             ok = r["kernel_s"] < TARGET_TIME_1x150528_S
-            out.append(f"- (1, 150528): {seconds(r['kernel_s'])}, "
-                       f"{r['kernel_pairs_per_s']:.3g} pairs/s (target < 10 ms): "
-                       f"{'met' if ok else 'NOT met'}")
+            out.append(
+                f"- (1, 150528): {seconds(r['kernel_s'])}, "
+                f"{r['kernel_pairs_per_s']:.3g} pairs/s (target < 10 ms): "
+                f"{'met' if ok else 'NOT met'}"
+            )
     return out
 
 
@@ -218,8 +248,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     if not torch.cuda.is_available():
-        sys.exit("bench.bench_gpu needs a CUDA device, and torch sees none "
-                 f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}).")
+        sys.exit(
+            "bench.bench_gpu needs a CUDA device, and torch sees none "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})."
+        )
     if not jsma_fast.cuda_available():
         reason = jsma_fast.build_info()["cuda_unavailable_reason"]
         sys.exit(f"bench.bench_gpu needs the CUDA kernels of jsma_fast: {reason}")
@@ -230,8 +262,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"({batch}, {m}) ...", file=sys.stderr, flush=True)
         rows.append(run_case(batch, m, args.repeats))
 
-    fields = sorted({key for r in rows for key in r}, key=lambda k: (k not in ("batch",
-                    "features", "pairs"), k))
+    fields = sorted(
+        {key for r in rows for key in r}, key=lambda k: (k not in ("batch", "features", "pairs"), k)
+    )
     write_csv(args.out, list(env) + fields, [{**env, **r} for r in rows])
     print(markdown(env, rows))
     print()

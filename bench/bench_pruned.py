@@ -29,23 +29,32 @@ EXACT_BUDGET_S = {784: 5.0, 150528: 20.0}
 def run_case(batch: int, m: int, threads: int, repeats: int) -> dict:
     alpha, beta, domain = common.make_inputs(batch, m)
     exact = select_pairs(alpha, beta, domain, method="exact", num_threads=threads)
-    pruned, searched = select_pairs(alpha, beta, domain, method="pruned", num_threads=threads,
-                                    return_candidates=True)
+    pruned, searched = select_pairs(
+        alpha, beta, domain, method="pruned", num_threads=threads, return_candidates=True
+    )
     same_score = bool(torch.equal(exact.score, pruned.score))
     same_pair = bool(torch.equal(exact.p, pruned.p) and torch.equal(exact.q, pruned.q))
     t_exact = common.time_calls(
         lambda: select_pairs(alpha, beta, domain, method="exact", num_threads=threads),
-        repeats, EXACT_BUDGET_S.get(m, 10.0))
+        repeats,
+        EXACT_BUDGET_S.get(m, 10.0),
+    )
     t_pruned = common.time_calls(
         lambda: select_pairs(alpha, beta, domain, method="pruned", num_threads=threads),
-        max(repeats, 50), 2.0)
+        max(repeats, 50),
+        2.0,
+    )
     s = searched.numpy().reshape(-1)
     return {
-        "batch": batch, "m": m, "exact": t_exact.median, "pruned": t_pruned.median,
-        "exact_best": t_exact.best, "pruned_best": t_pruned.best,
-        "same_score": same_score, "same_pair": same_pair,
-        "survivors": (int(s.min()), float(np.median(s)), float(np.percentile(s, 90)),
-                      int(s.max())),
+        "batch": batch,
+        "m": m,
+        "exact": t_exact.median,
+        "pruned": t_pruned.median,
+        "exact_best": t_exact.best,
+        "pruned_best": t_pruned.best,
+        "same_score": same_score,
+        "same_pair": same_pair,
+        "survivors": (int(s.min()), float(np.median(s)), float(np.percentile(s, 90)), int(s.max())),
     }
 
 
@@ -54,14 +63,21 @@ def ms(x: float) -> str:
 
 
 def markdown(env: List[str], rows: List[dict], threads: int, command: str) -> str:
-    lines = ["## Pruned pair search against the exact kernel (CPU)", "",
-             f"Command: `{command}`", "", *env, "",
-             f"Seeded standard-normal alpha and beta (bench/common.py), full domain, "
-             f"{threads} threads for both; median (best) wall time per `select_pairs` call. "
-             "Timings on a shared 2-core machine are noisy and provisional.", "",
-             "| B | M | exact | pruned | exact / pruned | identical scores | identical pairs "
-             "| survivors min / median / p90 / max |",
-             "|---:|---:|---:|---:|---:|:---:|:---:|---:|"]
+    lines = [
+        "## Pruned pair search against the exact kernel (CPU)",
+        "",
+        f"Command: `{command}`",
+        "",
+        *env,
+        "",
+        f"Seeded standard-normal alpha and beta (bench/common.py), full domain, "
+        f"{threads} threads for both; median (best) wall time per `select_pairs` call. "
+        "Timings on a shared 2-core machine are noisy and provisional.",
+        "",
+        "| B | M | exact | pruned | exact / pruned | identical scores | identical pairs "
+        "| survivors min / median / p90 / max |",
+        "|---:|---:|---:|---:|---:|:---:|:---:|---:|",
+    ]
     for r in rows:
         sv = r["survivors"]
         lines.append(
@@ -69,7 +85,8 @@ def markdown(env: List[str], rows: List[dict], threads: int, command: str) -> st
             f"{ms(r['pruned'])} ({ms(r['pruned_best'])}) | "
             f"**{r['exact'] / r['pruned']:.0f}x** | {'yes' if r['same_score'] else 'NO'} | "
             f"{'yes' if r['same_pair'] else 'no (exact score ties)'} | "
-            f"{sv[0]} / {sv[1]:.0f} / {sv[2]:.0f} / {sv[3]} |")
+            f"{sv[0]} / {sv[1]:.0f} / {sv[2]:.0f} / {sv[3]} |"
+        )
     return "\n".join(lines)
 
 

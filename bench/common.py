@@ -127,8 +127,9 @@ def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def environment(threads: Optional[str] = None, *, libraries: Sequence[str] = (),
-                load_at: str = "start") -> list[str]:
+def environment(
+    threads: Optional[str] = None, *, libraries: Sequence[str] = (), load_at: str = "start"
+) -> list[str]:
     """The facts of the machine and the build a report starts with, as Markdown list items:
     date, CPU (with ``threads``, what this run's threads were, e.g. ``"2 threads used"``), load
     average (taken now: at the ``load_at`` of the run), the jsma_fast build, the versions (and
@@ -136,11 +137,18 @@ def environment(threads: Optional[str] = None, *, libraries: Sequence[str] = (),
     import jsma_fast
 
     info = jsma_fast.build_info()
-    cpu = [f"{cpu_model()}", f"{os.cpu_count()} logical cores, "
-           f"{len(os.sched_getaffinity(0))} usable by this process"]
+    cpu = [
+        f"{cpu_model()}",
+        f"{os.cpu_count()} logical cores, {len(os.sched_getaffinity(0))} usable by this process",
+    ]
     cpu += [threads] if threads else []
-    versions = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
-                f"PyTorch {torch.__version__}", f"jsma_fast {info['version']}", *libraries]
+    versions = [
+        f"Python {platform.python_version()}",
+        f"NumPy {np.__version__}",
+        f"PyTorch {torch.__version__}",
+        f"jsma_fast {info['version']}",
+        *libraries,
+    ]
     return [
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='minutes')}",
         f"- CPU: {'; '.join(cpu)}; load average {load_average()} at {load_at}",
@@ -176,7 +184,9 @@ def demo_lenet() -> tuple[torch.nn.Module, Any]:
     return model.eval(), split
 
 
-def correct_digits(model: torch.nn.Module, split: object, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def correct_digits(
+    model: torch.nn.Module, split: object, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` held-out digits of ``split`` (a ``HoldoutSplit``) that ``model``
     classifies correctly, and their labels: ``(n, 1, 28, 28)`` float32 and ``(n,)`` int64."""
     with torch.no_grad():
@@ -184,7 +194,9 @@ def correct_digits(model: torch.nn.Module, split: object, n: int) -> tuple[torch
     x = split.test_x[correct][:n].contiguous()
     y = split.test_y[correct][:n].contiguous()
     if x.shape[0] < n:
-        raise ValueError(f"only {x.shape[0]} held-out digits are classified correctly, asked for {n}")
+        raise ValueError(
+            f"only {x.shape[0]} held-out digits are classified correctly, asked for {n}"
+        )
     return x, y
 
 

@@ -44,15 +44,23 @@ def torchattacks_rows(model, x, y, original_n: int) -> dict:
     adapter = AdapterJSMA(model, theta=THETA, gamma=GAMMA)  # untargeted: (y + 1) % C
     adv, seconds = timed(lambda: adapter(x, y))
     m = x[0].numel()
-    reference = JSMA(theta=THETA, gamma=GAMMA, domain_rule="used", start_domain="unsaturated",
-                     max_iters=math.ceil(m * GAMMA / 2))(model, x, target, y=y).x_adv
+    reference = JSMA(
+        theta=THETA,
+        gamma=GAMMA,
+        domain_rule="used",
+        start_domain="unsaturated",
+        max_iters=math.ceil(m * GAMMA / 2),
+    )(model, x, target, y=y).x_adv
     original = torchattacks.JSMA(model, theta=THETA, gamma=GAMMA)
     _, original_seconds = timed(lambda: original(x[:original_n], y[:original_n]))
     return {
         "name": "torchattacks 3.5.1 `JSMA`",
         "adapter": "`jsma_fast.compat.torchattacks.JSMA`",
-        "n": len(x), "seconds": seconds, "equal": equal_count(adv, reference),
-        "original_n": original_n, "original_seconds": original_seconds,
+        "n": len(x),
+        "seconds": seconds,
+        "equal": equal_count(adv, reference),
+        "original_n": original_n,
+        "original_seconds": original_seconds,
     }
 
 
@@ -62,21 +70,30 @@ def art_rows(model, x, y, original_n: int) -> dict:
 
     from jsma_fast.compat.art import SaliencyMapMethod as AdapterSMM
 
-    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(),
-                                   input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0))
+    classifier = PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+    )
     target = ((y + 1) % 10).numpy()
     x_np = x.numpy()
     adapter = AdapterSMM(classifier, theta=THETA, gamma=GAMMA, batch_size=len(x), verbose=False)
     adv, seconds = timed(lambda: adapter.generate(x_np, y=target))
-    reference = JSMA(theta=THETA, gamma=GAMMA, domain_rule="saturated",
-                     start_domain="unsaturated")(model, x, torch.from_numpy(target)).x_adv
+    reference = JSMA(theta=THETA, gamma=GAMMA, domain_rule="saturated", start_domain="unsaturated")(
+        model, x, torch.from_numpy(target)
+    ).x_adv
     original = SaliencyMapMethod(classifier, theta=THETA, gamma=GAMMA, batch_size=1, verbose=False)
     _, original_seconds = timed(lambda: original.generate(x_np[:original_n], y=target[:original_n]))
     return {
         "name": "ART 1.20.1 `SaliencyMapMethod`",
         "adapter": "`jsma_fast.compat.art.SaliencyMapMethod`",
-        "n": len(x), "seconds": seconds, "equal": equal_count(torch.from_numpy(adv), reference),
-        "original_n": original_n, "original_seconds": original_seconds,
+        "n": len(x),
+        "seconds": seconds,
+        "equal": equal_count(torch.from_numpy(adv), reference),
+        "original_n": original_n,
+        "original_seconds": original_seconds,
     }
 
 
@@ -94,7 +111,8 @@ def markdown(env: List[str], rows: List[dict], command: str) -> str:
         "libraries compute other saliency maps or semantics (see the adapters' tables), so "
         "their outputs are not expected to be equal; only their time is compared.",
         "",
-        "| adapter | digits | time | per digit | equal to `jsma_fast.JSMA` | original | digits | time | per digit | speed-up per digit |",
+        "| adapter | digits | time | per digit | equal to `jsma_fast.JSMA` | original | digits | "
+        "time | per digit | speed-up per digit |",
         "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -103,7 +121,8 @@ def markdown(env: List[str], rows: List[dict], command: str) -> str:
         lines.append(
             f"| {r['adapter']} | {r['n']} | {r['seconds']:.2f} s | {per * 1e3:.1f} ms | "
             f"{r['equal']}/{r['n']} | {r['name']} | {r['original_n']} | "
-            f"{r['original_seconds']:.2f} s | {per_original * 1e3:.1f} ms | **{per_original / per:.1f}x** |"
+            f"{r['original_seconds']:.2f} s | {per_original * 1e3:.1f} ms | "
+            f"**{per_original / per:.1f}x** |"
         )
     return "\n".join(lines)
 

@@ -49,26 +49,48 @@ SECTION = "attacks"
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add = parser.add_argument
     add("--samples", type=int, default=100, help="held-out digits to attack (default 100)")
-    add("--quick", action="store_true",
-        help="smoke run: 10 digits, results to *-quick.csv, never RESULTS.md")
-    add("--torchattacks-samples", type=int, default=None,
-        help="digits for torchattacks, the slowest (default: --samples)")
-    add("--attacks", default=",".join(ATTACKS),
-        help=f"comma-separated subset of {','.join(ATTACKS)}")
-    add("--threads", type=int, default=len(os.sched_getaffinity(0)),
+    add(
+        "--quick",
+        action="store_true",
+        help="smoke run: 10 digits, results to *-quick.csv, never RESULTS.md",
+    )
+    add(
+        "--torchattacks-samples",
+        type=int,
+        default=None,
+        help="digits for torchattacks, the slowest (default: --samples)",
+    )
+    add(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated subset of {','.join(ATTACKS)}",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
         help="torch threads in every attack (default: the CPUs this process may use; "
-             "on a busy machine use 1, see bench/README.md)")
+        "on a busy machine use 1, see bench/README.md)",
+    )
     add("--repeats", type=int, default=3, help="timed runs where a run is short (default 3)")
-    add("--repeat-budget", type=float, default=10.0,
-        help="no further timed runs once they took this many seconds (default 10)")
+    add(
+        "--repeat-budget",
+        type=float,
+        default=10.0,
+        help="no further timed runs once they took this many seconds (default 10)",
+    )
     add("--timeout", type=float, default=900.0, help="seconds per attack process (default 900)")
     add("--csv", type=Path, default=None, help="CSV path (default bench/results/attacks.csv)")
-    add("--write-results", action="store_true",
-        help="update the attacks section of bench/RESULTS.md")
+    add(
+        "--write-results",
+        action="store_true",
+        help="update the attacks section of bench/RESULTS.md",
+    )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
@@ -85,8 +107,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def run_attacks(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor,
-                target: torch.Tensor) -> dict[str, Row]:
+def run_attacks(
+    args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
+) -> dict[str, Row]:
     """Each attack of ``args.attacks`` in its own process, scored here."""
     rows: dict[str, Row] = {}
     for name in args.attacks:
@@ -95,16 +118,25 @@ def run_attacks(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tenso
             samples = min(args.torchattacks_samples, args.samples)
         print(f"{name}: {samples} digits ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        raw = run_worker(name, args.samples, samples, threads=args.threads,
-                         repeats=args.repeats, repeat_budget=args.repeat_budget,
-                         timeout=args.timeout)
+        raw = run_worker(
+            name,
+            args.samples,
+            samples,
+            threads=args.threads,
+            repeats=args.repeats,
+            repeat_budget=args.repeat_budget,
+            timeout=args.timeout,
+        )
         rows[name] = row = Row.from_worker(name, raw)
         if row.status != "ok":
             print(f"{name}: failed: {row.status}", file=sys.stderr)
             continue
         score(row, model, x, target)
-        print(f"{name}: {row.wall_s:.2f} s per run ({time.perf_counter() - start:.0f} s with "
-              "startup)", file=sys.stderr)
+        print(
+            f"{name}: {row.wall_s:.2f} s per run ({time.perf_counter() - start:.0f} s with "
+            "startup)",
+            file=sys.stderr,
+        )
     return rows
 
 
@@ -120,11 +152,20 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     budget = JSMA(theta=THETA, gamma=GAMMA).budget(x[0].numel())
     explanations = compare(rows, x, budget)
-    text = report(rows, explanations, facts, command=command("compare_attacks", args.argv),
-                  samples=args.samples, repeats=args.repeats, repeat_budget=args.repeat_budget,
-                  default_vs_exact=default_vs_exact(rows))
+    text = report(
+        rows,
+        explanations,
+        facts,
+        command=command("compare_attacks", args.argv),
+        samples=args.samples,
+        repeats=args.repeats,
+        repeat_budget=args.repeat_budget,
+        default_vs_exact=default_vs_exact(rows),
+    )
     print(text)
-    csv_path = args.csv or BENCH_DIR / "results" / ("attacks-quick.csv" if args.quick else "attacks.csv")
+    csv_path = args.csv or BENCH_DIR / "results" / (
+        "attacks-quick.csv" if args.quick else "attacks.csv"
+    )
     write_csv(csv_path, CSV_FIELDS, [row.csv_record() for row in rows.values()])
     print(f"wrote {csv_path}", file=sys.stderr)
     if args.write_results:

@@ -24,8 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.broadcast import broadcast_memory
-from bench.common import (BENCH_DIR, GIB, MIB, ROOT, command, environment, format_bytes,
-                          num_pairs, write_csv)
+from bench.common import (
+    BENCH_DIR,
+    GIB,
+    MIB,
+    ROOT,
+    command,
+    environment,
+    format_bytes,
+    num_pairs,
+    write_csv,
+)
 from bench.results_file import RESULTS, write_section
 
 CASES: tuple[tuple[int, int], ...] = ((100, 784), (32, 3072), (8, 12288), (1, 150528))
@@ -188,7 +197,8 @@ def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
         if (row.impl, row.batch, row.features) == ("broadcast", 100, 784) and row.speedup:
             verdict = "met" if row.speedup >= SPEEDUP_TARGET else "NOT met"
             lines.append(f"- (100, 784): the kernel is {row.speedup:.0f}x faster than the "
-                         f"broadcast selection (target >= {SPEEDUP_TARGET:.0f}x): {verdict}")  # fmt: skip
+                         f"broadcast selection (target >= {SPEEDUP_TARGET:.0f}x): "
+                         f"{verdict}")  # fmt: skip
     for row in scaling:
         if row.threads == 2 and row.measured is not None:
             rate = row.measured["pairs_per_s"]
@@ -199,10 +209,9 @@ def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
         if (row.impl, row.batch, row.features) == ("kernel", 1, 150528):
             lines.append(f"- (1, 150528): answered exactly in {_time(row.measured['median_s'])}"
                          f"; the broadcast selection needs "
-                         f"{format_bytes(broadcast_memory(1, 150528).per_tensor)} per tensor")  # fmt: skip
+                         f"{format_bytes(broadcast_memory(1, 150528).per_tensor)} per "
+                         "tensor")  # fmt: skip
     return lines
-
-
 
 
 def machine_facts() -> list[str]:
@@ -269,9 +278,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads for the comparison (default: CPUs usable)")  # fmt: skip
     parser.add_argument("--scaling-threads", type=lambda s: [int(t) for t in s.split(",")],
-                        default=[1, 2], help="thread counts at (1, 30000) (default: 1,2)")  # fmt: skip
+                        default=[1, 2],
+                        help="thread counts at (1, 30000) (default: 1,2)")  # fmt: skip
     parser.add_argument("--memory-limit-gib", type=float, default=8.0,
-                        help="run the broadcast selection only below this peak (default: 8)")  # fmt: skip
+                        help="run the broadcast selection only below this peak "
+                             "(default: 8)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed calls per case at most (default: 10, --quick: 3)")  # fmt: skip
     parser.add_argument("--budget", type=float, default=None,

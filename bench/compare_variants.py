@@ -31,8 +31,16 @@ import numpy as np
 import torch
 
 from bench.attacks.floor import replay_floor
-from bench.common import (BENCH_DIR, ROOT, command, correct_digits, demo_lenet, environment,
-                          equal_count, write_csv)
+from bench.common import (
+    BENCH_DIR,
+    ROOT,
+    command,
+    correct_digits,
+    demo_lenet,
+    environment,
+    equal_count,
+    write_csv,
+)
 from bench.results_file import RESULTS, write_section
 from jsma_fast.evaluation.paper import PAPER
 
@@ -44,20 +52,20 @@ FIGURE = ROOT / "docs" / "figures" / "variants_success_vs_l0.png"
 #: jsma-fast attacks: name -> (label, JSMA keyword arguments without theta).
 JSMA_FAST = {
     "jsma": ("JSMA-Z, the paper's map (default)", dict()),
-    "jsma_f": ("JSMA-F, `jacobian=\"probs\"` (beta = -alpha)", dict(jacobian="probs")),
+    "jsma_f": ('JSMA-F, `jacobian="probs"` (beta = -alpha)', dict(jacobian="probs")),
     "wjsma": ("WJSMA", dict(variant="wjsma")),
     "tjsma": ("TJSMA", dict(variant="tjsma")),
-    "top2": ("top-2, `variant=\"top2\"`", dict(variant="top2")),
-    "art_preset": ("`JSMA.preset(\"art\")`", dict(preset="art")),
-    "maximal": ("M-JSMA, `variant=\"maximal\"` (both directions)", dict(variant="maximal")),
+    "top2": ('top-2, `variant="top2"`', dict(variant="top2")),
+    "art_preset": ('`JSMA.preset("art")`', dict(preset="art")),
+    "maximal": ('M-JSMA, `variant="maximal"` (both directions)', dict(variant="maximal")),
 }
 NON_TARGETED = ("jsma", "wjsma", "tjsma", "top2", "maximal")
 NON_TARGETED_LABELS = {
-    "jsma": "NT-JSMA (`JSMA()`, `\"untargeted\"`)",
+    "jsma": 'NT-JSMA (`JSMA()`, `"untargeted"`)',
     "wjsma": "non-targeted WJSMA",
     "tjsma": "non-targeted TJSMA",
     "top2": "non-targeted top-2",
-    "maximal": "NT-M-JSMA (`variant=\"maximal\"`, every class)",
+    "maximal": 'NT-M-JSMA (`variant="maximal"`, every class)',
 }
 TORCHATTACKS_DECREASE = (
     "torchattacks is not run with theta = -1: its decrease map scores alpha * |beta| without "
@@ -126,8 +134,9 @@ def art_attack(model: torch.nn.Module, theta: float, rows: int) -> Callable[...,
         model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10,
         clip_values=(0.0, 1.0), device_type="cpu",
     )  # fmt: skip
-    attack = SaliencyMapMethod(classifier, theta=theta, gamma=GAMMA, batch_size=max(rows, 1),
-                               verbose=False)
+    attack = SaliencyMapMethod(
+        classifier, theta=theta, gamma=GAMMA, batch_size=max(rows, 1), verbose=False
+    )
 
     def run(x: torch.Tensor, target: Optional[torch.Tensor]) -> torch.Tensor:
         np.random.seed(0)  # ART draws random targets from NumPy's global generator
@@ -152,7 +161,9 @@ def torchattacks_attack(model: torch.nn.Module, theta: float) -> Callable[..., t
     return run
 
 
-def timed(run: Callable[[], torch.Tensor], repeat_below_s: float = 10.0) -> tuple[torch.Tensor, list[float]]:
+def timed(
+    run: Callable[[], torch.Tensor], repeat_below_s: float = 10.0
+) -> tuple[torch.Tensor, list[float]]:
     """Runs once to warm up on a small call elsewhere; here: once, and twice more when a run
     takes under ``repeat_below_s``. Returns the last output and every wall time."""
     seconds: list[float] = []
@@ -185,8 +196,15 @@ def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
         trace = AttackTrace()
         attack(model, x, target, y=y, trace=trace)
         recipe = plan(attack.variant, attack.jacobian, targeted=True).recipe
-        args = (model, x, trace.forward_rows, trace.derivative_rows, target, recipe.jacobian,
-                recipe.vjps)
+        args = (
+            model,
+            x,
+            trace.forward_rows,
+            trace.derivative_rows,
+            target,
+            recipe.jacobian,
+            recipe.vjps,
+        )
         replay_floor(*args)  # warm-up
         row.floor_s = statistics.median(replay_floor(*args) for _ in range(3))
     return row
@@ -227,7 +245,8 @@ def score(row: Row, model, x, y, target) -> None:
 
 def targeted_table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| attack | theta | success | mean L0 | median L0 | wall time | per successful row | time / own gradient floor |",
+        "| attack | theta | success | mean L0 | median L0 | wall time | per successful row | time "
+        "/ own gradient floor |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for row in rows:
@@ -243,15 +262,19 @@ def targeted_table(rows: Sequence[Row]) -> list[str]:
 
 
 def untargeted_table(rows: Sequence[Row]) -> list[str]:
-    lines = ["| attack | success | mean L0 | median L0 | wall time | per successful row |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| attack | success | mean L0 | median L0 | wall time | per successful row |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         if row.error:
             lines.append(f"| {row.label} | not run: {row.error} | | | | |")
             continue
         c = row.cells()
-        lines.append(f"| {row.label} | {c['success']} | {c['mean_l0']} | {c['median_l0']} | "
-                     f"{c['wall']} | {c['per_success']} |")
+        lines.append(
+            f"| {row.label} | {c['success']} | {c['mean_l0']} | {c['median_l0']} | "
+            f"{c['wall']} | {c['per_success']} |"
+        )
     return lines
 
 
@@ -293,50 +316,94 @@ def success_curves(rows: Sequence[Row], num_features: int, path: Path) -> Path:
 
 
 def model_fact(accuracy: float, held_out: int, digits: int) -> str:
-    return (f"- Model: the demo's LeNet, {accuracy:.1%} on its {held_out} held-out digits; the "
-            f"first {digits} it classifies correctly, each towards its 9 other classes "
-            f"({digits * 9} rows), gamma = {GAMMA} (56 pair steps for M = 784)")
+    return (
+        f"- Model: the demo's LeNet, {accuracy:.1%} on its {held_out} held-out digits; the "
+        f"first {digits} it classifies correctly, each towards its 9 other classes "
+        f"({digits * 9} rows), gamma = {GAMMA} (56 pair steps for M = 784)"
+    )
 
 
-def report(targeted: Sequence[Row], untargeted: Sequence[Row], facts: Sequence[str],
-           figure: Optional[Path], command_line: str) -> str:
+def report(
+    targeted: Sequence[Row],
+    untargeted: Sequence[Row],
+    facts: Sequence[str],
+    figure: Optional[Path],
+    command_line: str,
+) -> str:
     by_key = {(r.key, r.theta): r for r in targeted}
-    lines = ["## Variants: the JSMA family side by side (CPU)", "", f"Command: `{command_line}`", "",
-             *facts, "", "Targeted, all 9 other classes per digit:", "", *targeted_table(targeted), ""]
+    lines = [
+        "## Variants: the JSMA family side by side (CPU)",
+        "",
+        f"Command: `{command_line}`",
+        "",
+        *facts,
+        "",
+        "Targeted, all 9 other classes per digit:",
+        "",
+        *targeted_table(targeted),
+        "",
+    ]
     for theta in (1.0, -1.0):
         preset, art = by_key.get(("art_preset", theta)), by_key.get(("art", theta))
         if preset and art and equal_rows(preset, art) >= 0:
-            lines.append(f"- theta = {theta:+.0f}: `JSMA.preset(\"art\")` equals ART's output on "
-                         f"{equal_rows(preset, art)} / {len(art.x_adv)} rows.")
+            lines.append(
+                f'- theta = {theta:+.0f}: `JSMA.preset("art")` equals ART\'s output on '
+                f"{equal_rows(preset, art)} / {len(art.x_adv)} rows."
+            )
     ratios = [r.wall_s / r.floor_s for r in targeted if r.floor_s]
     if ratios:
         verdict = "met" if max(ratios) <= FLOOR_TARGET else "NOT met"
-        lines.append(f"- Time over each variant's own gradient floor: at most {max(ratios):.2f}x "
-                     f"(target <= {FLOOR_TARGET}x): {verdict}.")
+        lines.append(
+            f"- Time over each variant's own gradient floor: at most {max(ratios):.2f}x "
+            f"(target <= {FLOOR_TARGET}x): {verdict}."
+        )
     if any(r.library == "torchattacks" for r in targeted):
         lines.append(f"- {TORCHATTACKS_DECREASE}")
-    lines += ["", "Non-targeted on the same digits (success: any class but the true one; ART "
-              "draws random targets, torchattacks takes the next class):", "",
-              *untargeted_table(untargeted)]
+    lines += [
+        "",
+        "Non-targeted on the same digits (success: any class but the true one; ART "
+        "draws random targets, torchattacks takes the next class):",
+        "",
+        *untargeted_table(untargeted),
+    ]
     if figure is not None:
         lines += ["", f"![success against the L0 budget]({os.path.relpath(figure, ROOT)})"]
     lines += ["", "Timings on a shared machine are provisional; compare ratios within one run."]
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("kind", "attack", "library", "theta", "success", "mean_l0", "median_l0", "wall_s",
-              "time_over_floor", "error")
+CSV_FIELDS = (
+    "kind",
+    "attack",
+    "library",
+    "theta",
+    "success",
+    "mean_l0",
+    "median_l0",
+    "wall_s",
+    "time_over_floor",
+    "error",
+)
 
 
 def csv_records(rows: Sequence[Row], kind: str) -> list[dict[str, Any]]:
     records = []
     for row in rows:
         c = row.cells() if not row.error else {}
-        records.append({"kind": kind, "attack": row.key, "library": row.library,
-                        "theta": row.theta, "success": c.get("success", ""),
-                        "mean_l0": c.get("mean_l0", ""), "median_l0": c.get("median_l0", ""),
-                        "wall_s": f"{row.wall_s:.4f}", "time_over_floor": c.get("floor", ""),
-                        "error": row.error})
+        records.append(
+            {
+                "kind": kind,
+                "attack": row.key,
+                "library": row.library,
+                "theta": row.theta,
+                "success": c.get("success", ""),
+                "mean_l0": c.get("mean_l0", ""),
+                "median_l0": c.get("median_l0", ""),
+                "wall_s": f"{row.wall_s:.4f}",
+                "time_over_floor": c.get("floor", ""),
+                "error": row.error,
+            }
+        )
     return records
 
 
@@ -348,8 +415,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--digits", type=int, default=100)
     parser.add_argument("--threads", type=int, default=max(1, len(os.sched_getaffinity(0))))
     parser.add_argument("--skip-libraries", action="store_true", help="jsma-fast only")
-    parser.add_argument("--write-results", action="store_true",
-                        help="update bench/RESULTS.md, the CSV and the README figure")
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help="update bench/RESULTS.md, the CSV and the README figure",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     facts = environment(f"{torch.get_num_threads()} PyTorch threads")  # the load at the start
@@ -375,9 +445,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     for row in untargeted:
         row.label = NON_TARGETED_LABELS[row.key]
     untargeted += [measure_library(lib, 1.0, model, x, y, None) for lib in libraries]
-    for row in untargeted[len(NON_TARGETED):]:
-        row.label += (" (`y=None`: random targets)" if row.key == "art"
-                      else " (default mode: the next class)")
+    for row in untargeted[len(NON_TARGETED) :]:
+        row.label += (
+            " (`y=None`: random targets)" if row.key == "art" else " (default mode: the next class)"
+        )
     for row in targeted:
         score(row, model, x_all, y_all, target)
     for row in untargeted:
@@ -390,8 +461,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(text)
     if args.write_results:
         write_section(RESULTS, SECTION, text)
-        write_csv(BENCH_DIR / "results" / "variants.csv", CSV_FIELDS,
-                  csv_records(targeted, "targeted") + csv_records(untargeted, "untargeted"))
+        write_csv(
+            BENCH_DIR / "results" / "variants.csv",
+            CSV_FIELDS,
+            csv_records(targeted, "targeted") + csv_records(untargeted, "untargeted"),
+        )
     return 0
 
 

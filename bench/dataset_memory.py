@@ -62,14 +62,29 @@ def case(rows: int, keep_adv: bool) -> dict:
         baseline = common.rss_bytes()
         reset = common.reset_peak_rss()
         start = time.perf_counter()
-        result = attack_dataset(model, data, attack, "next", out=out, batch_size=BATCH,
-                                keep_adv=keep_adv, progress=False)
+        result = attack_dataset(
+            model,
+            data,
+            attack,
+            "next",
+            out=out,
+            batch_size=BATCH,
+            keep_adv=keep_adv,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
         peak = common.peak_rss_bytes()
         size = Path(result.path).stat().st_size
-    return {"rows": rows, "keep_adv": keep_adv, "seconds": seconds, "baseline": baseline,
-            "peak": peak, "increase": peak - baseline if reset else None,
-            "results_bytes": size, "success_rate": result.summary["success_rate"]}
+    return {
+        "rows": rows,
+        "keep_adv": keep_adv,
+        "seconds": seconds,
+        "baseline": baseline,
+        "peak": peak,
+        "increase": peak - baseline if reset else None,
+        "results_bytes": size,
+        "success_rate": result.summary["success_rate"],
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -90,33 +105,53 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = []
     for keep in (False, True):
         for rows in sizes:
-            done = subprocess.run([sys.executable, "-m", "bench.dataset_memory", "--threads",
-                                   str(args.threads), "--case", f"{rows},{int(keep)}"],
-                                  stdout=subprocess.PIPE, timeout=3 * 3600, check=True,
-                                  cwd=common.ROOT)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.dataset_memory",
+                    "--threads",
+                    str(args.threads),
+                    "--case",
+                    f"{rows},{int(keep)}",
+                ],
+                stdout=subprocess.PIPE,
+                timeout=3 * 3600,
+                check=True,
+                cwd=common.ROOT,
+            )
             r = json.loads(done.stdout.decode().strip().splitlines()[-1])
             results.append(r)
-            print(f"  {rows} rows, keep_adv={keep}: peak +{common.format_bytes(r['increase'] or 0)}"
-                  f" ({common.format_bytes(r['peak'])} in all) in {r['seconds']:.1f} s", flush=True)
+            print(
+                f"  {rows} rows, keep_adv={keep}: peak +{common.format_bytes(r['increase'] or 0)}"
+                f" ({common.format_bytes(r['peak'])} in all) in {r['seconds']:.1f} s",
+                flush=True,
+            )
 
     shown = ["--rows", args.rows] + (["--write-results"] if args.write_results else [])
     lines = [
-        "## Memory of attack_dataset on 10^4 and 10^5 rows", "",
-        f"Command: `{common.command('dataset_memory', shown)}`", "",
-        *env, "",
+        "## Memory of attack_dataset on 10^4 and 10^5 rows",
+        "",
+        f"Command: `{common.command('dataset_memory', shown)}`",
+        "",
+        *env,
+        "",
         "Synthetic rows made on access (1 x 16 x 16 in [0, 1]), MLP 256-64-10, JSMA gamma = 5%, "
         f"target `next`, {BATCH} rows per chunk, results to a temporary directory; each case in "
         "a fresh process. Peak increase: VmHWM over the RSS after the model and the data set "
-        "were made.", "",
+        "were made.",
+        "",
         "| rows | adversarial inputs kept | peak RSS increase | peak RSS of the process | "
         "results.npz | time | rows/s |",
         "|---:|:---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         inc = common.format_bytes(r["increase"]) if r["increase"] is not None else "n/a"
-        lines.append(f"| {r['rows']:,} | {'yes' if r['keep_adv'] else 'no'} | {inc} | "
-                     f"{common.format_bytes(r['peak'])} | {r['results_bytes'] / common.MIB:.1f} MiB"
-                     f" | {r['seconds']:.1f} s | {r['rows'] / r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['rows']:,} | {'yes' if r['keep_adv'] else 'no'} | {inc} | "
+            f"{common.format_bytes(r['peak'])} | {r['results_bytes'] / common.MIB:.1f} MiB"
+            f" | {r['seconds']:.1f} s | {r['rows'] / r['seconds']:.0f} |"
+        )
     text = "\n".join(lines)
     print("\n" + text)
     if args.write_results:

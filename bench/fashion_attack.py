@@ -41,37 +41,64 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--data", type=Path, default=FASHION)
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N images")
     parser.add_argument("--nproc", type=int, default=1, help="processes (torchrun) (default: 1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per process (default: the cores / processes)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per process (default: the cores / processes)",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
     if not args.data.is_dir():
-        print(f"no Fashion-MNIST IDX files in {str(args.data)!r}: install Debian's "
-              "dataset-fashion-mnist or pass --data", file=sys.stderr)
+        print(
+            f"no Fashion-MNIST IDX files in {str(args.data)!r}: install Debian's "
+            "dataset-fashion-mnist or pass --data",
+            file=sys.stderr,
+        )
         return 2
 
     from jsma_fast.mnist.training import load_or_train_lenet
 
-    print("LeNet on the 60,000 Fashion-MNIST training images (trained once, then cached) ...",
-          flush=True)
+    print(
+        "LeNet on the 60,000 Fashion-MNIST training images (trained once, then cached) ...",
+        flush=True,
+    )
     _, split = load_or_train_lenet(source=str(args.data), n_test=None, seed=0)
-    trained = "read from the cache" if split.from_cache else \
-        f"trained in {split.train_seconds:.0f} s by this run"
+    trained = (
+        "read from the cache"
+        if split.from_cache
+        else f"trained in {split.train_seconds:.0f} s by this run"
+    )
     threads = args.threads or max(1, len(os.sched_getaffinity(0)) // args.nproc)
 
-    options = ["--model", "lenet", "--data", str(args.data), "--targets", "next",
-               "--batch-size", str(args.batch_size), "--threads", str(threads)]
+    options = [
+        "--model",
+        "lenet",
+        "--data",
+        str(args.data),
+        "--targets",
+        "next",
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(threads),
+    ]
     options += ["--limit", str(args.limit)] if args.limit else []
     out = Path(tempfile.mkdtemp(prefix="jsma-fashion-"))
-    launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone",
-                                    "--nproc-per-node", str(args.nproc)] if args.nproc > 1 else [])
+    launcher = [sys.executable] + (
+        ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc)]
+        if args.nproc > 1
+        else []
+    )
     env = environment(f"{threads} threads used")  # the load at the start
     load = load_average()
     start = time.perf_counter()
-    done = subprocess.run(launcher + ["-m", "jsma_fast.cli", "attack", *options, "--out",
-                                      str(out / "run")], timeout=6 * 3600)
+    done = subprocess.run(
+        launcher + ["-m", "jsma_fast.cli", "attack", *options, "--out", str(out / "run")],
+        timeout=6 * 3600,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         print(f"the attack failed with exit status {done.returncode}", file=sys.stderr)
@@ -79,30 +106,41 @@ def main(argv: Optional[List[str]] = None) -> int:
     s = json.loads((out / "run" / "summary.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
 
-    part = (f"a stated part: the first {s['rows']} of the 10,000 test images"
-            if args.limit else f"all {s['rows']} test images")
+    part = (
+        f"a stated part: the first {s['rows']} of the 10,000 test images"
+        if args.limit
+        else f"all {s['rows']} test images"
+    )
     shown = " ".join(["jsma-fast", "attack", *options, "--out", "fashion-next"])
     if args.nproc > 1:
         shown = f"torchrun --standalone --nproc-per-node {args.nproc} --no-python " + shown
     lines = [
-        "## Fashion-MNIST: the test set attacked towards one target each", "",
+        "## Fashion-MNIST: the test set attacked towards one target each",
+        "",
         f"Command: `{command('fashion_attack', given)}`, which runs",
-        "", f"    {shown}", "",
-        *env, f"- Load average before the attack: {load}",
-        f"- Processes: {args.nproc}, {threads} torch thread(s) each", "",
+        "",
+        f"    {shown}",
+        "",
+        *env,
+        f"- Load average before the attack: {load}",
+        f"- Processes: {args.nproc}, {threads} torch thread(s) each",
+        "",
         f"Model: the project's LeNet trained on the 60,000 Fashion-MNIST training images "
         f"(15 epochs, {trained}), test accuracy {split.test_accuracy:.2%} on the 10,000 test "
         f"images. Attacked: {part}, target (y + 1) % 10, default JSMA (theta = +1, gamma = "
-        f"{PAPER.gamma:.1%}).", "",
+        f"{PAPER.gamma:.1%}).",
+        "",
         "| rows | command wall time | attack time | rows/s | success | success (rows classified "
         "correctly) | clean accuracy | mean L0 (successful) | mean iterations |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {s['rows']} | {wall:.0f} s | {s['seconds']:.0f} s | {s['rows_per_second']:.1f} | "
         f"{s['success_rate']:.2%} | {s['success_rate_clean_correct']:.2%} | "
         f"{s['clean_accuracy']:.2%} | {s['mean_l0_fraction_success']:.2%} | "
-        f"{s['mean_iterations']:.1f} |", "",
-        "Stop reasons: " + ", ".join(f"{k[len('stopped_'):]} {s[k]}" for k in sorted(s)
-                                     if k.startswith("stopped_")) + ".",
+        f"{s['mean_iterations']:.1f} |",
+        "",
+        "Stop reasons: "
+        + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in sorted(s) if k.startswith("stopped_"))
+        + ".",
     ]
     text = "\n".join(lines)
     print("\n" + text)

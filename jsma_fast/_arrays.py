@@ -44,17 +44,16 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
     if is_torch_tensor(x):
         check_dense(x, name)
         if not x.is_cpu:
-            raise ValueError(
-                f"{name} must be a CPU tensor for the CPU kernels, got {describe(x)}"
-            )
+            raise ValueError(f"{name} must be a CPU tensor for the CPU kernels, got {describe(x)}")
         check_dtype(x, name, dtype_name(x))
         check_contiguous(x, name, x.is_contiguous(), x.stride(), "call .contiguous() first")
         return (x.detach() if x.requires_grad else x).numpy()
     if isinstance(x, np.ndarray):
         check_dense(x, name)
         check_dtype(x, name, dtype_name(x))
-        check_contiguous(x, name, x.flags.c_contiguous, x.strides,
-                         "use numpy.ascontiguousarray first")
+        check_contiguous(
+            x, name, x.flags.c_contiguous, x.strides, "use numpy.ascontiguousarray first"
+        )
         return x
     check_dense(x, name)
     if callable(getattr(x, "__dlpack__", None)):
@@ -78,9 +77,7 @@ def _from_cpu_dlpack(x: Any, name: str) -> np.ndarray:
     try:
         return np.from_dlpack(x)
     except (TypeError, ValueError, BufferError, RuntimeError) as exc:
-        raise TypeError(
-            f"{name} could not be read through DLPack ({describe(x)}): {exc}"
-        ) from exc
+        raise TypeError(f"{name} could not be read through DLPack ({describe(x)}): {exc}") from exc
 
 
 def convert_inputs(alpha: Any, beta: Any, domain: Any) -> Converted:

@@ -56,8 +56,7 @@ def describe(x: Any) -> str:
     """What was received, for error messages: kind, shape, dtype, device (and layout)."""
     if is_torch_tensor(x):
         layout = "" if x.layout == _torch().strided else f", layout={x.layout}"
-        return (f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device}"
-                f"{layout})")
+        return f"torch.Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device}{layout})"
     if isinstance(x, np.ndarray):
         return f"{type(x).__module__}.{type(x).__name__}(shape={x.shape}, dtype={x.dtype})"
     if is_cupy_array(x):
@@ -82,16 +81,18 @@ def _shown(value: Any) -> str:
 # ----------------------------------------------------------------------------- scalars
 
 
-def check_int(value: Any, name: str, *, minimum: Optional[int] = None,
-              maximum: Optional[int] = None) -> int:
+def check_int(
+    value: Any, name: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None
+) -> int:
     """``value`` as a Python int: any integer type, not bool, within the bounds given."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the bool {value!r}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} "
-                        f"{_shown(value)}") from None
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {_shown(value)}"
+        ) from None
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise ValueError(f"{name} must be an integer {_bounds(minimum, maximum)}, got {number}")
     return number
@@ -109,8 +110,7 @@ def check_real(value: Any, name: str, *, finite: bool = True) -> float:
     """``value`` as a Python float: any real type (``numbers.Real``), not bool; finite unless
     ``finite=False``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} "
-                        f"{_shown(value)}")
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_shown(value)}")
     number = float(value)
     if finite and not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {number!r}")
@@ -153,8 +153,10 @@ def check_simd(simd: Any, runnable: Sequence[str]) -> str:
     if not isinstance(simd, str) or simd not in SIMD_LEVELS:
         raise ValueError(f"{name} must be one of {SIMD_LEVELS}, got {_shown(simd)}")
     if simd != "auto" and simd not in runnable:
-        raise ValueError(f"{name} must be a level this build and CPU can run "
-                         f"({', '.join(('auto',) + tuple(runnable))}), got {simd!r}")
+        raise ValueError(
+            f"{name} must be a level this build and CPU can run "
+            f"({', '.join(('auto',) + tuple(runnable))}), got {simd!r}"
+        )
     return simd
 
 
@@ -165,15 +167,21 @@ def check_dense(x: Any, name: str) -> None:
     """Refuses arrays whose elements are not what the buffer holds: torch tensors of a sparse
     or other non-strided layout, NumPy masked arrays, SciPy sparse matrices."""
     if is_torch_tensor(x) and x.layout != _torch().strided:
-        raise TypeError(f"{name} must be a dense (strided) tensor, got {describe(x)}; "
-                        f"convert it with {name}.to_dense() first")
+        raise TypeError(
+            f"{name} must be a dense (strided) tensor, got {describe(x)}; "
+            f"convert it with {name}.to_dense() first"
+        )
     if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(f"{name} must be a plain numpy.ndarray, got {describe(x)}, whose mask "
-                        "would be ignored; pass numpy.ma.getdata(...) and exclude the masked "
-                        "features with domain")
+        raise TypeError(
+            f"{name} must be a plain numpy.ndarray, got {describe(x)}, whose mask "
+            "would be ignored; pass numpy.ma.getdata(...) and exclude the masked "
+            "features with domain"
+        )
     if hasattr(x, "toarray") and hasattr(x, "nnz"):
-        raise TypeError(f"{name} must be a dense array, got the sparse matrix "
-                        f"{type(x).__name__}; convert it with {name}.toarray() first")
+        raise TypeError(
+            f"{name} must be a dense array, got the sparse matrix "
+            f"{type(x).__name__}; convert it with {name}.toarray() first"
+        )
 
 
 def check_dtype(x: Any, name: str, dtype: str) -> None:
@@ -186,21 +194,26 @@ def check_dtype(x: Any, name: str, dtype: str) -> None:
         raise TypeError(f"{name} must be {' or '.join(expected)}, got {detail}")
 
 
-def check_contiguous(x: Any, name: str, contiguous: bool, strides: Tuple[int, ...],
-                     advice: str) -> None:
+def check_contiguous(
+    x: Any, name: str, contiguous: bool, strides: Tuple[int, ...], advice: str
+) -> None:
     if not contiguous:
-        raise ValueError(f"{name} must be {'contiguous' if is_torch_tensor(x) else 'C-contiguous'}"
-                         f", got strides {tuple(strides)} for {describe(x)}; {advice}")
+        raise ValueError(
+            f"{name} must be {'contiguous' if is_torch_tensor(x) else 'C-contiguous'}"
+            f", got strides {tuple(strides)} for {describe(x)}; {advice}"
+        )
 
 
 def check_same_kind(x: Any, name: str, same: bool, alpha: Any) -> None:
     if not same:
-        raise TypeError(f"{name} must be the same kind of array as alpha ({describe(alpha)}), "
-                        f"got {describe(x)}")
+        raise TypeError(
+            f"{name} must be the same kind of array as alpha ({describe(alpha)}), got {describe(x)}"
+        )
 
 
-def check_shapes(alpha: Tuple[int, ...], beta: Tuple[int, ...],
-                 domain: Optional[Tuple[int, ...]]) -> None:
+def check_shapes(
+    alpha: Tuple[int, ...], beta: Tuple[int, ...], domain: Optional[Tuple[int, ...]]
+) -> None:
     """alpha ``(..., M)``; beta and domain (when given) of alpha's shape."""
     if len(alpha) < 1:
         raise ValueError(f"alpha must have shape (..., M), got a 0-d array of shape {alpha}")
@@ -212,8 +225,9 @@ def check_shapes(alpha: Tuple[int, ...], beta: Tuple[int, ...],
 
 def check_same_device(x: Any, name: str, same: bool, alpha_device: Any) -> None:
     if not same:
-        raise ValueError(f"{name} must be on the device of alpha ({alpha_device}), "
-                         f"got {describe(x)}")
+        raise ValueError(
+            f"{name} must be on the device of alpha ({alpha_device}), got {describe(x)}"
+        )
 
 
 def check_tensors(alpha: Any, beta: Any, domain: Any) -> None:
@@ -224,8 +238,9 @@ def check_tensors(alpha: Any, beta: Any, domain: Any) -> None:
         check_same_kind(x, name, is_torch_tensor(x), alpha)
         check_dense(x, name)
         check_dtype(x, name, dtype_name(x))
-    check_shapes(tuple(alpha.shape), tuple(beta.shape),
-                 None if domain is None else tuple(domain.shape))
+    check_shapes(
+        tuple(alpha.shape), tuple(beta.shape), None if domain is None else tuple(domain.shape)
+    )
     for name, x in (("beta", beta), ("domain", domain)):
         if x is not None:
             check_same_device(x, name, x.device == alpha.device, alpha.device)

@@ -85,11 +85,9 @@ def fractions(text: str) -> List[float]:
     try:
         values = sorted({float(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
     if not values or not all(0 < v <= 1 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated numbers in (0, 1], got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers in (0, 1], got {text!r}")
     return values
 
 
@@ -134,7 +132,8 @@ def mnist_source(text: str) -> str:
     missing = [n for n in names if not (path / n).is_file() and not (path / f"{n}.gz").is_file()]
     if missing:
         raise argparse.ArgumentTypeError(
-            f"must be {expected}, got {text!r} (missing {', '.join(missing)}, plain or .gz)")
+            f"must be {expected}, got {text!r} (missing {', '.join(missing)}, plain or .gz)"
+        )
     return text
 
 
@@ -158,7 +157,12 @@ def check_cache_dir(cache_dir: Optional[Path] = None) -> None:
     default = default_cache_dir()
     problem = directory_problem(default)
     if problem:
-        source = ("the JSMA_FAST_CACHE environment variable" if os.environ.get("JSMA_FAST_CACHE")
-                  else "the default cache directory")
-        raise UsageError(f"argument --cache-dir: not given, and {source} {str(default)!r} cannot "
-                         f"be used as a directory ({problem}); pass --cache-dir DIR")
+        source = (
+            "the JSMA_FAST_CACHE environment variable"
+            if os.environ.get("JSMA_FAST_CACHE")
+            else "the default cache directory"
+        )
+        raise UsageError(
+            f"argument --cache-dir: not given, and {source} {str(default)!r} cannot "
+            f"be used as a directory ({problem}); pass --cache-dir DIR"
+        )

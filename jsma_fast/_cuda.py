@@ -80,8 +80,9 @@ def require_cuda(x: Any, name: str) -> None:
         )
     count, why = _C.cuda_device_count()
     if count == 0:
-        raise RuntimeError(f"{name} is on {_where(x)} but no CUDA device is usable: {why}; "
-                           "pass CPU arrays")
+        raise RuntimeError(
+            f"{name} is on {_where(x)} but no CUDA device is usable: {why}; pass CPU arrays"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,13 @@ def _buffer(x: Any, name: str) -> _Buffer:
     check_dtype(x, name, dtype)
     strides = interface.get("strides")
     itemsize = 4 if dtype == "float32" else 1
-    check_contiguous(x, name, _is_c_contiguous(shape, None if strides is None else tuple(strides),
-                                               itemsize),
-                     () if strides is None else tuple(strides), "make a contiguous copy first")
+    check_contiguous(
+        x,
+        name,
+        _is_c_contiguous(shape, None if strides is None else tuple(strides), itemsize),
+        () if strides is None else tuple(strides),
+        "make a contiguous copy first",
+    )
     device = x.device.id if is_cupy_array(x) else 0
     return _Buffer(int(interface["data"][0]), shape, dtype, device)
 
@@ -209,17 +214,29 @@ def _domain_ptr(call: _Call) -> int:
     return 0 if call.domain is None else call.domain.ptr
 
 
-def select_pairs(alpha: Any, beta: Any, domain: Any, increase: bool,
-                 return_candidates: bool = False) -> Tuple[Tuple[Any, ...], Any]:
+def select_pairs(
+    alpha: Any, beta: Any, domain: Any, increase: bool, return_candidates: bool = False
+) -> Tuple[Tuple[Any, ...], Any]:
     """The exhaustive pair search on the GPU: ``((p, q, score, valid), candidates)`` with the
     batch shape; ``candidates`` (usable features per sample) only when asked for, else None."""
     call, alpha, beta, domain = _prepare(alpha, beta, domain)
     n = (call.batch,)
     p, q = _empty(call, alpha, n, "int64"), _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
-    _C.cuda_pair_search(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
-                        increase, _ptr(p), _ptr(q), _ptr(score), _ptr(valid),
-                        call.alpha.device, call.stream)
+    _C.cuda_pair_search(
+        call.alpha.ptr,
+        call.beta.ptr,
+        _domain_ptr(call),
+        call.batch,
+        call.m,
+        increase,
+        _ptr(p),
+        _ptr(q),
+        _ptr(score),
+        _ptr(valid),
+        call.alpha.device,
+        call.stream,
+    )
     shaped = tuple(x.reshape(call.batch_shape) for x in (p, q, score, valid))
     candidates = _usable_features(call, alpha, beta, domain) if return_candidates else None
     return shaped, candidates
@@ -240,9 +257,19 @@ def select_features(alpha: Any, beta: Any, domain: Any, increase: bool) -> Tuple
     n = (call.batch,)
     index = _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
-    _C.cuda_feature_search(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
-                           increase, _ptr(index), _ptr(score), _ptr(valid), call.alpha.device,
-                           call.stream)
+    _C.cuda_feature_search(
+        call.alpha.ptr,
+        call.beta.ptr,
+        _domain_ptr(call),
+        call.batch,
+        call.m,
+        increase,
+        _ptr(index),
+        _ptr(score),
+        _ptr(valid),
+        call.alpha.device,
+        call.stream,
+    )
     return tuple(x.reshape(call.batch_shape) for x in (index, score, valid))
 
 
@@ -250,8 +277,17 @@ def saliency_map(alpha: Any, beta: Any, domain: Any, increase: bool) -> Any:
     """The single-feature saliency map on the GPU, shaped like ``alpha``."""
     call, alpha, beta, domain = _prepare(alpha, beta, domain)
     result = _empty(call, alpha, (call.batch, call.m), "float32")
-    _C.cuda_saliency_map(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m,
-                         increase, _ptr(result), call.alpha.device, call.stream)
+    _C.cuda_saliency_map(
+        call.alpha.ptr,
+        call.beta.ptr,
+        _domain_ptr(call),
+        call.batch,
+        call.m,
+        increase,
+        _ptr(result),
+        call.alpha.device,
+        call.stream,
+    )
     return result.reshape(call.batch_shape + (call.m,))
 
 

@@ -101,9 +101,9 @@ class JSMA:
             to start outside the domain; ``"all"``: every feature starts inside (advertorch).
             The ``maximal`` variant moves a feature up only below clip_max and down only above
             clip_min, whatever the start domain.
-        budget_rule: ``"steps"``: at most ``max_iters`` iterations (the paper's rule); ``"features"``:
-            go on while at most ``gamma * M`` distinct features were chosen, so the last step
-            may overshoot by one pair (ART's rule).
+        budget_rule: ``"steps"``: at most ``max_iters`` iterations (the paper's rule);
+            ``"features"``: go on while at most ``gamma * M`` distinct features were chosen,
+            so the last step may overshoot by one pair (ART's rule).
         method: pair search, ``"auto"`` (fastest exact), ``"exact"`` (exhaustive, bit-for-bit
             ties) or ``"pruned"``; see :func:`jsma_fast.select_pairs`.
         max_iters: iteration budget per sample for ``budget_rule="steps"``; default
@@ -256,7 +256,8 @@ class JSMA:
 
         original = flat[targets.source_index]
         x_adv, iterations, predicted, stop_code = self._attack_rows(
-            model, original, targets, sample_shape, trace)
+            model, original, targets, sample_shape, trace
+        )
         l0 = (x_adv != original).sum(dim=1)
         rows = original.shape[0]
         return AttackResult(
@@ -272,9 +273,14 @@ class JSMA:
             stop_code=stop_code,
         )
 
-    def _attack_rows(self, model: Callable[[torch.Tensor], torch.Tensor],
-                     original: torch.Tensor, targets: TargetPlan, sample_shape: Tuple[int, ...],
-                     trace: Optional[AttackTrace]) -> Tuple[torch.Tensor, ...]:
+    def _attack_rows(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        original: torch.Tensor,
+        targets: TargetPlan,
+        sample_shape: Tuple[int, ...],
+        trace: Optional[AttackTrace],
+    ) -> Tuple[torch.Tensor, ...]:
         """Runs the loop over ``original`` ((rows, M), one row per target) in chunks of
         ``batch_size`` rows; returns ``(x_adv, iterations, predicted, stop_code)``."""
         rows = original.shape[0]
@@ -307,7 +313,9 @@ class JSMA:
         if not callable(model):
             raise TypeError(f"model must be a callable torch.nn.Module, got {type(model).__name__}")
         if self.require_eval and isinstance(model, torch.nn.Module):
-            training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+            training = [
+                name or type(model).__name__ for name, m in model.named_modules() if m.training
+            ]
             if training:
                 raise ValueError(
                     "model must be in eval mode (call model.eval()): in training mode layers "
@@ -324,7 +332,9 @@ class JSMA:
                 f"x must be a dense (strided) tensor, got layout {x.layout}; call x.to_dense()"
             )
         if x.dim() < 2:
-            raise ValueError(f"x must have shape (N, ...) with at least one feature dim, got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (N, ...) with at least one feature dim, got {tuple(x.shape)}"
+            )
         if not x.dtype.is_floating_point:
             raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         if x.numel() == 0:
@@ -347,7 +357,7 @@ class JSMA:
             dummy = flat.new_full((1, flat.shape[1]), self.clip_min)
             return _finite(model_outputs(model, dummy, sample_shape)[:0], "on the clean inputs")
         parts = [
-            model_outputs(model, flat[i:i + chunk].clone(), sample_shape)
+            model_outputs(model, flat[i : i + chunk].clone(), sample_shape)
             for i in range(0, flat.shape[0], chunk)
         ]
         return _finite(torch.cat(parts), "on the clean inputs")
@@ -385,7 +395,8 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
         )
     for name, allowed in (
         ("variant", VARIANTS), ("saliency", SALIENCIES), ("jacobian", JACOBIANS),
-        ("domain_rule", DOMAIN_RULES), ("start_domain", START_DOMAINS), ("budget_rule", BUDGET_RULES),
+        ("domain_rule", DOMAIN_RULES), ("start_domain", START_DOMAINS),
+        ("budget_rule", BUDGET_RULES),
         ("method", ops.PAIR_METHODS),
     ):  # fmt: skip
         _choice(name, c[name], allowed)
@@ -457,8 +468,15 @@ class _Rows:
 class _Loop:
     """The crafting loop of one attack call, run chunk by chunk."""
 
-    def __init__(self, attack: JSMA, model, sample_shape: Tuple[int, ...], targeted: bool,
-                 bar, trace: Optional[AttackTrace]) -> None:
+    def __init__(
+        self,
+        attack: JSMA,
+        model,
+        sample_shape: Tuple[int, ...],
+        targeted: bool,
+        bar,
+        trace: Optional[AttackTrace],
+    ) -> None:
         self.attack = attack
         self.model = model
         self.sample_shape = sample_shape
@@ -483,8 +501,9 @@ class _Loop:
         active = torch.arange(rows.x.shape[0], device=device)
         while active.numel():
             with maybe_section(trace, "forward", device):
-                forward = ForwardPass(self.model, rows.x[active], self.sample_shape,
-                                      attack.jacobian)
+                forward = ForwardPass(
+                    self.model, rows.x[active], self.sample_shape, attack.jacobian
+                )
             logits = _finite(forward.logits, f"at iteration {int(rows.iterations[active].max())}")
             prediction = logits.argmax(dim=1)
             rows.predicted[active] = prediction
@@ -526,13 +545,15 @@ class _Loop:
             fraction = rows.used[active].sum(dim=1).double() / rows.x.shape[1]
             reason[fraction > attack.gamma] = BUDGET
         target = rows.target[active]
-        success = torch.where(target >= 0, prediction == target,
-                              prediction != rows.true_class[active])
+        success = torch.where(
+            target >= 0, prediction == target, prediction != rows.true_class[active]
+        )
         reason[success] = SUCCESS
         return reason
 
-    def _derivatives(self, forward: ForwardPass, going, rows_going, rows: _Rows,
-                     classes) -> Derivatives:
+    def _derivatives(
+        self, forward: ForwardPass, going, rows_going, rows: _Rows, classes
+    ) -> Derivatives:
         """alpha, beta for the rows ``rows_going`` (positions ``going`` of the forward pass):
         (k, M), or (k, C, M) for the searches over every class."""
         attack, recipe = self.attack, self.plan.recipe
@@ -559,8 +580,9 @@ class _Loop:
             else:  # one class, the target, searched both ways
                 derivs = Derivatives(derivs.alpha[:, None], derivs.beta[:, None])
                 negate = torch.zeros((x.shape[0], 1), dtype=torch.bool, device=x.device)
-            return choose_best(derivs, domain, x, negate, attack.clip_min, attack.clip_max,
-                               self.settings, record)
+            return choose_best(
+                derivs, domain, x, negate, attack.clip_min, attack.clip_max, self.settings, record
+            )
         # Non-targeted rows search the opposite map: the pair must lower the true class.
         increase_map = attack.increase if self.targeted else not attack.increase
         return choose_fixed(derivs, domain, increase_map, self.direction, self.settings, record)
@@ -590,4 +612,3 @@ class _Loop:
                 rows.domain[active, feature] = torch.where(
                     up, changed < attack.clip_max, changed > attack.clip_min
                 )
-

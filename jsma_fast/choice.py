@@ -42,8 +42,12 @@ class SearchSettings:
 
 
 def choose_fixed(
-    derivs: Derivatives, domain: torch.Tensor, increase_map: bool, direction: int,
-    settings: SearchSettings, record: Recorder = None,
+    derivs: Derivatives,
+    domain: torch.Tensor,
+    increase_map: bool,
+    direction: int,
+    settings: SearchSettings,
+    record: Recorder = None,
 ) -> Choice:
     """One search per row: the map in increase or decrease form, features move ``direction``.
 
@@ -63,12 +67,19 @@ def choose_fixed(
         sel = ops.select_top2(derivs.alpha, domain, mode=mode, num_threads=settings.num_threads)
         features = torch.stack([sel.p, sel.q], dim=1)
     elif settings.pairs:
-        sel = ops.select_pairs(derivs.alpha, derivs.beta, domain, mode=mode,
-                               method=settings.method, num_threads=settings.num_threads)
+        sel = ops.select_pairs(
+            derivs.alpha,
+            derivs.beta,
+            domain,
+            mode=mode,
+            method=settings.method,
+            num_threads=settings.num_threads,
+        )
         features = torch.stack([sel.p, sel.q], dim=1)
     else:
-        sel = ops.select_features(derivs.alpha, derivs.beta, domain, mode=mode,
-                                  num_threads=settings.num_threads)
+        sel = ops.select_features(
+            derivs.alpha, derivs.beta, domain, mode=mode, num_threads=settings.num_threads
+        )
         features = sel.index[:, None]
     valid = sel.valid.to(device)
     steps = torch.full(valid.shape, direction, dtype=torch.int8, device=device)
@@ -76,8 +87,14 @@ def choose_fixed(
 
 
 def choose_best(
-    derivs: Derivatives, available: torch.Tensor, x: torch.Tensor, negate_class: torch.Tensor,
-    clip_min: float, clip_max: float, settings: SearchSettings, record: Recorder = None,
+    derivs: Derivatives,
+    available: torch.Tensor,
+    x: torch.Tensor,
+    negate_class: torch.Tensor,
+    clip_min: float,
+    clip_max: float,
+    settings: SearchSettings,
+    record: Recorder = None,
 ) -> Choice:
     """The best of an increase and a decrease search per class, over every class given.
 
@@ -98,10 +115,14 @@ def choose_best(
     alpha = (derivs.alpha[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
     beta = (derivs.beta[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
     pattern_direction = torch.tensor([1, -1], dtype=torch.int8, device=device)
-    direction = pattern_direction[None, None, :] * torch.where(
-        negate_class, torch.tensor(-1, dtype=torch.int8, device=device),
-        torch.tensor(1, dtype=torch.int8, device=device),
-    )[:, :, None]  # (k, C, 2)
+    direction = (
+        pattern_direction[None, None, :]
+        * torch.where(
+            negate_class,
+            torch.tensor(-1, dtype=torch.int8, device=device),
+            torch.tensor(1, dtype=torch.int8, device=device),
+        )[:, :, None]
+    )  # (k, C, 2)
     movable_up = available & (x < clip_max)
     movable_down = available & (x > clip_min)
     domain = torch.where(
@@ -111,23 +132,42 @@ def choose_best(
         record(_copy(alpha, beta, domain, "increase", settings))
 
     if settings.pairs:
-        sel = ops.select_pairs(alpha.contiguous(), beta.contiguous(), domain.contiguous(),
-                               mode="increase", method=settings.method,
-                               num_threads=settings.num_threads)
+        sel = ops.select_pairs(
+            alpha.contiguous(),
+            beta.contiguous(),
+            domain.contiguous(),
+            mode="increase",
+            method=settings.method,
+            num_threads=settings.num_threads,
+        )
         features = torch.stack([sel.p, sel.q], dim=1)
     else:
-        sel = ops.select_features(alpha.contiguous(), beta.contiguous(), domain.contiguous(),
-                                  mode="increase", num_threads=settings.num_threads)
+        sel = ops.select_features(
+            alpha.contiguous(),
+            beta.contiguous(),
+            domain.contiguous(),
+            mode="increase",
+            num_threads=settings.num_threads,
+        )
         features = sel.index[:, None]
     searches = classes * 2
     score = torch.where(sel.valid, sel.score, torch.zeros_like(sel.score)).to(device)
     winner = score.view(k, searches).argmax(dim=1)  # the first maximum: earlier search wins
     pick = torch.arange(k, device=device) * searches + winner
     valid = sel.valid.to(device).view(k, searches).any(dim=1)
-    return Choice(valid, features.to(device)[pick], direction.reshape(k, searches)[
-        torch.arange(k, device=device), winner])
+    return Choice(
+        valid,
+        features.to(device)[pick],
+        direction.reshape(k, searches)[torch.arange(k, device=device), winner],
+    )
 
 
 def _copy(alpha, beta, domain, mode: str, settings: SearchSettings) -> SearchInputs:
-    return SearchInputs(alpha.detach().clone(), None if beta is None else beta.detach().clone(),
-                        domain.detach().clone(), mode, settings.rule, settings.pairs)
+    return SearchInputs(
+        alpha.detach().clone(),
+        None if beta is None else beta.detach().clone(),
+        domain.detach().clone(),
+        mode,
+        settings.rule,
+        settings.pairs,
+    )

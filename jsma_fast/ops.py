@@ -147,12 +147,14 @@ def select_pairs(
     if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
         gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
         return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
-    return _select_pairs_cpu(convert_inputs(alpha, beta, domain), increase, method, threads,
-                             simd, return_candidates)
+    return _select_pairs_cpu(
+        convert_inputs(alpha, beta, domain), increase, method, threads, simd, return_candidates
+    )
 
 
-def _select_pairs_cpu(inputs: Any, increase: bool, method: str, threads: int, simd: str,
-                      return_candidates: bool) -> Any:
+def _select_pairs_cpu(
+    inputs: Any, increase: bool, method: str, threads: int, simd: str, return_candidates: bool
+) -> Any:
     """:func:`select_pairs` on checked, converted CPU inputs (:func:`convert_inputs`)."""
     if method == "auto":
         method = "pruned" if inputs.alpha.shape[1] >= AUTO_PRUNED_MIN_FEATURES else "exact"
@@ -210,9 +212,7 @@ def select_top2(
         return PairSelection(*_cuda.select_top2(alpha, domain, increase))
     inputs = convert_inputs(alpha, alpha, domain)  # the rule reads alpha only
     p, q, score, valid = _C.top2_search(inputs.alpha, inputs.domain, increase, threads)
-    return PairSelection(
-        inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid)
-    )
+    return PairSelection(inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid))
 
 
 def select_features(

@@ -3,15 +3,16 @@
 Each preset fixes the options in which public implementations differ; the numeric
 hyperparameters (theta, gamma, clip range) stay the caller's.
 
-| preset        | rule          | derivative of | search domain                        | budget                   |
-|---------------|---------------|---------------|--------------------------------------|--------------------------|
-| ``paper``     | pairwise map  | logits        | leaves on saturation (Algorithm 2)   | floor(M gamma / 2) steps |
-| ``cleverhans``| pairwise map  | logits        | leaves after use; starts unsaturated | floor(M gamma / 2) steps |
-| ``advertorch``| pairwise map  | logits        | leaves after use; starts full        | floor(M gamma / 2) steps |
-| ``art``       | top-2 alpha   | logits        | leaves on saturation                 | chosen features <= gamma M, checked after each step |
+| preset         | rule         | F      | leaves the search domain     | budget                   |
+|----------------|--------------|--------|------------------------------|--------------------------|
+| ``paper``      | pairwise map | logits | when saturated (Algorithm 2) | floor(M gamma / 2) steps |
+| ``cleverhans`` | pairwise map | logits | once used; starts unsaturated| floor(M gamma / 2) steps |
+| ``advertorch`` | pairwise map | logits | once used; starts full       | floor(M gamma / 2) steps |
+| ``art``        | top-2 alpha  | logits | when saturated               | changed <= gamma M       |
 
-advertorch differentiates whatever the model returns and ART's ``class_gradient`` the model's
-output: with a model that returns logits (the usual case) that is ``jacobian="logits"``.
+F is what is differentiated, and ``art``'s budget (changed features) is checked after each
+step. advertorch differentiates whatever the model returns and ART's ``class_gradient`` the
+model's output: with a model that returns logits (the usual case) that is ``jacobian="logits"``.
 
 Ties: the pairwise map takes the first pair in row-major order (with ``method="exact"``), the
 top-2 rule the smaller index of equal values (ART's ``argpartition`` leaves ties unspecified).

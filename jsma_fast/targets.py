@@ -40,7 +40,9 @@ def _as_index(value: Any) -> Optional[int]:
     """One integer class (int, NumPy integer, 0-d integer array or tensor), else None."""
     if isinstance(value, bool) or getattr(value, "ndim", 0) != 0:
         return None
-    if isinstance(value, torch.Tensor) and (value.dtype.is_floating_point or value.dtype == torch.bool):
+    if isinstance(value, torch.Tensor) and (
+        value.dtype.is_floating_point or value.dtype == torch.bool
+    ):
         return None
     try:
         return operator.index(value)
@@ -48,7 +50,9 @@ def _as_index(value: Any) -> Optional[int]:
         return None
 
 
-def _as_labels(value: Any, name: str, n: int, num_classes: int, device: torch.device) -> torch.Tensor:
+def _as_labels(
+    value: Any, name: str, n: int, num_classes: int, device: torch.device
+) -> torch.Tensor:
     scalar = _as_index(value)
     if scalar is not None:
         value = torch.full((n,), scalar, dtype=torch.int64)
@@ -63,7 +67,9 @@ def _as_labels(value: Any, name: str, n: int, num_classes: int, device: torch.de
     if value.dtype.is_floating_point or value.dtype == torch.bool or value.dtype.is_complex:
         raise TypeError(f"{name} must hold integer class indices, got dtype {value.dtype}")
     if value.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) (one class per sample), got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({n},) (one class per sample), got {tuple(value.shape)}"
+        )
     value = value.to(device=device, dtype=torch.int64)
     if n and (value.min() < 0 or value.max() >= num_classes):
         bad = value[(value < 0) | (value >= num_classes)][0].item()
@@ -99,9 +105,13 @@ def plan_targets(
         )
     if isinstance(y_target, str):
         if y_target not in STRATEGIES:
-            raise ValueError(f"y_target must be class indices or one of {STRATEGIES}, got {y_target!r}")
+            raise ValueError(
+                f"y_target must be class indices or one of {STRATEGIES}, got {y_target!r}"
+            )
         if num_classes < 2:
-            raise ValueError(f"a target strategy needs at least 2 classes, the model has {num_classes}")
+            raise ValueError(
+                f"a target strategy needs at least 2 classes, the model has {num_classes}"
+            )
         if y_target == UNTARGETED:
             return TargetPlan(rows, torch.full_like(true_class, -1), true_class, targeted=False)
         if y_target == "next":

@@ -68,9 +68,7 @@ if _torch_version() < MIN_TORCH or not hasattr(torch.library, "custom_op"):
     )
 
 
-def _check_inputs(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]
-) -> None:
+def _check_inputs(alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]) -> None:
     """The searches' rules (``jsma_fast._checks``), shared by the real and the fake
     implementations so that errors surface at trace time too."""
     _checks.check_tensors(alpha, beta, domain)

@@ -5,19 +5,19 @@ Notation per sample: Z the logits, p = softmax(Z), F = Z (``jacobian="logits"``)
 A = alpha_p + alpha_q, B = beta_p + beta_q; "the pairwise map" is the paper's rule (increase:
 A > 0 and B < 0, score -(A * B), the best pair wins; see ``docs/kernel-contract.md``).
 
-===========  =====================================  =====================================  ========================
-variant      alpha                                  beta                                   choice
-===========  =====================================  =====================================  ========================
-``jsma``     dF_t/dx                                sum_{j != t} dF_j/dx (for F = p:       pairwise map
-                                                    exactly -alpha)
-``wjsma``    dF_t/dx                                sum_{j != t} p_j dF_j/dx, p held       pairwise map
-                                                    constant
-``tjsma``    (clip_max - x) * dF_t/dx               (clip_max - x) * sum_{j != t} p_j      pairwise map
-                                                    dF_j/dx
-``top2``     dF_t/dx                                not used                               the two largest alpha
-``maximal``  as ``jsma``                            as ``jsma``                            best increase pair vs
-                                                                                           best decrease pair
-===========  =====================================  =====================================  ========================
+===========  ==========================  ===============================  =====================
+variant      alpha                       beta                             choice
+===========  ==========================  ===============================  =====================
+``jsma``     dF_t/dx                     sum_{j != t} dF_j/dx (for        pairwise map
+                                         F = p: exactly -alpha)
+``wjsma``    dF_t/dx                     sum_{j != t} p_j dF_j/dx, p      pairwise map
+                                         held constant
+``tjsma``    (clip_max - x) * dF_t/dx    (clip_max - x) *                 pairwise map
+                                         sum_{j != t} p_j dF_j/dx
+``top2``     dF_t/dx                     not used                         the two largest alpha
+``maximal``  as ``jsma``                 as ``jsma``                      best increase pair vs
+                                                                          best decrease pair
+===========  ==========================  ===============================  =====================
 
 Sources: the paper (Papernot et al., 2016) for ``jsma``; Combey, Loison, Faucher, Hajri,
 *Probabilistic Jacobian-based Saliency Maps Attacks* (2020) for ``wjsma`` and ``tjsma``; ART's

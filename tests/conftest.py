@@ -7,8 +7,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", max_examples=int(os.environ.get("JSMA_FAST_HYPOTHESIS_EXAMPLES", "150")),
-    deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    "ci",
+    max_examples=int(os.environ.get("JSMA_FAST_HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci")
 
@@ -44,4 +46,5 @@ def pytest_runtest_makereport(item, call):
     seed = item.stash.get(_seed_key, None)
     if report.failed and seed is not None:
         report.sections.append(
-            ("rng seed", f"rerun with {SEED_VARIABLE}={seed} to draw the same inputs"))
+            ("rng seed", f"rerun with {SEED_VARIABLE}={seed} to draw the same inputs")
+        )

@@ -49,8 +49,15 @@ def draw_search_inputs(data, batch: int, m: int, *, domain_may_be_none: bool = F
     return alpha, beta, domain
 
 
-def random_inputs(rng: np.random.Generator, batch: int, m: int, *, ties: bool = False,
-                  domain_density: float = 0.8, beta_scale: float = 1.0) -> SearchInputs:
+def random_inputs(
+    rng: np.random.Generator,
+    batch: int,
+    m: int,
+    *,
+    ties: bool = False,
+    domain_density: float = 0.8,
+    beta_scale: float = 1.0,
+) -> SearchInputs:
     """float32 alpha, beta (batch, m), standard normal (beta times ``beta_scale``) or, with
     ``ties``, drawn from :data:`TIES`; a bool domain holding each feature with probability
     ``domain_density``."""
@@ -80,8 +87,9 @@ def on_device(device: str, *arrays: Optional[np.ndarray]) -> list:
     in device memory on a GPU (None stays None)."""
     if device == "cpu":
         return list(arrays)
-    return [None if x is None else torch.from_numpy(np.ascontiguousarray(x)).to(device)
-            for x in arrays]
+    return [
+        None if x is None else torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in arrays
+    ]
 
 
 def to_host(results: Sequence[Any], device: str) -> list:
@@ -143,7 +151,9 @@ def dyadic_model(seed: int) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     m = int(np.prod(SAMPLE_SHAPE))
     model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(m, 10), torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(m, 10),
+        torch.nn.ReLU(),
         torch.nn.Linear(10, NUM_CLASSES),
     )
     with torch.no_grad():
@@ -156,8 +166,12 @@ def generic_model(seed: int) -> torch.nn.Module:
     """A small conv network with ordinary random float weights (no exact ties)."""
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 2), torch.nn.Tanh(), torch.nn.Flatten(),
-        torch.nn.Linear(4 * 2 * 3, 12), torch.nn.ReLU(), torch.nn.Linear(12, NUM_CLASSES),
+        torch.nn.Conv2d(2, 4, 2),
+        torch.nn.Tanh(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 2 * 3, 12),
+        torch.nn.ReLU(),
+        torch.nn.Linear(12, NUM_CLASSES),
     )
     return model.eval()
 

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import torch
-
 from reference import pair_scores, saliency_map
 
 
@@ -29,8 +28,20 @@ def full_jacobian(model, x: torch.Tensor, sample_shape, jacobian: str):
     return logits.detach(), torch.stack(rows)
 
 
-def reference_jsma(model, x, target, *, theta, gamma, clip_min, clip_max, saliency="pair",
-                   jacobian="logits", domain_rule="used", start_domain="unsaturated"):
+def reference_jsma(
+    model,
+    x,
+    target,
+    *,
+    theta,
+    gamma,
+    clip_min,
+    clip_max,
+    saliency="pair",
+    jacobian="logits",
+    domain_rule="used",
+    start_domain="unsaturated",
+):
     """Attacks one sample x (any shape). Returns (x_adv, success, iterations, reason)."""
     sample_shape = x.shape
     x_adv = x.detach().reshape(-1).clone()
@@ -125,9 +136,23 @@ def _class_derivatives(jac, probabilities, c, variant, jacobian):
     return alpha, beta
 
 
-def reference_variant(model, x, target, true_class, *, variant, theta, gamma, clip_min,
-                      clip_max, saliency="pair", jacobian="logits", domain_rule="used",
-                      start_domain="unsaturated", budget_rule="steps"):
+def reference_variant(
+    model,
+    x,
+    target,
+    true_class,
+    *,
+    variant,
+    theta,
+    gamma,
+    clip_min,
+    clip_max,
+    saliency="pair",
+    jacobian="logits",
+    domain_rule="used",
+    start_domain="unsaturated",
+    budget_rule="steps",
+):
     """Attacks one sample x (any shape) with any variant; ``target=None`` is non-targeted.
     Returns (x_adv, success, iterations, reason)."""
     sample_shape = x.shape

@@ -8,11 +8,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
-from jsma_fast import JSMA, STOP_REASONS
-
 from helpers import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model, generic_model
 from reference_attack import reference_jsma
+
+from jsma_fast import JSMA, STOP_REASONS
 
 
 def run_reference(model, x, targets, **config):
@@ -21,12 +20,14 @@ def run_reference(model, x, targets, **config):
     return x_adv, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
 
 
-CASES = list(itertools.product(
-    [1.0, -1.0, 0.5, -0.5],  # theta: increase / decrease, saturating or not
-    ["used", "saturated"],
-    ["pair", "single"],
-    ["unsaturated", "all"],
-))
+CASES = list(
+    itertools.product(
+        [1.0, -1.0, 0.5, -0.5],  # theta: increase / decrease, saturating or not
+        ["used", "saturated"],
+        ["pair", "single"],
+        ["unsaturated", "all"],
+    )
+)
 
 
 @pytest.mark.parametrize("theta,domain_rule,saliency,start_domain", CASES)
@@ -36,8 +37,16 @@ def test_equals_reference_with_exact_gradients(theta, domain_rule, saliency, sta
     with torch.no_grad():
         y = model(x).argmax(1)
     targets = (y + 1) % NUM_CLASSES
-    config = dict(theta=theta, gamma=0.5, clip_min=0.0, clip_max=1.0, saliency=saliency,
-                  jacobian="logits", domain_rule=domain_rule, start_domain=start_domain)
+    config = dict(
+        theta=theta,
+        gamma=0.5,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian="logits",
+        domain_rule=domain_rule,
+        start_domain=start_domain,
+    )
     ref_adv, ref_success, ref_iters, ref_reason = run_reference(model, x, targets, **config)
     for batch_size in (None, 1, 4):  # batching must not change any result
         result = JSMA(**config, method="exact", batch_size=batch_size)(model, x, targets)
@@ -57,8 +66,16 @@ def test_equals_reference_on_generic_model(jacobian, theta, saliency):
     with torch.no_grad():  # a target the model already outputs is refused: drop those rows
         keep = model(x).argmax(1) != targets
     x, targets = x[keep], targets[keep]
-    config = dict(theta=theta, gamma=0.6, clip_min=0.0, clip_max=1.0, saliency=saliency,
-                  jacobian=jacobian, domain_rule="used", start_domain="unsaturated")
+    config = dict(
+        theta=theta,
+        gamma=0.6,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian=jacobian,
+        domain_rule="used",
+        start_domain="unsaturated",
+    )
     ref_adv, ref_success, ref_iters, ref_reason = run_reference(model, x, targets, **config)
     result = JSMA(**config, method="exact")(model, x, targets)
     assert torch.equal(result.x_adv, ref_adv)
@@ -128,9 +145,17 @@ def test_target_strategies():
 
 def test_presets_fix_the_published_semantics():
     paper = JSMA.preset("paper", theta=1.0, gamma=0.2)
-    assert (paper.domain_rule, paper.start_domain, paper.jacobian) == ("saturated", "unsaturated", "logits")
+    assert (paper.domain_rule, paper.start_domain, paper.jacobian) == (
+        "saturated",
+        "unsaturated",
+        "logits",
+    )
     clever = JSMA.preset("cleverhans", theta=1.0, gamma=0.2)
-    assert (clever.domain_rule, clever.start_domain, clever.method) == ("used", "unsaturated", "exact")
+    assert (clever.domain_rule, clever.start_domain, clever.method) == (
+        "used",
+        "unsaturated",
+        "exact",
+    )
     adv = JSMA.preset("advertorch", theta=1.0, gamma=0.2)
     assert (adv.domain_rule, adv.start_domain) == ("used", "all")
     # Saturated inputs: cleverhans' domain starts empty, advertorch's does not.
@@ -155,19 +180,23 @@ def test_repr_shows_the_configuration():
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(gamma=0.0), r"gamma must be a number in \(0, 1\], got 0.0"),
-    (dict(gamma=1.5), r"gamma must be a number in \(0, 1\], got 1.5"),
-    (dict(theta=0.0), r"theta must be a finite non-zero number, got 0.0"),
-    (dict(clip_min=1.0, clip_max=1.0), r"clip_min must be < clip_max"),
-    (dict(clip_min=2.0, clip_max=1.0), r"clip_min must be < clip_max"),
-    (dict(saliency="triple"), r"saliency must be one of \('pair', 'single'\), got 'triple'"),
-    (dict(jacobian="softmax"), r"jacobian must be one of"),
-    (dict(domain_rule="never"), r"domain_rule must be one of"),
-    (dict(method="fastest"), r"method must be one of"),
-    (dict(max_iters=-1), r"max_iters must be None or an int >= 0, got -1"),
-    (dict(batch_size=0), r"batch_size must be None or an int >= 1, got 0"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(gamma=0.0), r"gamma must be a number in \(0, 1\], got 0.0"),
+        (dict(gamma=1.5), r"gamma must be a number in \(0, 1\], got 1.5"),
+        (dict(theta=0.0), r"theta must be a finite non-zero number, got 0.0"),
+        (dict(clip_min=1.0, clip_max=1.0), r"clip_min must be < clip_max"),
+        (dict(clip_min=2.0, clip_max=1.0), r"clip_min must be < clip_max"),
+        (dict(saliency="triple"), r"saliency must be one of \('pair', 'single'\), got 'triple'"),
+        (dict(jacobian="softmax"), r"jacobian must be one of"),
+        (dict(domain_rule="never"), r"domain_rule must be one of"),
+        (dict(method="fastest"), r"method must be one of"),
+        (dict(max_iters=-1), r"max_iters must be None or an int >= 0, got -1"),
+        (dict(batch_size=0), r"batch_size must be None or an int >= 1, got 0"),
+    ],
+)
 def test_rejects_bad_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         JSMA(**kwargs)
@@ -195,7 +224,9 @@ def test_rejects_bad_call_inputs():
         attack(model, x, torch.tensor([1.0, 2.0, 0.0]))
     with pytest.raises(ValueError, match=r"y_target must be class indices or one of"):
         attack(model, x, "farthest")
-    with pytest.raises(ValueError, match=r"x must lie in \[clip_min, clip_max\] = \[0.0, 1.0\], got values in"):
+    with pytest.raises(
+        ValueError, match=r"x must lie in \[clip_min, clip_max\] = \[0.0, 1.0\], got values in"
+    ):
         attack(model, x + 1.0, "next")
     with pytest.raises(ValueError, match=r"x must be finite"):
         attack(model, torch.full((1,) + SAMPLE_SHAPE, float("nan")), "next")

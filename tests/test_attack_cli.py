@@ -15,7 +15,7 @@ from jsma_fast import JSMA
 from jsma_fast.cli import main
 from jsma_fast.evaluation import attack_dataset
 
-NET = '''
+NET = """
 import torch
 from torch import nn
 
@@ -27,7 +27,7 @@ def build():
 
 def not_a_module():
     return 3
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +48,40 @@ def work(tmp_path_factory) -> Path:
 
 
 def _args(work: Path, out: Path, *extra: str):
-    return ["attack", "--model", f"{work / 'net.py'}:build", "--weights",
-            str(work / "weights.pt"), "--data", str(work / "data.npz"), "--batch-size", "5",
-            "--no-progress", "--out", str(out), *extra]
+    return [
+        "attack",
+        "--model",
+        f"{work / 'net.py'}:build",
+        "--weights",
+        str(work / "weights.pt"),
+        "--data",
+        str(work / "data.npz"),
+        "--batch-size",
+        "5",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_results_folder_equals_the_library_call(work, tmp_path, capsys):
-    assert main(_args(work, tmp_path / "r", "--gamma", "0.5", "--targets", "random",
-                      "--seed", "3", "--keep-adv")) == 0
+    assert (
+        main(
+            _args(
+                work,
+                tmp_path / "r",
+                "--gamma",
+                "0.5",
+                "--targets",
+                "random",
+                "--seed",
+                "3",
+                "--keep-adv",
+            )
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "14 rows: success" in printed and "rows/s" in printed
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
@@ -65,8 +91,15 @@ def test_results_folder_equals_the_library_call(work, tmp_path, capsys):
     model.load_state_dict(torch.load(work / "weights.pt"))
     with np.load(work / "data.npz") as d:
         x, y = torch.from_numpy(d["x"]), torch.from_numpy(d["y"])
-    want = attack_dataset(model.eval(), (x, y), JSMA(gamma=0.5, seed=3), "random", batch_size=5,
-                          keep_adv=True, progress=False).columns
+    want = attack_dataset(
+        model.eval(),
+        (x, y),
+        JSMA(gamma=0.5, seed=3),
+        "random",
+        batch_size=5,
+        keep_adv=True,
+        progress=False,
+    ).columns
     with np.load(tmp_path / "r" / "results.npz") as got:
         assert sorted(got.files) == sorted(want)
         for key in want:
@@ -147,8 +180,10 @@ def test_variant_is_passed_only_when_given(work, tmp_path, capsys):
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").exists(),
-                    reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not (FASHION / "t10k-images-idx3-ubyte.gz").exists(),
+    reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)",
+)
 def test_fashion_mnist_idx_files_through_the_idx_reader():
     from jsma_fast.evaluation.loaders import load_data
 

@@ -51,10 +51,11 @@ def _equal(a, b):
 def test_rows_equal_direct_attack_calls_on_each_batch(problem, targets):
     model, x, y = problem
     attack = JSMA(gamma=0.5)
-    got = attack_dataset(model, (x, y), attack, targets, batch_size=5, keep_adv=True,
-                         progress=False).columns
+    got = attack_dataset(
+        model, (x, y), attack, targets, batch_size=5, keep_adv=True, progress=False
+    ).columns
     for start in range(0, N, 5):
-        part = attack(model, x[start:start + 5], targets, y=y[start:start + 5])
+        part = attack(model, x[start : start + 5], targets, y=y[start : start + 5])
         rows = (got["source_index"] >= start) & (got["source_index"] < start + 5)
         for name in COLUMNS:
             want = getattr(part, name).numpy() + (start if name == "source_index" else 0)
@@ -69,8 +70,10 @@ def test_rows_equal_direct_attack_calls_on_each_batch(problem, targets):
 def test_random_targets_depend_on_the_row_only(problem):
     model, x, y = problem
     attack = JSMA(gamma=0.5)
-    runs = [attack_dataset(model, (x, y), attack, "random", batch_size=b, progress=False).columns
-            for b in (3, 7, N)]
+    runs = [
+        attack_dataset(model, (x, y), attack, "random", batch_size=b, progress=False).columns
+        for b in (3, 7, N)
+    ]
     for other in runs[1:]:
         np.testing.assert_array_equal(other["target"], runs[0]["target"])
     assert (runs[0]["target"] != y.numpy()).all()
@@ -79,31 +82,45 @@ def test_random_targets_depend_on_the_row_only(problem):
     counts = np.bincount(t.numpy(), minlength=5)
     assert counts[0] == 0 and counts[1:].min() > 2300  # uniform over the 4 other classes
     assert not torch.equal(t, random_targets(rows, torch.zeros_like(rows), 5, seed=4))
-    np.testing.assert_array_equal(random_targets(rows[5000:], torch.zeros(5000, dtype=torch.int64),
-                                                 5, seed=3), t[5000:])
-    seeded = attack_dataset(model, (x, y), attack, "random", batch_size=5, seed=9,
-                            progress=False).columns
+    np.testing.assert_array_equal(
+        random_targets(rows[5000:], torch.zeros(5000, dtype=torch.int64), 5, seed=3), t[5000:]
+    )
+    seeded = attack_dataset(
+        model, (x, y), attack, "random", batch_size=5, seed=9, progress=False
+    ).columns
     assert not np.array_equal(seeded["target"], runs[0]["target"])
 
 
 def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_path):
     model, x, y = problem
     attack = JSMA(gamma=0.5)
-    memory = attack_dataset(model, (x, y), attack, "random", batch_size=4, keep_adv=True,
-                            progress=False)
-    disk = attack_dataset(model, (x, y), attack, "random", batch_size=4, keep_adv=True,
-                          out=tmp_path, progress=False)
+    memory = attack_dataset(
+        model, (x, y), attack, "random", batch_size=4, keep_adv=True, progress=False
+    )
+    disk = attack_dataset(
+        model, (x, y), attack, "random", batch_size=4, keep_adv=True, out=tmp_path, progress=False
+    )
     _equal(disk.load(), memory.columns)
     assert disk.summary["rows_computed"] == N
     assert disk.summary["success_rate"] == memory.summary["success_rate"]
     assert (tmp_path / "summary.json").exists()
     assert len(list((tmp_path / "chunks" / "attack").glob("chunk-*.npz"))) == 6
-    again = attack_dataset(model, (x, y), attack, "random", batch_size=4, keep_adv=True,
-                           out=tmp_path, progress=False)
+    again = attack_dataset(
+        model, (x, y), attack, "random", batch_size=4, keep_adv=True, out=tmp_path, progress=False
+    )
     assert again.summary["rows_computed"] == 0
     _equal(again.load(), memory.columns)
-    fresh = attack_dataset(model, (x, y), attack, "random", batch_size=4, keep_adv=True,
-                           out=tmp_path, resume=False, progress=False)
+    fresh = attack_dataset(
+        model,
+        (x, y),
+        attack,
+        "random",
+        batch_size=4,
+        keep_adv=True,
+        out=tmp_path,
+        resume=False,
+        progress=False,
+    )
     assert fresh.summary["rows_computed"] == N
     _equal(fresh.load(), memory.columns)
 
@@ -112,8 +129,10 @@ def test_dataset_input_equals_tensors_and_streaming_equals_memory(problem):
     model, x, y = problem
     attack = JSMA(gamma=0.5)
     want = attack_dataset(model, (x, y), attack, "next", batch_size=6, progress=False).columns
-    _equal(attack_dataset(model, Pairs(x, y), attack, "next", batch_size=6,
-                          progress=False).columns, want)
+    _equal(
+        attack_dataset(model, Pairs(x, y), attack, "next", batch_size=6, progress=False).columns,
+        want,
+    )
     parts = list(iter_attack_dataset(model, (x.numpy(), y.numpy()), attack, "next", batch_size=6))
     assert [len(p["success"]) for p in parts] == [6, 6, 6, 4]
     _equal({k: np.concatenate([p[k] for p in parts]) for k in want}, want)
@@ -122,8 +141,9 @@ def test_dataset_input_equals_tensors_and_streaming_equals_memory(problem):
 
 def test_without_labels_the_clean_prediction_is_the_true_class(problem):
     model, x, _ = problem
-    got = attack_dataset(model, (x, None), JSMA(gamma=0.5), "random", batch_size=8,
-                         progress=False).columns
+    got = attack_dataset(
+        model, (x, None), JSMA(gamma=0.5), "random", batch_size=8, progress=False
+    ).columns
     np.testing.assert_array_equal(got["true_class"], got["clean_predicted"])
     assert (got["target"] != got["true_class"]).all()
 
@@ -131,47 +151,59 @@ def test_without_labels_the_clean_prediction_is_the_true_class(problem):
 def test_per_row_targets(problem):
     model, x, y = problem
     targets = (y + 1) % CLASSES
-    got = attack_dataset(model, (x, y), JSMA(gamma=0.5), targets, batch_size=5,
-                         progress=False).columns
+    got = attack_dataset(
+        model, (x, y), JSMA(gamma=0.5), targets, batch_size=5, progress=False
+    ).columns
     np.testing.assert_array_equal(got["target"], targets.numpy())
 
 
 def test_callers_inputs_and_model_are_not_modified(problem, tmp_path):
     model, x, y = problem
     x0, y0, state = x.clone(), y.clone(), copy.deepcopy(model.state_dict())
-    attack_dataset(model, (x, y), JSMA(gamma=0.5), "random", batch_size=5, out=tmp_path,
-                   progress=False)
+    attack_dataset(
+        model, (x, y), JSMA(gamma=0.5), "random", batch_size=5, out=tmp_path, progress=False
+    )
     assert torch.equal(x, x0) and torch.equal(y, y0)
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    (dict(batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
-    (dict(batch_size=2.5), ValueError, "batch_size must be an int >= 1, got 2.5"),
-    (dict(keep_adv="yes"), TypeError, "keep_adv must be True or False, got 'yes'"),
-    (dict(seed=-1), ValueError, "seed must be an int in [0, 2**64), got -1"),
-    (dict(targets=torch.zeros(3, dtype=torch.int64)), ValueError,
-     "targets must be a strategy name, one int class, or (22,) int classes"),
-    (dict(targets=torch.zeros(N)), ValueError, "dtype torch.float32"),
-    (dict(on_bad_chunk="ignore"), ValueError, "on_bad must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+        (dict(batch_size=2.5), ValueError, "batch_size must be an int >= 1, got 2.5"),
+        (dict(keep_adv="yes"), TypeError, "keep_adv must be True or False, got 'yes'"),
+        (dict(seed=-1), ValueError, "seed must be an int in [0, 2**64), got -1"),
+        (
+            dict(targets=torch.zeros(3, dtype=torch.int64)),
+            ValueError,
+            "targets must be a strategy name, one int class, or (22,) int classes",
+        ),
+        (dict(targets=torch.zeros(N)), ValueError, "dtype torch.float32"),
+        (dict(on_bad_chunk="ignore"), ValueError, "on_bad must be one of"),
+    ],
+)
 def test_bad_arguments(problem, tmp_path, kwargs, error, words):
     model, x, y = problem
     kwargs = dict(kwargs)
     targets = kwargs.pop("targets", "next")
     with pytest.raises(error) as info:
-        attack_dataset(model, (x, y), JSMA(gamma=0.5), targets, out=tmp_path / "o",
-                       progress=False, **kwargs)
+        attack_dataset(
+            model, (x, y), JSMA(gamma=0.5), targets, out=tmp_path / "o", progress=False, **kwargs
+        )
     assert words in str(info.value)
 
 
-@pytest.mark.parametrize("dataset, error, words", [
-    ([1, 2, 3], TypeError, "dataset must be a tuple (x, y) of tensors or a map-style"),
-    ((torch.zeros(4, 3, dtype=torch.int64), None), ValueError, "floating-point tensor"),
-    ((torch.zeros(4, 3), torch.zeros(5, dtype=torch.int64)), ValueError, "shape (4,)"),
-    ((torch.zeros(0, 3), None), ValueError, "at least one row"),
-])
+@pytest.mark.parametrize(
+    "dataset, error, words",
+    [
+        ([1, 2, 3], TypeError, "dataset must be a tuple (x, y) of tensors or a map-style"),
+        ((torch.zeros(4, 3, dtype=torch.int64), None), ValueError, "floating-point tensor"),
+        ((torch.zeros(4, 3), torch.zeros(5, dtype=torch.int64)), ValueError, "shape (4,)"),
+        ((torch.zeros(0, 3), None), ValueError, "at least one row"),
+    ],
+)
 def test_bad_datasets(problem, dataset, error, words):
     model = problem[0]
     with pytest.raises(error) as info:

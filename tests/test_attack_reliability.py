@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import NUM_CLASSES, SAMPLE_SHAPE, generic_model
 
 from jsma_fast import JSMA
-
-from helpers import NUM_CLASSES, SAMPLE_SHAPE, generic_model
 
 M = int(np.prod(SAMPLE_SHAPE))
 
@@ -34,7 +33,8 @@ def test_replace_checks_like_a_new_attack():
     changed = attack.replace(theta=-0.5)
     assert (changed.theta, changed.gamma, changed.seed, attack.theta) == (-0.5, 0.2, 3, 1.0)
     assert changed == JSMA(theta=-0.5, gamma=0.2, seed=3) and hash(changed) == hash(
-        JSMA(theta=-0.5, gamma=0.2, seed=3))
+        JSMA(theta=-0.5, gamma=0.2, seed=3)
+    )
     with pytest.raises(ValueError, match=r"theta must be a finite non-zero number, got nan"):
         attack.replace(theta=float("nan"))
     with pytest.raises(TypeError, match=r"unknown options \['epsilon'\]"):
@@ -45,9 +45,16 @@ def test_replace_checks_like_a_new_attack():
 
 
 def test_numpy_and_tensor_scalars_are_accepted():
-    attack = JSMA(theta=np.float32(1.0), gamma=np.float64(0.25), clip_min=np.int64(0),
-                  clip_max=torch.tensor(1.0), max_iters=np.int64(3), batch_size=np.int32(2),
-                  num_threads=np.int64(1), seed=np.uint64(7))
+    attack = JSMA(
+        theta=np.float32(1.0),
+        gamma=np.float64(0.25),
+        clip_min=np.int64(0),
+        clip_max=torch.tensor(1.0),
+        max_iters=np.int64(3),
+        batch_size=np.int32(2),
+        num_threads=np.int64(1),
+        seed=np.uint64(7),
+    )
     assert attack.config()["max_iters"] == 3 and type(attack.max_iters) is int
     assert type(attack.theta) is float and attack.gamma == 0.25
     model = generic_model(seed=1)
@@ -59,19 +66,22 @@ def test_numpy_and_tensor_scalars_are_accepted():
     assert result.target.tolist() == [target]
 
 
-@pytest.mark.parametrize("kwargs,error,words", [
-    (dict(theta="1"), TypeError, ["theta must be a real number", "str"]),
-    (dict(theta=True), TypeError, ["theta must be a real number", "bool"]),
-    (dict(gamma=None), TypeError, ["gamma must be a real number", "NoneType"]),
-    (dict(max_iters=2.0), TypeError, ["max_iters must be None or an int", "float"]),
-    (dict(num_threads=0), ValueError, ["num_threads must be None or an int >= 1", "got 0"]),
-    (dict(num_threads=1025), ValueError, ["num_threads must be an int in [1, 1024]"]),
-    (dict(num_threads=2**31), ValueError, ["num_threads must be an int in [1, 1024]"]),
-    (dict(seed=-1), ValueError, ["seed must be an int >= 0", "got -1"]),
-    (dict(seed=2**64), ValueError, ["seed must be an int in [0, 18446744073709551615]"]),
-    (dict(seed=1.5), TypeError, ["seed must be an int", "float"]),
-    (dict(progress=1), TypeError, ["progress must be a bool", "int"]),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,words",
+    [
+        (dict(theta="1"), TypeError, ["theta must be a real number", "str"]),
+        (dict(theta=True), TypeError, ["theta must be a real number", "bool"]),
+        (dict(gamma=None), TypeError, ["gamma must be a real number", "NoneType"]),
+        (dict(max_iters=2.0), TypeError, ["max_iters must be None or an int", "float"]),
+        (dict(num_threads=0), ValueError, ["num_threads must be None or an int >= 1", "got 0"]),
+        (dict(num_threads=1025), ValueError, ["num_threads must be an int in [1, 1024]"]),
+        (dict(num_threads=2**31), ValueError, ["num_threads must be an int in [1, 1024]"]),
+        (dict(seed=-1), ValueError, ["seed must be an int >= 0", "got -1"]),
+        (dict(seed=2**64), ValueError, ["seed must be an int in [0, 18446744073709551615]"]),
+        (dict(seed=1.5), TypeError, ["seed must be an int", "float"]),
+        (dict(progress=1), TypeError, ["progress must be a bool", "int"]),
+    ],
+)
 def test_bad_types_and_ranges_are_named(kwargs, error, words):
     with pytest.raises(error) as info:
         JSMA(**kwargs)

@@ -12,22 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_arrays, rewrite_npz
 from torch import nn
 
 from jsma_fast import JSMA
 from jsma_fast.evaluation import ChunkStore, attack_dataset
 from jsma_fast.evaluation.checkpoint import ChunkError
 
-from helpers import assert_same_arrays, rewrite_npz
-
 CONFIG = {"digits": 6, "gamma": 0.1}
 
 
 def _columns(start: int, stop: int) -> dict:
     rows = stop - start
-    return {"source_index": np.arange(start, stop, dtype=np.int64),
-            "success": np.arange(rows) % 2 == 0,
-            "x_adv": np.linspace(0, 1, rows * 6, dtype=np.float32).reshape(rows, 2, 3) + start}
+    return {
+        "source_index": np.arange(start, stop, dtype=np.int64),
+        "success": np.arange(rows) % 2 == 0,
+        "x_adv": np.linspace(0, 1, rows * 6, dtype=np.float32).reshape(rows, 2, 3) + start,
+    }
 
 
 @pytest.fixture
@@ -58,8 +59,9 @@ def _damage_copy(tmp_path):
 
 
 def _damage_truncate_column(tmp_path):
-    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz",
-             lambda a: a.update(success=a["success"][:2]))
+    rewrite_npz(
+        tmp_path / "increase" / "chunk-00000.npz", lambda a: a.update(success=a["success"][:2])
+    )
 
 
 def _damage_drop_column(tmp_path):
@@ -67,8 +69,9 @@ def _damage_drop_column(tmp_path):
 
 
 def _damage_values(tmp_path):
-    rewrite_npz(tmp_path / "increase" / "chunk-00000.npz",
-             lambda a: a.update(success=~a["success"]))
+    rewrite_npz(
+        tmp_path / "increase" / "chunk-00000.npz", lambda a: a.update(success=~a["success"])
+    )
 
 
 def _damage_truncate_file(tmp_path):
@@ -95,6 +98,7 @@ def _damage_meta_rows(tmp_path):
         meta["columns"] = {k: [d, [2] + shape[1:]] for k, (d, shape) in meta["columns"].items()}
         a["__chunk__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         a.update({k: v[:2] for k, v in a.items() if k != "__chunk__"})
+
     rewrite_npz(tmp_path / "increase" / "chunk-00000.npz", change)
 
 
@@ -102,8 +106,9 @@ def _damage_other_run(tmp_path):
     other = tmp_path.parent / (tmp_path.name + "-other")
     s = ChunkStore(other, {"digits": 7}, resume=False)
     s.save("increase", 0, _columns(0, 4), span=(0, 4))
-    shutil.copyfile(other / "increase" / "chunk-00000.npz",
-                    tmp_path / "increase" / "chunk-00000.npz")
+    shutil.copyfile(
+        other / "increase" / "chunk-00000.npz", tmp_path / "increase" / "chunk-00000.npz"
+    )
 
 
 DAMAGES = {
@@ -188,8 +193,16 @@ def test_a_damaged_manifest_refuses_the_resume_with_a_clear_message(store, tmp_p
     assert not list(tmp_path.glob("*/chunk-*.npz"))
 
 
-@pytest.mark.parametrize("field, value", [("config", [1]), ("config_hash", 5), ("format", 1),
-                                          ("token", None), ("config", {"digits": 5})])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("config", [1]),
+        ("config_hash", 5),
+        ("format", 1),
+        ("token", None),
+        ("config", {"digits": 5}),
+    ],
+)
 def test_wrong_typed_or_edited_manifest_fields(store, tmp_path, field, value):
     path = tmp_path / "manifest.json"
     body = json.loads(path.read_text())
@@ -261,5 +274,6 @@ def test_attack_dataset_refuses_to_resume_another_configuration(tmp_path):
     with pytest.raises(ChunkError, match=r"differs in \['attack'\]"):
         attack_dataset(model, (x, y), JSMA(gamma=0.4), out=tmp_path, batch_size=4, progress=False)
     with pytest.raises(ChunkError, match=r"differs in \['data'\]"):
-        attack_dataset(model, (x * 0.5, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4,
-                       progress=False)
+        attack_dataset(
+            model, (x * 0.5, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4, progress=False
+        )

@@ -47,9 +47,11 @@ def test_the_measure_counts_from_def_to_last_line():
     def body(indent: int) -> str:
         return "\n".join(f"{' ' * indent}x{i} = {i}" for i in range(59))
 
-    source = (f"@decorator\n@another\ndef sixty():\n{body(4)}\n\n"
-              f"class K:\n    def method(self):\n{body(8)}\n"
-              f"        def inner():\n            return 1\n        pass\n")
+    source = (
+        f"@decorator\n@another\ndef sixty():\n{body(4)}\n\n"
+        f"class K:\n    def method(self):\n{body(8)}\n"
+        f"        def inner():\n            return 1\n        pass\n"
+    )
     lengths = {name: length for name, _, length in function_lengths(source)}
     assert lengths == {"sixty": 60, "K.method": 63, "K.method.inner": 2}
 
@@ -61,5 +63,6 @@ def test_the_package_is_found():
 
 def test_no_function_is_longer_than_the_limit():
     found = [f"{name} (line {line}): {length} lines" for name, line, length in long_functions()]
-    assert not found, (f"functions longer than {MAX_LINES} lines (split them):\n  "
-                       + "\n  ".join(found))
+    assert not found, f"functions longer than {MAX_LINES} lines (split them):\n  " + "\n  ".join(
+        found
+    )

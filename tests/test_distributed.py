@@ -21,7 +21,6 @@ from typing import List
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_same_arrays, load_npz
 
 pytest.importorskip("torch.distributed.run")
@@ -30,7 +29,7 @@ ROWS, BATCH = 48, 4  # 12 chunks
 
 # The model of these tests: tiny, deterministic, and told by the environment to record its
 # pid, to sleep per call (so that a run can be killed half-way), or to fail on one rank.
-NET = '''
+NET = """
 import os, time
 import torch
 from torch import nn
@@ -58,7 +57,7 @@ def build():
         with open(os.path.join(pids, "rank" + os.environ.get("RANK", "0")), "w") as fh:
             fh.write(str(os.getpid()))
     return Net()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +65,11 @@ def work(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("distributed")
     (root / "net.py").write_text(NET)
     g = torch.Generator().manual_seed(1)
-    np.savez(root / "data.npz", x=torch.rand(ROWS, 1, 8, 8, generator=g).numpy(),
-             y=torch.randint(0, 5, (ROWS,), generator=g).numpy())
+    np.savez(
+        root / "data.npz",
+        x=torch.rand(ROWS, 1, 8, 8, generator=g).numpy(),
+        y=torch.randint(0, 5, (ROWS,), generator=g).numpy(),
+    )
     return root
 
 
@@ -79,10 +81,25 @@ def _env(**extra: str) -> dict:
 
 def _attack_args(work: Path, out: Path, *extra: str) -> List[str]:
     # One thread per process: two "nodes" on this machine share its cores.
-    return ["attack", "--threads", "1", "--model", f"{work / 'net.py'}:build",
-            "--data", str(work / "data.npz"),
-            "--batch-size", str(BATCH), "--targets", "random", "--gamma", "0.3",
-            "--no-progress", "--out", str(out), *extra]
+    return [
+        "attack",
+        "--threads",
+        "1",
+        "--model",
+        f"{work / 'net.py'}:build",
+        "--data",
+        str(work / "data.npz"),
+        "--batch-size",
+        str(BATCH),
+        "--targets",
+        "random",
+        "--gamma",
+        "0.3",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _torchrun(*launcher: str) -> List[str]:
@@ -97,19 +114,41 @@ def _free_port() -> int:
 
 def _nodes(rdzv_id: str) -> List[List[str]]:
     port = _free_port()
-    return [_torchrun("--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
-                      "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-                      "--rdzv-id", rdzv_id) for rank in (0, 1)]
+    return [
+        _torchrun(
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(rank),
+            "--nproc-per-node",
+            "1",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{port}",
+            "--rdzv-id",
+            rdzv_id,
+        )
+        for rank in (0, 1)
+    ]
 
 
 def _run(cmd: List[str], env: dict, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, cwd=str(cwd), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=timeout)
+    return subprocess.run(
+        cmd,
+        env=env,
+        cwd=str(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+    )
 
 
 def _run_together(cmds: List[List[str]], env: dict, cwds: List[Path], timeout: float = 180):
-    procs = [subprocess.Popen(c, env=env, cwd=str(d), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for c, d in zip(cmds, cwds)]
+    procs = [
+        subprocess.Popen(c, env=env, cwd=str(d), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for c, d in zip(cmds, cwds)
+    ]
     outs = []
     try:
         for p in procs:
@@ -134,8 +173,9 @@ def _assert_same(got: dict, want: dict) -> None:
 @pytest.fixture(scope="module")
 def reference(work) -> dict:
     """One process, one thread."""
-    done = _run([sys.executable, "-m", "jsma_fast.cli",
-                 *_attack_args(work, work / "one")], _env(), work)
+    done = _run(
+        [sys.executable, "-m", "jsma_fast.cli", *_attack_args(work, work / "one")], _env(), work
+    )
     assert done.returncode == 0, done.stdout.decode()
     return _results(work / "one")
 
@@ -153,8 +193,13 @@ def test_sigkill_one_rank_then_resume(work, reference):
     out, pids = work / "killed", work / "pids"
     pids.mkdir()
     cmd = _torchrun("--nproc-per-node", "2") + _attack_args(work, out)
-    proc = subprocess.Popen(cmd, env=_env(TEST_SLOW="0.05", TEST_PIDS=str(pids)), cwd=str(work),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd,
+        env=_env(TEST_SLOW="0.05", TEST_PIDS=str(pids)),
+        cwd=str(work),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     chunks = out / "chunks" / "attack"
     try:
         deadline = time.monotonic() + 120
@@ -189,8 +234,9 @@ def test_two_nodes_without_a_shared_file_system(work, reference):
     for home in homes:
         home.mkdir()
     out = Path("res")
-    codes, logs = _run_together([c + _attack_args(work, out, "--gather") for c in _nodes("g")],
-                                _env(), homes)
+    codes, logs = _run_together(
+        [c + _attack_args(work, out, "--gather") for c in _nodes("g")], _env(), homes
+    )
     assert codes == [0, 0], logs
     # The rendezvous decides which launcher's process becomes rank 0: its home has the results.
     main = [h for h in homes if (h / out / "results.npz").exists()]
@@ -202,8 +248,9 @@ def test_two_nodes_without_a_shared_file_system(work, reference):
     assert len(on_other) == ROWS // BATCH // 2  # rank 1 computed half; rank 0 received them
 
     # Without --gather the ranks refuse to start, saying why.
-    codes, logs = _run_together([c + _attack_args(work, Path("again")) for c in _nodes("s")],
-                                _env(), homes)
+    codes, logs = _run_together(
+        [c + _attack_args(work, Path("again")) for c in _nodes("s")], _env(), homes
+    )
     assert all(code != 0 for code in codes), logs
     refused = [log for log in logs if "error: rank 1 (host" in log]  # rank 1's own line
     assert len(refused) == 1, logs
@@ -214,8 +261,9 @@ def test_two_nodes_without_a_shared_file_system(work, reference):
 
 def test_two_nodes_on_localhost_equal_one_process(work, reference):
     out = work / "nodes"
-    codes, logs = _run_together([c + _attack_args(work, out) for c in _nodes("n")], _env(),
-                                [work, work])
+    codes, logs = _run_together(
+        [c + _attack_args(work, out) for c in _nodes("n")], _env(), [work, work]
+    )
     assert codes == [0, 0], logs
     _assert_same(_results(out), reference)
 
@@ -224,13 +272,17 @@ def test_a_failing_rank_stops_every_rank_with_its_message(work):
     # Two nodes: rank 0's launcher does not watch rank 1's process, so rank 0 must stop on its
     # own; it has 6 slow chunks to do and would otherwise run on.
     out = work / "failing"
-    codes, logs = _run_together([c + _attack_args(work, out) for c in _nodes("f")],
-                                _env(TEST_FAIL_RANK="1", TEST_SLOW="0.05"), [work, work],
-                                timeout=90)
+    codes, logs = _run_together(
+        [c + _attack_args(work, out) for c in _nodes("f")],
+        _env(TEST_FAIL_RANK="1", TEST_SLOW="0.05"),
+        [work, work],
+        timeout=90,
+    )
     assert codes[0] != 0 and codes[1] != 0, logs
     # Which launcher's process is rank 0 is the rendezvous' choice: one log each.
-    told = [log for log in logs if "rank 1 failed: RuntimeError: the model failed on purpose"
-            in log]
+    told = [
+        log for log in logs if "rank 1 failed: RuntimeError: the model failed on purpose" in log
+    ]
     assert len(told) == 1, logs
     assert "the model failed on purpose" in logs[1 - logs.index(told[0])], logs
     assert len(list((out / "chunks" / "attack").glob("chunk-*.npz"))) < ROWS // BATCH // 2
@@ -249,8 +301,7 @@ def _scenarios(rank: int, init: str, root: str, queue) -> None:
     from jsma_fast.evaluation.distributed import RankFailed, setup
     from jsma_fast.evaluation.shards import open_store
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
-                      WORLD_SIZE="2")
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", WORLD_SIZE="2")
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     ctx = setup()
     seen = {"threads": torch.get_num_threads()}

@@ -29,8 +29,8 @@ from jsma_fast.evaluation import (
     trapezoid_hardness,
 )
 
-
 # ----------------------------------------------------------------------------- hardness
+
 
 def test_trapezoid_hardness_on_a_small_table():
     # One pair, two budgets: (tau, eps) = (0.5, 0.02), (1.0, 0.04), given out of order.
@@ -40,16 +40,24 @@ def test_trapezoid_hardness_on_a_small_table():
     assert h[0] == pytest.approx(0.02)
     # Never successful: NaN; zero-success points count as (0, 0).
     assert np.isnan(trapezoid_hardness([[0.0], [0.0]], [[np.nan], [np.nan]])[0])
-    assert trapezoid_hardness([[0.0], [0.4]], [[np.nan], [0.05]])[0] == pytest.approx(0.4 * 0.05 / 2)
+    assert trapezoid_hardness([[0.0], [0.4]], [[np.nan], [0.05]])[0] == pytest.approx(
+        0.4 * 0.05 / 2
+    )
 
 
 def test_hardness_from_rows_and_success_at_gamma():
     # Two rows of pair (0, 1): succeed after 2 and 5 iterations with distortions 4/100, 10/100.
-    cols = {"true_class": np.array([0, 0]), "target": np.array([1, 1]),
-            "success": np.array([True, True]), "iterations": np.array([2, 5]),
-            "l0_fraction": np.array([0.04, 0.10]), "l0": np.array([4, 10]),
-            "predicted": np.array([1, 1]), "source_index": np.array([0, 1]),
-            "stop_code": np.array([0, 0])}
+    cols = {
+        "true_class": np.array([0, 0]),
+        "target": np.array([1, 1]),
+        "success": np.array([True, True]),
+        "iterations": np.array([2, 5]),
+        "l0_fraction": np.array([0.04, 0.10]),
+        "l0": np.array([4, 10]),
+        "predicted": np.array([1, 1]),
+        "source_index": np.array([0, 1]),
+        "stop_code": np.array([0, 0]),
+    }
     # M = 100, pair saliency: budget(g) = floor(100 g / 2) -> g = 0.04: 2, g = 0.1: 5.
     assert success_at_gamma(cols, 0.04, 0.1, 100).tolist() == [True, False]
     h = hardness(cols, [0.04, 0.1], 0.1, 100, num_classes=2)
@@ -71,11 +79,17 @@ def test_success_at_gamma_matches_separate_runs():
 
 
 def test_class_pairs():
-    cols = {"true_class": np.array([0, 0, 0, 1]), "target": np.array([1, 1, 2, 0]),
-            "success": np.array([True, False, True, False]),
-            "l0_fraction": np.array([0.1, 0.5, 0.3, 0.2]), "iterations": np.zeros(4, int),
-            "l0": np.zeros(4, int), "predicted": np.zeros(4, int),
-            "source_index": np.arange(4), "stop_code": np.zeros(4, int)}
+    cols = {
+        "true_class": np.array([0, 0, 0, 1]),
+        "target": np.array([1, 1, 2, 0]),
+        "success": np.array([True, False, True, False]),
+        "l0_fraction": np.array([0.1, 0.5, 0.3, 0.2]),
+        "iterations": np.zeros(4, int),
+        "l0": np.zeros(4, int),
+        "predicted": np.zeros(4, int),
+        "source_index": np.arange(4),
+        "stop_code": np.zeros(4, int),
+    }
     t = class_pairs(cols, num_classes=3)
     assert t.success_rate[0, 1] == 0.5 and t.success_rate[0, 2] == 1.0 and t.success_rate[1, 0] == 0
     assert t.mean_distortion[0, 1] == pytest.approx(0.1)  # successful rows only
@@ -84,6 +98,7 @@ def test_class_pairs():
 
 
 # ----------------------------------------------------------------------------- distance
+
 
 def test_adversarial_distance_on_a_linear_model():
     # F(x) = W x: alpha = W[t], beta = sum_{j != t} W[j], independent of x.
@@ -104,11 +119,14 @@ def test_adversarial_distance_on_a_linear_model():
 
 # ----------------------------------------------------------------------------- detector, ROC
 
+
 def test_detector_on_known_differences():
-    imgs = np.array([
-        [[0.0, 1.0], [0.0, 1.0]],  # horizontal diffs 1, 1; vertical 0, 0 -> 2 / 4
-        [[0.3, 0.3], [0.3, 0.3]],  # constant -> 0
-    ])
+    imgs = np.array(
+        [
+            [[0.0, 1.0], [0.0, 1.0]],  # horizontal diffs 1, 1; vertical 0, 0 -> 2 / 4
+            [[0.3, 0.3], [0.3, 0.3]],  # constant -> 0
+        ]
+    )
     np.testing.assert_allclose(adjacent_msd(imgs), [0.5, 0.0])
     checker = (np.indices((3, 3)).sum(0) % 2).astype(float)[None, None]  # every diff is 1
     np.testing.assert_allclose(adjacent_msd(torch.tensor(checker)), [1.0])
@@ -137,14 +155,32 @@ def test_roc_and_auc_with_ties():
 
 # ----------------------------------------------------------------------------- reproduce
 
-TINY = ["--n-test", "4900", "--epochs", "1", "--gamma", "0.05", "--hardness-gammas",
-        "0.02,0.05", "--threads", "1", "--no-progress", "--chunk-size", "1"]
+TINY = [
+    "--n-test",
+    "4900",
+    "--epochs",
+    "1",
+    "--gamma",
+    "0.05",
+    "--hardness-gammas",
+    "0.02,0.05",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--chunk-size",
+    "1",
+]
 
 
 def _run(args, env, **kw):
-    return subprocess.Popen([sys.executable, "-m", "jsma_fast.cli", "reproduce", *TINY, *args],
-                            env=env, cwd=str(Path(env["JSMA_FAST_CACHE"]).parent), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jsma_fast.cli", "reproduce", *TINY, *args],
+        env=env,
+        cwd=str(Path(env["JSMA_FAST_CACHE"]).parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kw,
+    )
 
 
 def _stage_arrays(path: Path):
@@ -159,8 +195,20 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
 
     # Uninterrupted run, end to end with adversarial training.
     full = tmp_path / "full"
-    proc = _run(["--digits", "4", "--out", str(full), "--adv-training", "--adv-samples", "4",
-                 "--adv-epochs", "1"], env)
+    proc = _run(
+        [
+            "--digits",
+            "4",
+            "--out",
+            str(full),
+            "--adv-training",
+            "--adv-samples",
+            "4",
+            "--adv-epochs",
+            "1",
+        ],
+        env,
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out.decode()
     report = (full / "report.md").read_text()
@@ -168,10 +216,27 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
     assert "## The paper's algorithm on two models, and the variants" in report
     assert "the paper-style LeNet (Caffe)" in report and "| TJSMA |" in report
     modes = [line.split(",")[0] for line in (full / "summary.csv").read_text().splitlines()]
-    assert modes[1:] == ["increase", "decrease", "variant_tjsma", "variant_wjsma",
-                         "variant_jsma_f", "variant_top2", "variant_maximal", "model_paper"]
-    for name in ("success_increase", "distortion_increase", "hardness_increase", "grid_increase",
-                 "grid_decrease", "saliency_maps", "success_vs_gamma", "detector_roc", "toy_and"):
+    assert modes[1:] == [
+        "increase",
+        "decrease",
+        "variant_tjsma",
+        "variant_wjsma",
+        "variant_jsma_f",
+        "variant_top2",
+        "variant_maximal",
+        "model_paper",
+    ]
+    for name in (
+        "success_increase",
+        "distortion_increase",
+        "hardness_increase",
+        "grid_increase",
+        "grid_decrease",
+        "saliency_maps",
+        "success_vs_gamma",
+        "detector_roc",
+        "toy_and",
+    ):
         assert (full / "figures" / f"{name}.png").stat().st_size > 0
         assert (full / "figures" / f"{name}.pdf").exists()
     assert (full / "summary.csv").read_text().startswith("mode,rows,success_rate")
@@ -201,7 +266,6 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
     assert resumed.keys() == reference.keys()
     for key in reference:
         np.testing.assert_array_equal(resumed[key], reference[key], err_msg=key)
-
 
 
 def test_chunk_store_refuses_to_resume_other_settings(tmp_path):

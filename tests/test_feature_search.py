@@ -5,23 +5,35 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
+from helpers import (
+    DEVICES,
+    MODES,
+    TIES,
+    assert_same,
+    draw_search_inputs,
+    on_device,
+    random_inputs,
+    special_inputs,
+    to_host,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jsma_fast import saliency_map, select_features
 
-import reference
-from helpers import (DEVICES, MODES, TIES, assert_same, draw_search_inputs, on_device,
-                     random_inputs, special_inputs, to_host)
-
 
 def check_against_reference(device, alpha, beta, domain, mode):
     inputs = on_device(device, alpha, beta, domain)
-    assert_same(to_host([saliency_map(*inputs, mode=mode)], device),
-                [reference.saliency_map(alpha, beta, domain, mode)])
-    assert_same(to_host(select_features(*inputs, mode=mode), device),
-                reference.select_features(alpha, beta, domain, mode))
+    assert_same(
+        to_host([saliency_map(*inputs, mode=mode)], device),
+        [reference.saliency_map(alpha, beta, domain, mode)],
+    )
+    assert_same(
+        to_host(select_features(*inputs, mode=mode), device),
+        reference.select_features(alpha, beta, domain, mode),
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -40,8 +52,10 @@ def test_matches_reference_property_based(device, data, batch, m, mode):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("batch, m", [(0, 5), (3, 0), (6, 1), (300, 500), (1, 150528), (5, 4097)])
 def test_matches_reference_on_ties_and_special_values(device, mode, batch, m, rng):
-    for alpha, beta, domain in (random_inputs(rng, batch, m, ties=True),
-                                special_inputs(rng, batch, m)):
+    for alpha, beta, domain in (
+        random_inputs(rng, batch, m, ties=True),
+        special_inputs(rng, batch, m),
+    ):
         for dom in (domain, None):
             check_against_reference(device, alpha, beta, dom, mode)
 

@@ -102,8 +102,12 @@ def run_isolated(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
     path.write_text(script)
     # cwd outside the source tree, so that the installed package (with _C) is imported.
     proc = subprocess.Popen(
-        [sys.executable, str(path)], cwd=str(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, str(path)],
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, _ = proc.communicate(timeout=TIMEOUT_S)

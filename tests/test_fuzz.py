@@ -13,15 +13,14 @@ import os
 
 import numpy as np
 import pytest
+import reference
+from helpers import POOL, SIMD_LEVELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from jsma_fast import saliency_map, select_features, select_pairs
 from jsma_fast.ops import AUTO_PRUNED_MIN_FEATURES
-
-import reference
-from helpers import POOL, SIMD_LEVELS
 
 EXAMPLES = int(os.environ.get("JSMA_FAST_FUZZ_EXAMPLES", "2000"))
 
@@ -34,8 +33,12 @@ VALUES = st.sampled_from(POOL + SUBNORMALS) | st.floats(width=32)
 def search_inputs(draw):
     """(alpha, beta, domain-or-None) of shape (batch, m), m across the auto threshold."""
     batch = draw(st.integers(0, 3))
-    m = draw(st.one_of(st.integers(0, 12), st.integers(AUTO_PRUNED_MIN_FEATURES - 4,
-                                                       AUTO_PRUNED_MIN_FEATURES + 60)))
+    m = draw(
+        st.one_of(
+            st.integers(0, 12),
+            st.integers(AUTO_PRUNED_MIN_FEATURES - 4, AUTO_PRUNED_MIN_FEATURES + 60),
+        )
+    )
     alpha = draw(hnp.arrays(np.float32, (batch, m), elements=VALUES))
     beta = draw(hnp.arrays(np.float32, (batch, m), elements=VALUES))
     domain = draw(st.none() | hnp.arrays(np.bool_, (batch, m)))
@@ -62,27 +65,36 @@ def check_pairs(got, alpha, beta, domain, mode, method):
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(inputs=search_inputs(), mode=st.sampled_from(["increase", "decrease"]),
-       method=st.sampled_from(["exact", "pruned", "auto"]), simd=st.sampled_from(SIMD_LEVELS),
-       threads=st.sampled_from([1, 2]))
+@given(
+    inputs=search_inputs(),
+    mode=st.sampled_from(["increase", "decrease"]),
+    method=st.sampled_from(["exact", "pruned", "auto"]),
+    simd=st.sampled_from(SIMD_LEVELS),
+    threads=st.sampled_from([1, 2]),
+)
 def test_pair_search_fuzz(inputs, mode, method, simd, threads):
     alpha, beta, domain = inputs
-    got = select_pairs(alpha, beta, domain, mode=mode, method=method, simd=simd,
-                       num_threads=threads)
+    got = select_pairs(
+        alpha, beta, domain, mode=mode, method=method, simd=simd, num_threads=threads
+    )
     check_pairs(got, alpha, beta, domain, mode, method)
 
 
 @settings(max_examples=EXAMPLES // 2, deadline=None)
-@given(inputs=search_inputs(), mode=st.sampled_from(["increase", "decrease"]),
-       threads=st.sampled_from([1, 2]))
+@given(
+    inputs=search_inputs(),
+    mode=st.sampled_from(["increase", "decrease"]),
+    threads=st.sampled_from([1, 2]),
+)
 def test_feature_search_and_map_fuzz(inputs, mode, threads):
     alpha, beta, domain = inputs
     got = select_features(alpha, beta, domain, mode=mode, num_threads=threads)
     for g, e in zip(got, reference.select_features(alpha, beta, domain, mode)):
         np.testing.assert_array_equal(np.asarray(g), e)
-    np.testing.assert_array_equal(saliency_map(alpha, beta, domain, mode=mode,
-                                               num_threads=threads),
-                                  reference.saliency_map(alpha, beta, domain, mode))
+    np.testing.assert_array_equal(
+        saliency_map(alpha, beta, domain, mode=mode, num_threads=threads),
+        reference.saliency_map(alpha, beta, domain, mode),
+    )
 
 
 # Sizes at which two threads really split the work (thresholds in csrc/cpu/*.cpp), checked

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
+from helpers import (
+    DEVICES,
+    MODES,
+    SIMD_LEVELS,
+    assert_same,
+    draw_search_inputs,
+    on_device,
+    random_inputs,
+    to_host,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import jsma_fast
 from jsma_fast import _C, select_pairs
-
-import reference
-from helpers import (DEVICES, MODES, SIMD_LEVELS, assert_same, draw_search_inputs, on_device,
-                     random_inputs, to_host)
 
 
 def pairs_on(device, alpha, beta, domain=None, **options):
@@ -155,6 +162,7 @@ def test_uint8_domain_equals_bool_domain(device, rng):
 
 # ---------------------------------------------------------------- bad inputs
 
+
 def test_rejects_wrong_dtype():
     a = np.zeros((2, 5), dtype=np.float64)
     with pytest.raises(TypeError, match=r"alpha must be float32, got .*float64"):
@@ -167,7 +175,9 @@ def test_rejects_wrong_dtype():
 
 def test_rejects_shape_mismatch():
     a = np.zeros((2, 5), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"beta must have the shape of alpha \(2, 5\), got \(2, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"beta must have the shape of alpha \(2, 5\), got \(2, 6\)"
+    ):
         select_pairs(a, np.zeros((2, 6), dtype=np.float32))
     with pytest.raises(ValueError, match=r"domain must have the shape of alpha"):
         select_pairs(a, a, np.ones((5, 2), dtype=bool))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
+from helpers import MODES, SIMD_LEVELS, draw_search_inputs, random_inputs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jsma_fast import _C, select_pairs
 from jsma_fast.ops import AUTO_PRUNED_MIN_FEATURES
-
-import reference
-from helpers import MODES, SIMD_LEVELS, draw_search_inputs, random_inputs
 
 # The spread of beta relative to alpha in these tests' normal draws.
 BETA_SCALE = 3
@@ -37,8 +36,16 @@ def unique_maximum(alpha, beta, domain, mode):
 
 def check_against_exact(alpha, beta, domain, mode, simd="auto", num_threads=None):
     exact = select_pairs(alpha, beta, domain, mode=mode, method="exact", simd=simd)
-    pruned, searched = select_pairs(alpha, beta, domain, mode=mode, method="pruned",
-                                    simd=simd, num_threads=num_threads, return_candidates=True)
+    pruned, searched = select_pairs(
+        alpha,
+        beta,
+        domain,
+        mode=mode,
+        method="pruned",
+        simd=simd,
+        num_threads=num_threads,
+        return_candidates=True,
+    )
     np.testing.assert_array_equal(pruned.score, exact.score)  # bit-exact, including inf
     np.testing.assert_array_equal(pruned.valid, exact.valid)
     unique = unique_maximum(alpha, beta, domain, mode) if alpha.shape[1] <= 400 else None
@@ -67,8 +74,9 @@ def check_against_exact(alpha, beta, domain, mode, simd="auto", num_threads=None
 def test_matches_exact_on_random_inputs(simd, mode, m, rng):
     for ties in (False, True):
         for density in (1.0, 0.8, 0.1):
-            alpha, beta, domain = random_inputs(rng, 6, m, ties=ties, domain_density=density,
-                                               beta_scale=BETA_SCALE)
+            alpha, beta, domain = random_inputs(
+                rng, 6, m, ties=ties, domain_density=density, beta_scale=BETA_SCALE
+            )
             check_against_exact(alpha, beta, domain, mode, simd)
             check_against_exact(alpha, beta, None, mode, simd)
 
@@ -130,20 +138,23 @@ def test_survivors_are_few_on_random_inputs():
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
 def test_one_and_two_threads_agree(simd, rng):
     for batch, m in [(1, 20000), (200, 784), (37, 300)]:
-        alpha, beta, domain = random_inputs(rng, batch, m, ties=batch == 37,
-                                           beta_scale=BETA_SCALE)
-        one = select_pairs(alpha, beta, domain, method="pruned", num_threads=1, simd=simd,
-                           return_candidates=True)
-        two = select_pairs(alpha, beta, domain, method="pruned", num_threads=2, simd=simd,
-                           return_candidates=True)
+        alpha, beta, domain = random_inputs(rng, batch, m, ties=batch == 37, beta_scale=BETA_SCALE)
+        one = select_pairs(
+            alpha, beta, domain, method="pruned", num_threads=1, simd=simd, return_candidates=True
+        )
+        two = select_pairs(
+            alpha, beta, domain, method="pruned", num_threads=2, simd=simd, return_candidates=True
+        )
         for a, b in zip([*one[0], one[1]], [*two[0], two[1]]):
             np.testing.assert_array_equal(a, b)
 
 
 def test_simd_levels_agree(rng):
     alpha, beta, domain = random_inputs(rng, 20, 3001, ties=True)
-    results = [select_pairs(alpha, beta, domain, method="pruned", simd=s,
-                            return_candidates=True) for s in SIMD_LEVELS]
+    results = [
+        select_pairs(alpha, beta, domain, method="pruned", simd=s, return_candidates=True)
+        for s in SIMD_LEVELS
+    ]
     for other in results[1:]:
         for a, b in zip([*results[0][0], results[0][1]], [*other[0], other[1]]):
             np.testing.assert_array_equal(a, b)
@@ -208,8 +219,9 @@ def test_attack_trajectories_match_exact():
     centres = torch.rand(classes, m, generator=gen)
     labels = torch.arange(200) % classes
     x = (centres[labels] + 0.2 * torch.randn(200, m, generator=gen)).clamp(0, 1)
-    model = torch.nn.Sequential(torch.nn.Linear(m, 32), torch.nn.ReLU(),
-                                torch.nn.Linear(32, classes))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(m, 32), torch.nn.ReLU(), torch.nn.Linear(32, classes)
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     for _ in range(100):
         opt.zero_grad()

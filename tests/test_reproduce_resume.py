@@ -12,15 +12,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import assert_same_arrays, load_npz, rewrite_npz
 
 pytest.importorskip("mlxtend")
 pytest.importorskip("matplotlib")
 
-TINY = ["reproduce", "--n-test", "4900", "--epochs", "1", "--gamma", "0.05",
-        "--hardness-gammas", "0.02,0.05", "--no-progress", "--chunk-size", "1", "--digits", "3",
-        "--variants", "", "--no-model-comparison"]  # the resume logic, not the extra stages
+TINY = [
+    "reproduce",
+    "--n-test",
+    "4900",
+    "--epochs",
+    "1",
+    "--gamma",
+    "0.05",
+    "--hardness-gammas",
+    "0.02,0.05",
+    "--no-progress",
+    "--chunk-size",
+    "1",
+    "--digits",
+    "3",
+    "--variants",
+    "",
+    "--no-model-comparison",
+]  # the resume logic, not the extra stages
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +48,14 @@ def _env(home: Path) -> dict:
 
 
 def _run(launcher, args, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*launcher, "-m", "jsma_fast.cli", *TINY, *args], env=_env(home),
-                          cwd=str(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          timeout=300)
+    return subprocess.run(
+        [*launcher, "-m", "jsma_fast.cli", *TINY, *args],
+        env=_env(home),
+        cwd=str(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+    )
 
 
 def _results(out: Path) -> dict:
@@ -53,8 +73,11 @@ def reference(home) -> dict:
 def two_processes(home, reference) -> Path:
     pytest.importorskip("torch.distributed.run")
     out = home / "two"
-    done = _run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"],
-                ["--out", str(out)], home)
+    done = _run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"],
+        ["--out", str(out)],
+        home,
+    )
     assert done.returncode == 0, done.stdout.decode()
     return out
 
@@ -68,8 +91,10 @@ def test_resume_repairs_copied_and_truncated_chunks(two_processes, reference, ho
     shutil.copytree(two_processes, out)
     chunks = out / "chunks" / "increase"
     shutil.copyfile(chunks / "chunk-00002.npz", chunks / "chunk-00000.npz")  # digit 2 twice
-    rewrite_npz(chunks / "chunk-00001.npz", lambda a: a.update(
-        {k: v[:4] for k, v in a.items() if k != "__chunk__"}))  # columns truncated
+    rewrite_npz(
+        chunks / "chunk-00001.npz",
+        lambda a: a.update({k: v[:4] for k, v in a.items() if k != "__chunk__"}),
+    )  # columns truncated
     (out / "results.npz").unlink()
     done = _run([sys.executable], ["--threads", "1", "--out", str(out), "--resume"], home)
     log = done.stdout.decode()

@@ -33,16 +33,34 @@ def runs() -> AttackRuns:
     x = torch.rand(8, 1, H, W)
     with torch.no_grad():
         y = model(x).argmax(1)  # every digit is classified correctly
-    stages = {name: result_columns(JSMA(theta=theta, gamma=GAMMA)(model, x, "all", y=y))
-              for name, theta in (("increase", 1.0), ("decrease", -1.0))}
+    stages = {
+        name: result_columns(JSMA(theta=theta, gamma=GAMMA)(model, x, "all", y=y))
+        for name, theta in (("increase", 1.0), ("decrease", -1.0))
+    }
     tjsma = result_columns(JSMA(theta=1.0, gamma=GAMMA, variant="tjsma")(model, x, "all", y=y))
     info = ModelInfo(architecture="lenet", train_digits=40, test_digits=8, test_accuracy=1.0)
     adv = AdversarialTrainingReport(
-        clean_accuracy_before=0.9, clean_accuracy_after=0.85, success_before=0.5,
-        success_after=0.4, distortion_before=0.1, distortion_after=0.15,
-        adversarial_samples=7, crafted=12, compared_digits=5)
-    return AttackRuns(model=model, info=info, x=x, y=y, num_classes=C, stages=stages,
-                      variants={"tjsma": tjsma}, adversarial_training=adv, attack_seconds=1.0)
+        clean_accuracy_before=0.9,
+        clean_accuracy_after=0.85,
+        success_before=0.5,
+        success_after=0.4,
+        distortion_before=0.1,
+        distortion_after=0.15,
+        adversarial_samples=7,
+        crafted=12,
+        compared_digits=5,
+    )
+    return AttackRuns(
+        model=model,
+        info=info,
+        x=x,
+        y=y,
+        num_classes=C,
+        stages=stages,
+        variants={"tjsma": tjsma},
+        adversarial_training=adv,
+        attack_seconds=1.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +100,7 @@ def test_report_reads_its_numbers_from_the_metrics_and_the_paper(metrics):
     assert f"all {C - 1} targets per digit" in text
     assert f"x {C - 1} targets" in text
     assert "784" not in text and "9 other" not in text
-    for figure in ("97.10%", "4.02%", "64.70%", "270,000", "60,000", "30,000", "-7.2%",
-                   "+37.5%"):
+    for figure in ("97.10%", "4.02%", "64.70%", "270,000", "60,000", "30,000", "-7.2%", "+37.5%"):
         assert figure in text, figure
     assert f"| increase (theta = +1) | {pct(metrics.modes[0].success_rate)} | 97.10% |" in text
     assert "plus 7 successful JSMA samples (from 12 training digits" in text
@@ -117,8 +134,12 @@ def test_figures_for_three_classes(tmp_path, runs, metrics):
 
     figures = draw_figures(metrics, runs, gamma=GAMMA, seed=0, directory=tmp_path)
     names = [path.stem for _, path in figures]
-    assert names[:4] == ["success_increase", "distortion_increase", "success_decrease",
-                         "distortion_decrease"]
+    assert names[:4] == [
+        "success_increase",
+        "distortion_increase",
+        "success_decrease",
+        "distortion_decrease",
+    ]
     assert {"grid_increase", "saliency_maps", "success_vs_gamma", "toy_and"} <= set(names)
     assert all(path.stat().st_size > 0 for _, path in figures)
     originals, grid, ok = class_grid(runs.x, runs.y.numpy(), runs.stages["increase"], C)
@@ -130,16 +151,32 @@ def test_figures_for_three_classes(tmp_path, runs, metrics):
 
 
 def test_compare_attack_from_columns():
-    before = {"success": np.array([True, True, False, False]),
-              "l0_fraction": np.array([0.1, 0.3, 0.5, 0.5])}
-    after = {"success": np.array([True, False, False, False]),
-             "l0_fraction": np.array([0.4, 0.1, 0.1, 0.1])}
+    before = {
+        "success": np.array([True, True, False, False]),
+        "l0_fraction": np.array([0.1, 0.3, 0.5, 0.5]),
+    }
+    after = {
+        "success": np.array([True, False, False, False]),
+        "l0_fraction": np.array([0.4, 0.1, 0.1, 0.1]),
+    }
     for cols in (before, after):
-        cols.update({k: np.zeros(4, int) for k in ("iterations", "l0", "predicted", "target",
-                                                    "true_class", "source_index",
-                                                    "stop_code")})
-    report = compare_attack(before, after, 0.9, 0.8, adversarial_samples=3, crafted=4,
-                            compared_digits=2)
+        cols.update(
+            {
+                k: np.zeros(4, int)
+                for k in (
+                    "iterations",
+                    "l0",
+                    "predicted",
+                    "target",
+                    "true_class",
+                    "source_index",
+                    "stop_code",
+                )
+            }
+        )
+    report = compare_attack(
+        before, after, 0.9, 0.8, adversarial_samples=3, crafted=4, compared_digits=2
+    )
     assert (report.success_before, report.success_after) == (0.5, 0.25)
     assert report.distortion_before == pytest.approx(0.2)
     assert report.distortion_after == pytest.approx(0.4)

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
+from helpers import DEVICES, MODES, TIES, assert_same, draw_search_inputs, to_host
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jsma_fast import _cuda, ops
 
-import reference
-from helpers import DEVICES, MODES, TIES, assert_same, draw_search_inputs, to_host
 
-
-@given(data=st.data(), batch=st.integers(0, 4), m=st.integers(0, 40),
-       mode=st.sampled_from(MODES))
+@given(data=st.data(), batch=st.integers(0, 4), m=st.integers(0, 40), mode=st.sampled_from(MODES))
 def test_matches_reference_property_based(data, batch, m, mode):
     alpha, _, domain = draw_search_inputs(data, batch, m, domain_may_be_none=True)
     expected = reference.select_top2(alpha, domain, mode)
     assert_same(ops.select_top2(alpha, domain, mode=mode), expected)
     torch_domain = None if domain is None else torch.from_numpy(domain)
-    assert_same(_cuda.top2_reduction(torch.from_numpy(alpha), torch_domain, mode == "increase"),
-                expected)
+    assert_same(
+        _cuda.top2_reduction(torch.from_numpy(alpha), torch_domain, mode == "increase"), expected
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -49,7 +48,12 @@ def test_edge_sizes(m):
 def test_no_sign_condition_and_first_index_of_ties():
     alpha = np.array([[-3.0, -1.0, -2.0, -1.0]], dtype=np.float32)
     sel = ops.select_top2(alpha)
-    assert (int(sel.p[0]), int(sel.q[0]), float(sel.score[0]), bool(sel.valid[0])) == (1, 3, -2.0, True)
+    assert (int(sel.p[0]), int(sel.q[0]), float(sel.score[0]), bool(sel.valid[0])) == (
+        1,
+        3,
+        -2.0,
+        True,
+    )
     dec = ops.select_top2(alpha, mode="decrease")
     assert (int(dec.p[0]), int(dec.q[0]), float(dec.score[0])) == (0, 2, 5.0)
 

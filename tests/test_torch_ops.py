@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
 
 import jsma_fast
-import reference
 
 HAS_CUSTOM_OP = hasattr(torch.library, "custom_op") and hasattr(torch.library, "opcheck")
 if HAS_CUSTOM_OP:
     import jsma_fast.torch_ops  # noqa: F401  (registers torch.ops.jsma_fast.*)
 
-needs_ops = pytest.mark.skipif(
-    not HAS_CUSTOM_OP, reason="torch.library.custom_op needs torch>=2.4"
-)
+needs_ops = pytest.mark.skipif(not HAS_CUSTOM_OP, reason="torch.library.custom_op needs torch>=2.4")
 
 # Importing torch._inductor on torch 2.13 warns about its own use of torch.jit.script_method.
 INDUCTOR_IMPORT_WARNING = "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
@@ -49,9 +47,7 @@ def _opcheck_cases():
 def test_opcheck(case):
     args = _opcheck_cases()[case]
     torch.library.opcheck(torch.ops.jsma_fast.select_pairs.default, args)
-    torch.library.opcheck(
-        torch.ops.jsma_fast.select_pairs.default, args, {"method": "exact"}
-    )
+    torch.library.opcheck(torch.ops.jsma_fast.select_pairs.default, args, {"method": "exact"})
     torch.library.opcheck(torch.ops.jsma_fast.select_features.default, args)
     torch.library.opcheck(torch.ops.jsma_fast.saliency_map.default, args)
 

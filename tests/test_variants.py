@@ -14,13 +14,12 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
-
-from jsma_fast import JSMA
-
 import reference
+import torch
 from helpers import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model
 from reference_attack import reference_variant
+
+from jsma_fast import JSMA
 
 M = int(np.prod(SAMPLE_SHAPE))
 
@@ -42,8 +41,12 @@ def _run_reference(model, x, y, targets, config):
     for i in range(x.shape[0]):
         target = None if targets is None else int(targets[i])
         rows.append(reference_variant(model, x[i], target, int(y[i]), **config))
-    return (torch.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows],
-            [r[3] for r in rows])
+    return (
+        torch.stack([r[0] for r in rows]),
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
 
 
 def _cases():
@@ -66,8 +69,16 @@ def _cases():
 def test_variant_equals_reference(variant, theta, saliency, domain_rule, jacobian, targeted):
     model, x, y = _problem(_case_dtype(variant, jacobian))
     targets = (y + 1) % NUM_CLASSES if targeted else None
-    config = dict(variant=variant, theta=theta, gamma=0.5, clip_min=0.0, clip_max=1.0,
-                  saliency=saliency, jacobian=jacobian, domain_rule=domain_rule)
+    config = dict(
+        variant=variant,
+        theta=theta,
+        gamma=0.5,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian=jacobian,
+        domain_rule=domain_rule,
+    )
     ref_adv, ref_success, ref_iters, ref_reason = _run_reference(model, x, y, targets, config)
     y_target = "untargeted" if targets is None else targets
     for batch_size in (None, 1, 4):  # batching must not change any result
@@ -82,8 +93,15 @@ def test_variant_equals_reference(variant, theta, saliency, domain_rule, jacobia
 @pytest.mark.parametrize("start_domain", ["unsaturated", "all"])
 def test_start_domain_equals_reference(variant, start_domain):
     model, x, y = _problem(_case_dtype(variant, "logits"), n=5, seed=3)
-    config = dict(variant=variant, theta=1.0, gamma=0.5, clip_min=0.0, clip_max=1.0,
-                  start_domain=start_domain, domain_rule="saturated")
+    config = dict(
+        variant=variant,
+        theta=1.0,
+        gamma=0.5,
+        clip_min=0.0,
+        clip_max=1.0,
+        start_domain=start_domain,
+        domain_rule="saturated",
+    )
     targets = (y + 2) % NUM_CLASSES
     ref_adv, ref_success, _, ref_reason = _run_reference(model, x, y, targets, config)
     result = JSMA(**config, method="exact")(model, x, targets, y=y)
@@ -95,8 +113,15 @@ def test_start_domain_equals_reference(variant, start_domain):
 def test_art_preset_equals_reference(theta):
     """The top-2 rule with removal on saturation and ART's budget on chosen features."""
     model, x, y = _problem(torch.float32, n=6, seed=5)
-    config = dict(variant="top2", theta=theta, gamma=0.3, clip_min=0.0, clip_max=1.0,
-                  domain_rule="saturated", budget_rule="features")
+    config = dict(
+        variant="top2",
+        theta=theta,
+        gamma=0.3,
+        clip_min=0.0,
+        clip_max=1.0,
+        domain_rule="saturated",
+        budget_rule="features",
+    )
     targets = (y + 1) % NUM_CLASSES
     ref_adv, ref_success, ref_iters, ref_reason = _run_reference(model, x, y, targets, config)
     result = JSMA.preset("art", theta=theta, gamma=0.3)(model, x, targets, y=y)
@@ -110,7 +135,9 @@ def test_art_preset_equals_reference(theta):
 def test_invariants_on_a_generic_model(variant, y_target):
     torch.manual_seed(7)
     model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(M, 16), torch.nn.Tanh(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(M, 16),
+        torch.nn.Tanh(),
         torch.nn.Linear(16, NUM_CLASSES),
     ).eval()
     x = torch.rand((7,) + SAMPLE_SHAPE) * 0.8 + 0.1
@@ -157,18 +184,29 @@ def test_untargeted_jsma_lowers_the_true_class_first():
     result = one_step(model, x, "untargeted", y=y)
     for i in range(x.shape[0]):
         _, _, _, reason = reference_variant(
-            model, x[i], None, int(y[i]), variant="jsma", theta=1.0, gamma=2 / M,
-            clip_min=0.0, clip_max=1.0)
+            model,
+            x[i],
+            None,
+            int(y[i]),
+            variant="jsma",
+            theta=1.0,
+            gamma=2 / M,
+            clip_min=0.0,
+            clip_max=1.0,
+        )
         assert result.stop_reason[i] == reason
 
 
-@pytest.mark.parametrize("kwargs,words", [
-    (dict(variant="top2", saliency="single"), ["variant='top2'", "saliency='single'"]),
-    (dict(variant="maximal", theta=-1.0), ["variant='maximal'", "theta=-1.0"]),
-    (dict(budget_rule="features", max_iters=3), ["budget_rule='features'", "max_iters=3"]),
-    (dict(variant="fgsm"), ["variant must be one of", "'fgsm'"]),
-    (dict(budget_rule="pixels"), ["budget_rule must be one of", "'pixels'"]),
-])
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        (dict(variant="top2", saliency="single"), ["variant='top2'", "saliency='single'"]),
+        (dict(variant="maximal", theta=-1.0), ["variant='maximal'", "theta=-1.0"]),
+        (dict(budget_rule="features", max_iters=3), ["budget_rule='features'", "max_iters=3"]),
+        (dict(variant="fgsm"), ["variant must be one of", "'fgsm'"]),
+        (dict(budget_rule="pixels"), ["budget_rule must be one of", "'pixels'"]),
+    ],
+)
 def test_combinations_that_make_no_sense_name_both_parameters(kwargs, words):
     with pytest.raises(ValueError) as info:
         JSMA(**kwargs)
@@ -186,7 +224,10 @@ def _unlikely_target_model(dtype):
     """A tanh network whose class 2 has probability ~1e-9 on every input."""
     torch.manual_seed(11)
     model = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(M, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4),
+        torch.nn.Flatten(),
+        torch.nn.Linear(M, 12),
+        torch.nn.Tanh(),
+        torch.nn.Linear(12, 4),
     )
     with torch.no_grad():
         model[3].bias[2] = -21.0

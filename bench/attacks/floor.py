@@ -22,14 +22,22 @@ def active_batch_sizes(iterations: torch.Tensor, stop_code: torch.Tensor) -> lis
     passes = []
     for k in range(int(iterations.max().item()) + 1 if iterations.numel() else 0):
         rows = int((iterations >= k).sum())
-        steps = int((iterations > k).sum()) + int(((iterations == k) & (stop_code == NO_VALID_PAIR)).sum())
+        steps = int((iterations > k).sum()) + int(
+            ((iterations == k) & (stop_code == NO_VALID_PAIR)).sum()
+        )
         passes.append((rows, steps > 0))
     return passes
 
 
-def replay_floor(model: torch.nn.Module, x: torch.Tensor, forward_rows: Sequence[int],
-                 derivative_rows: Sequence[int], classes: torch.Tensor,
-                 jacobian: str = "logits", vjps: int = 2) -> float:
+def replay_floor(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    forward_rows: Sequence[int],
+    derivative_rows: Sequence[int],
+    classes: torch.Tensor,
+    jacobian: str = "logits",
+    vjps: int = 2,
+) -> float:
     """Seconds of the gradient work alone: per step, a forward of the rows the attack
     forwarded and, where any row took derivatives, ``vjps`` vector-Jacobian products on that
     batch (class-``classes`` cotangent, then all-ones) of the logits or, with ``jacobian=
@@ -52,8 +60,14 @@ def replay_floor(model: torch.nn.Module, x: torch.Tensor, forward_rows: Sequence
     return time.perf_counter() - start
 
 
-def profile_attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   target: torch.Tensor, theta: float, gamma: float) -> dict[str, float]:
+def profile_attack(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    theta: float,
+    gamma: float,
+) -> dict[str, float]:
     """One run of the default attack with its loop traced (``jsma_fast.trace.AttackTrace``):
     seconds in the forward passes, in the derivatives (the VJPs and their tensor work), in
     the saliency searches, and in everything else (clean forward, target planning, domain and

@@ -35,7 +35,9 @@ REFERENCES = ("torchattacks", "advertorch", "art")  # outputs compared sample by
 Attack = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
 
 
-def load_model_and_digits(samples: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+def load_model_and_digits(
+    samples: int,
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, Any]:
     """The demo's LeNet (trained once, then loaded from its cache) and the first ``samples``
     held-out digits it classifies correctly, with their labels and the targets (y + 1) % 10.
 
@@ -93,8 +95,9 @@ def _torchattacks(model: torch.nn.Module) -> Attack:
 
 def _advertorch(model: torch.nn.Module) -> Attack:
     jsma_class = import_advertorch_jsma()
-    at = jsma_class(model, num_classes=NUM_CLASSES, clip_min=0.0, clip_max=1.0, theta=THETA,
-                    gamma=GAMMA)
+    at = jsma_class(
+        model, num_classes=NUM_CLASSES, clip_min=0.0, clip_max=1.0, theta=THETA, gamma=GAMMA
+    )
 
     def run(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Any]:
         return at.perturb(x, target), None
@@ -110,8 +113,9 @@ def _art(model: torch.nn.Module, samples: int) -> Attack:
         model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
         nb_classes=NUM_CLASSES, clip_values=(0.0, 1.0), device_type="cpu",
     )  # fmt: skip
-    art_attack = SaliencyMapMethod(classifier, theta=THETA, gamma=GAMMA, batch_size=samples,
-                                   verbose=False)
+    art_attack = SaliencyMapMethod(
+        classifier, theta=THETA, gamma=GAMMA, batch_size=samples, verbose=False
+    )
 
     def run(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Any]:
         x_adv = art_attack.generate(x.numpy(), y=target.numpy())

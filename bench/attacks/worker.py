@@ -26,8 +26,16 @@ from bench.attacks.registry import ATTACKS, GAMMA, THETA, load_model_and_digits,
 from bench.common import ROOT, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 
-def run_worker(name: str, samples: int, attack_samples: int, *, threads: int, repeats: int,
-               repeat_budget: float, timeout: float) -> dict[str, Any]:
+def run_worker(
+    name: str,
+    samples: int,
+    attack_samples: int,
+    *,
+    threads: int,
+    repeats: int,
+    repeat_budget: float,
+    timeout: float,
+) -> dict[str, Any]:
     """Runs attack ``name`` on the first ``attack_samples`` of ``samples`` digits in a fresh
     process; returns its saved outputs, or ``{"error": ...}``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -39,18 +47,28 @@ def run_worker(name: str, samples: int, attack_samples: int, *, threads: int, re
             "--repeat-budget", str(repeat_budget), "--out", str(out),
         ]  # fmt: skip
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  check=False, cwd=ROOT)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
+            )
         except subprocess.TimeoutExpired:
             return {"error": f"did not finish within --timeout {timeout} s"}
         if done.returncode != 0:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-            return {"error": lines[-1] if lines else f"exit code {done.returncode}", "stderr": done.stderr}
+            return {
+                "error": lines[-1] if lines else f"exit code {done.returncode}",
+                "stderr": done.stderr,
+            }
         return torch.load(out, weights_only=False)
 
 
-def timed_runs(run: Any, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, repeats: int,
-               repeat_budget: float) -> tuple[list[float], torch.Tensor, Any]:
+def timed_runs(
+    run: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    repeats: int,
+    repeat_budget: float,
+) -> tuple[list[float], torch.Tensor, Any]:
     """Times ``run`` until ``repeats`` runs or ``repeat_budget`` seconds; returns the wall
     times and the last run's outputs."""
     times: list[float] = []
@@ -62,8 +80,14 @@ def timed_runs(run: Any, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor,
             return times, x_adv, result
 
 
-def floor_and_profile(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      target: torch.Tensor, result: Any, repeats: int) -> dict[str, Any]:
+def floor_and_profile(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    result: Any,
+    repeats: int,
+) -> dict[str, Any]:
     """The default configuration's gradient floor (median of the replays after one warm-up)
     and a profile of one more run."""
     passes = active_batch_sizes(result.iterations, result.stop_code)
@@ -71,8 +95,11 @@ def floor_and_profile(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     derivatives = [d for _, d in passes]
     replay_floor(model, x, rows, derivatives, target)  # warm-up
     floors = [replay_floor(model, x, rows, derivatives, target) for _ in range(max(repeats, 3))]
-    return {"floor_s": statistics.median(floors), "floor_passes": passes,
-            "profile": profile_attack(model, x, y, target, THETA, GAMMA)}
+    return {
+        "floor_s": statistics.median(floors),
+        "floor_passes": passes,
+        "profile": profile_attack(model, x, y, target, THETA, GAMMA),
+    }
 
 
 def work(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from ..attack import JSMA
 
 
 def attack_unreached(
-    attack: JSMA, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+    attack: JSMA,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
     target: torch.Tensor,
 ) -> torch.Tensor:
     """Adversarial inputs (N, ...) for targets (N,): rows the model already classifies as

@@ -104,7 +104,11 @@ class SaliencyMapMethod(EvasionAttack):
     """
 
     attack_params = EvasionAttack.attack_params + [
-        "theta", "gamma", "batch_size", "verbose", "method",
+        "theta",
+        "gamma",
+        "batch_size",
+        "verbose",
+        "method",
     ]
     _estimator_requirements = (BaseEstimator, ClassGradientsMixin, PyTorchClassifier)
 
@@ -179,16 +183,21 @@ class SaliencyMapMethod(EvasionAttack):
     def _check_params(self) -> None:
         # ART's messages, with the value received added; any real or integer type, as ART.
         if not _is_real(self.gamma) or self.gamma <= 0 or self.gamma > 1:
-            raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1, "
-                             f"got {self.gamma!r}.")
+            raise ValueError(
+                "The total perturbation percentage `gamma` must be between 0 and 1, "
+                f"got {self.gamma!r}."
+            )
 
         if _as_int(self.batch_size) is None or self.batch_size <= 0:
-            raise ValueError(f"The batch size `batch_size` has to be positive, got "
-                             f"{self.batch_size!r}.")
+            raise ValueError(
+                f"The batch size `batch_size` has to be positive, got {self.batch_size!r}."
+            )
 
         if not isinstance(self.verbose, bool):
-            raise ValueError(f"The argument `verbose` has to be of type bool, got "
-                             f"{type(self.verbose).__name__} {self.verbose!r}.")
+            raise ValueError(
+                f"The argument `verbose` has to be of type bool, got "
+                f"{type(self.verbose).__name__} {self.verbose!r}."
+            )
 
         self.jsma()  # theta, method and the classifier's clip_values, with errors naming them
 

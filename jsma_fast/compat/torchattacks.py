@@ -186,4 +186,3 @@ class JSMA(_Attack):
         if isinstance(target, torch.Tensor):
             return attack_unreached(attack, self.get_logits, images, target)
         return attack(self.get_logits, images, target, y=truth).x_adv
-

@@ -49,10 +49,19 @@ class AdversarialTrainingReport:
         return self.success_after - self.success_before
 
 
-def fine_tune_on_adversarial(model: nn.Module, clean_x: torch.Tensor, clean_y: torch.Tensor,
-                             adv_x: torch.Tensor, adv_y: torch.Tensor, *, epochs: int = 2,
-                             batch_size: int = 64, lr: float = 5e-4, seed: int = 0,
-                             progress: bool = False) -> nn.Module:
+def fine_tune_on_adversarial(
+    model: nn.Module,
+    clean_x: torch.Tensor,
+    clean_y: torch.Tensor,
+    adv_x: torch.Tensor,
+    adv_y: torch.Tensor,
+    *,
+    epochs: int = 2,
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> nn.Module:
     """A fine-tuned deep copy of ``model`` (the original is untouched).
 
     Args:
@@ -63,19 +72,28 @@ def fine_tune_on_adversarial(model: nn.Module, clean_x: torch.Tensor, clean_y: t
         the copy, trained on the union and in eval mode.
     """
     if adv_x.shape[1:] != clean_x.shape[1:]:
-        raise ValueError(f"adv_x must have samples of shape {tuple(clean_x.shape[1:])}, "
-                         f"got {tuple(adv_x.shape[1:])}")
+        raise ValueError(
+            f"adv_x must have samples of shape {tuple(clean_x.shape[1:])}, "
+            f"got {tuple(adv_x.shape[1:])}"
+        )
     tuned = copy.deepcopy(model)
     x = torch.cat([clean_x, adv_x.to(clean_x.dtype)])
     y = torch.cat([clean_y, adv_y.to(clean_y.dtype)])
-    return train_classifier(tuned, x, y, epochs=epochs, batch_size=batch_size, lr=lr,
-                            seed=seed, progress=progress)
+    return train_classifier(
+        tuned, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress
+    )
 
 
-def compare_attack(before: Any, after: Any, clean_accuracy_before: float,
-                   clean_accuracy_after: float, adversarial_samples: int, *,
-                   crafted: Optional[int] = None,
-                   compared_digits: Optional[int] = None) -> AdversarialTrainingReport:
+def compare_attack(
+    before: Any,
+    after: Any,
+    clean_accuracy_before: float,
+    clean_accuracy_after: float,
+    adversarial_samples: int,
+    *,
+    crafted: Optional[int] = None,
+    compared_digits: Optional[int] = None,
+) -> AdversarialTrainingReport:
     """Builds the report from the attack on the same inputs before and after fine-tuning.
 
     Args:
@@ -87,10 +105,14 @@ def compare_attack(before: Any, after: Any, clean_accuracy_before: float,
     success_before, distortion_before = success_and_distortion(before)
     success_after, distortion_after = success_and_distortion(after)
     return AdversarialTrainingReport(
-        clean_accuracy_before=clean_accuracy_before, clean_accuracy_after=clean_accuracy_after,
-        success_before=success_before, success_after=success_after,
-        distortion_before=distortion_before, distortion_after=distortion_after,
-        adversarial_samples=adversarial_samples, crafted=crafted,
+        clean_accuracy_before=clean_accuracy_before,
+        clean_accuracy_after=clean_accuracy_after,
+        success_before=success_before,
+        success_after=success_after,
+        distortion_before=distortion_before,
+        distortion_after=distortion_after,
+        adversarial_samples=adversarial_samples,
+        crafted=crafted,
         compared_digits=compared_digits,
     )
 

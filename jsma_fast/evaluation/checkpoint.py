@@ -44,8 +44,16 @@ _CHUNK_NAME = re.compile(r"^chunk-(\d{5,})\.npz$")
 Span = Tuple[int, int]
 
 # What np.load and zipfile raise for files that are not (complete) NPZ archives.
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile,
-                zlib.error, UnicodeDecodeError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    UnicodeDecodeError,
+)
 
 
 class ChunkError(ValueError):
@@ -62,8 +70,9 @@ def config_hash(config: Mapping[str, Any]) -> str:
     try:
         text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"config must be JSON-serialisable (str keys, finite numbers, lists, "
-                        f"dicts), got {exc}") from exc
+        raise TypeError(
+            f"config must be JSON-serialisable (str keys, finite numbers, lists, dicts), got {exc}"
+        ) from exc
     return hashlib.sha256(f"{_KIND} {FORMAT}\n{text}".encode()).hexdigest()
 
 
@@ -89,8 +98,15 @@ class ChunkStore:
 
     MANIFEST = "manifest.json"
 
-    def __init__(self, root: Union[str, Path], config: Dict[str, Any], resume: bool, *,
-                 create: bool = True, on_bad: str = "rerun") -> None:
+    def __init__(
+        self,
+        root: Union[str, Path],
+        config: Dict[str, Any],
+        resume: bool,
+        *,
+        create: bool = True,
+        on_bad: str = "rerun",
+    ) -> None:
         if on_bad not in _ON_BAD:
             raise ValueError(f"on_bad must be one of {_ON_BAD}, got {on_bad!r}")
         self.root = Path(root)
@@ -98,8 +114,10 @@ class ChunkStore:
         self.config = json.loads(json.dumps(config, sort_keys=True))
         self.config_hash = config_hash(self.config)
         if self.root.exists() and not self.root.is_dir():
-            raise ChunkError(f"chunk directory {str(self.root)!r} is a file, not a directory; "
-                             "choose another output directory or remove the file")
+            raise ChunkError(
+                f"chunk directory {str(self.root)!r} is a file, not a directory; "
+                "choose another output directory or remove the file"
+            )
         manifest = self.root / self.MANIFEST
         if not create:
             self.token = self._read_manifest(manifest, must_exist=True)
@@ -115,10 +133,16 @@ class ChunkStore:
         # A fresh token on every preparation: other processes compare it to tell whether they
         # see this directory or a stale copy (a file system that is not shared).
         self.token = uuid.uuid4().hex
-        body = {"kind": _KIND, "format": FORMAT, "config_hash": self.config_hash,
-                "token": self.token, "config": self.config}
-        write_atomic(manifest, lambda fh: fh.write(json.dumps(body, sort_keys=True, indent=1)
-                                                     .encode()))
+        body = {
+            "kind": _KIND,
+            "format": FORMAT,
+            "config_hash": self.config_hash,
+            "token": self.token,
+            "config": self.config,
+        }
+        write_atomic(
+            manifest, lambda fh: fh.write(json.dumps(body, sort_keys=True, indent=1).encode())
+        )
 
     # ------------------------------------------------------------------ manifest
 
@@ -133,32 +157,44 @@ class ChunkStore:
             raise ChunkError(
                 f"chunk manifest {str(path)!r} is damaged ({type(exc).__name__}: {exc}); delete "
                 "it to resume with the chunks that match this configuration (each chunk carries "
-                f"its configuration's hash), or {fresh}") from None
+                f"its configuration's hash), or {fresh}"
+            ) from None
         if not isinstance(stored, dict) or stored.get("kind") != _KIND:
-            got = type(stored).__name__ if not isinstance(stored, dict) else \
-                f"an object with keys {sorted(stored)[:6]}"
+            got = (
+                type(stored).__name__
+                if not isinstance(stored, dict)
+                else f"an object with keys {sorted(stored)[:6]}"
+            )
             raise ChunkError(
                 f"chunk manifest {str(path)!r} is not a manifest of this jsma-fast chunk store "
                 f"(expected an object with kind {_KIND!r}, got {got}); it may have been written "
-                f"by an older version, whose chunks carry no checksums; {fresh}")
+                f"by an older version, whose chunks carry no checksums; {fresh}"
+            )
         if stored.get("format") != FORMAT:
-            raise ChunkError(f"chunk manifest {str(path)!r} has format {stored.get('format')!r}, "
-                             f"this version reads format {FORMAT}; {fresh}")
+            raise ChunkError(
+                f"chunk manifest {str(path)!r} has format {stored.get('format')!r}, "
+                f"this version reads format {FORMAT}; {fresh}"
+            )
         cfg, digest, token = stored.get("config"), stored.get("config_hash"), stored.get("token")
         if not isinstance(cfg, dict) or not isinstance(digest, str) or not isinstance(token, str):
             raise ChunkError(
                 f"chunk manifest {str(path)!r} is damaged: 'config' must be an object and "
                 f"'config_hash', 'token' strings, got {type(cfg).__name__}, "
-                f"{type(digest).__name__}, {type(token).__name__}; {fresh}")
+                f"{type(digest).__name__}, {type(token).__name__}; {fresh}"
+            )
         if config_hash(cfg) != digest:
-            raise ChunkError(f"chunk manifest {str(path)!r} is damaged: its configuration does "
-                             f"not match its stored hash; {fresh}")
+            raise ChunkError(
+                f"chunk manifest {str(path)!r} is damaged: its configuration does "
+                f"not match its stored hash; {fresh}"
+            )
         if cfg != self.config:
-            diff = sorted(k for k in set(cfg) | set(self.config)
-                          if cfg.get(k) != self.config.get(k))
+            diff = sorted(
+                k for k in set(cfg) | set(self.config) if cfg.get(k) != self.config.get(k)
+            )
             raise ChunkError(
                 f"cannot resume in {str(self.root)!r}: the stored run used a different "
-                f"configuration (differs in {diff}); {fresh}")
+                f"configuration (differs in {diff}); {fresh}"
+            )
         return token
 
     # ------------------------------------------------------------------ chunks
@@ -176,8 +212,9 @@ class ChunkStore:
                 found.append(int(m.group(1)))
         return sorted(found)
 
-    def save(self, stage: str, index: int, columns: Mapping[str, Any], *,
-             span: Optional[Span] = None) -> None:
+    def save(
+        self, stage: str, index: int, columns: Mapping[str, Any], *, span: Optional[Span] = None
+    ) -> None:
         """Stores a completed chunk atomically.
 
         Args:
@@ -190,8 +227,14 @@ class ChunkStore:
         data = self._encode(stage, index, columns, span)
         write_atomic(self.path(stage, index), lambda fh: fh.write(data))
 
-    def load(self, stage: str, index: int, *, span: Optional[Span] = None,
-             columns: Optional[List[str]] = None) -> Optional[Columns]:
+    def load(
+        self,
+        stage: str,
+        index: int,
+        *,
+        span: Optional[Span] = None,
+        columns: Optional[List[str]] = None,
+    ) -> Optional[Columns]:
         """The stored chunk after every check, or None when it has not been completed (or was
         bad and ``on_bad="rerun"``: it is then deleted with a ``RuntimeWarning``).
 
@@ -218,8 +261,9 @@ class ChunkStore:
         """The chunk file's bytes (to send it to another process)."""
         return self.path(stage, index).read_bytes()
 
-    def write_raw(self, stage: str, index: int, data: bytes, *,
-                  span: Optional[Span] = None) -> None:
+    def write_raw(
+        self, stage: str, index: int, data: bytes, *, span: Optional[Span] = None
+    ) -> None:
         """Stores a chunk given as the bytes of its file, after checking them.
 
         Raises:
@@ -229,47 +273,73 @@ class ChunkStore:
         try:
             self._decode(io.BytesIO(data), stage, index, span, None)
         except _Bad as bad:
-            raise ChunkError(f"chunk {index} of {stage!r} received for {str(p)!r} is bad: "
-                             f"{bad}; run the same command again with --resume") from None
+            raise ChunkError(
+                f"chunk {index} of {stage!r} received for {str(p)!r} is bad: "
+                f"{bad}; run the same command again with --resume"
+            ) from None
         write_atomic(p, lambda fh: fh.write(data))
 
     # ------------------------------------------------------------------ encoding
 
-    def _encode(self, stage: str, index: int, columns: Mapping[str, Any],
-                span: Optional[Span]) -> bytes:
+    def _encode(
+        self, stage: str, index: int, columns: Mapping[str, Any], span: Optional[Span]
+    ) -> bytes:
         if not isinstance(columns, Mapping) or not columns:
-            raise ValueError(f"columns must be a non-empty mapping of name -> array, "
-                             f"got {type(columns).__name__}")
+            raise ValueError(
+                f"columns must be a non-empty mapping of name -> array, "
+                f"got {type(columns).__name__}"
+            )
         arrays = {}
         for name, value in columns.items():
             if not isinstance(name, str) or not name or name.startswith("__"):
-                raise ValueError(f"column names must be non-empty strings not starting with "
-                                 f"'__', got {name!r}")
+                raise ValueError(
+                    f"column names must be non-empty strings not starting with '__', got {name!r}"
+                )
             a = np.ascontiguousarray(value)
             if a.dtype.hasobject or a.ndim == 0:
-                raise ValueError(f"column {name!r} must be an array of numbers with a leading "
-                                 f"row dimension, got dtype {a.dtype}, shape {a.shape}")
+                raise ValueError(
+                    f"column {name!r} must be an array of numbers with a leading "
+                    f"row dimension, got dtype {a.dtype}, shape {a.shape}"
+                )
             arrays[name] = a
         rows = {a.shape[0] for a in arrays.values()}
         if len(rows) != 1:
-            raise ValueError(f"columns must have the same number of rows, got "
-                             f"{ {k: a.shape[0] for k, a in arrays.items()} }")
+            raise ValueError(
+                f"columns must have the same number of rows, got "
+                f"{ {k: a.shape[0] for k, a in arrays.items()} }"
+            )
         meta = self._identity(stage, index, span, rows.pop(), arrays)
         meta["checksum"] = _checksum(meta, arrays)
         buf = io.BytesIO()
-        np.savez(buf, **{_META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)},
-                 **arrays)
+        np.savez(buf, **{_META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}, **arrays)
         return buf.getvalue()
 
-    def _identity(self, stage: str, index: int, span: Optional[Span], rows: int,
-                  arrays: Mapping[str, np.ndarray]) -> Dict[str, Any]:
-        return {"format": FORMAT, "config_hash": self.config_hash, "stage": stage,
-                "index": int(index), "span": None if span is None else [int(span[0]), int(span[1])],
-                "rows": int(rows),
-                "columns": {k: [a.dtype.str, list(a.shape)] for k, a in sorted(arrays.items())}}
+    def _identity(
+        self,
+        stage: str,
+        index: int,
+        span: Optional[Span],
+        rows: int,
+        arrays: Mapping[str, np.ndarray],
+    ) -> Dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "config_hash": self.config_hash,
+            "stage": stage,
+            "index": int(index),
+            "span": None if span is None else [int(span[0]), int(span[1])],
+            "rows": int(rows),
+            "columns": {k: [a.dtype.str, list(a.shape)] for k, a in sorted(arrays.items())},
+        }
 
-    def _decode(self, source: BinaryIO, stage: str, index: int, span: Optional[Span],
-                required: Optional[List[str]]) -> Columns:
+    def _decode(
+        self,
+        source: BinaryIO,
+        stage: str,
+        index: int,
+        span: Optional[Span],
+        required: Optional[List[str]],
+    ) -> Columns:
         """The columns of a chunk file, after every check (the first failing one raises
         :class:`_Bad`)."""
         meta, arrays = _read_chunk(source)
@@ -285,26 +355,34 @@ class ChunkStore:
                 raise _Bad(f"its source_index leaves its input rows {want_span}")
         return arrays
 
-    def _check_identity(self, meta: Dict[str, Any], stage: str, index: int,
-                        want_span: Optional[List[int]]) -> None:
+    def _check_identity(
+        self, meta: Dict[str, Any], stage: str, index: int, want_span: Optional[List[int]]
+    ) -> None:
         """The chunk belongs to this run, stage, index and input rows."""
         if meta.get("format") != FORMAT:
             raise _Bad(f"it has format {meta.get('format')!r}, expected {FORMAT}")
         if meta.get("config_hash") != self.config_hash:
             raise _Bad("it belongs to a run with another configuration")
         if meta.get("stage") != stage or meta.get("index") != index:
-            raise _Bad(f"it is chunk {meta.get('index')!r} of stage {meta.get('stage')!r}, not "
-                       f"chunk {index} of {stage!r} (a file copied or renamed over another)")
+            raise _Bad(
+                f"it is chunk {meta.get('index')!r} of stage {meta.get('stage')!r}, not "
+                f"chunk {index} of {stage!r} (a file copied or renamed over another)"
+            )
         if want_span is not None and meta.get("span") != want_span:
             raise _Bad(f"it covers input rows {meta.get('span')!r}, expected {want_span}")
 
     def _reject(self, path: Path, reason: str) -> None:
         if self.on_bad == "raise":
-            raise ChunkError(f"chunk file {str(path)!r} is bad: {reason}. Delete it (it will be "
-                             "computed again by a run with --resume), or run without --resume "
-                             "to start afresh")
-        warnings.warn(f"chunk file {str(path)!r} is bad: {reason}; deleting it, it will be "
-                      "computed again", RuntimeWarning, stacklevel=3)
+            raise ChunkError(
+                f"chunk file {str(path)!r} is bad: {reason}. Delete it (it will be "
+                "computed again by a run with --resume), or run without --resume "
+                "to start afresh"
+            )
+        warnings.warn(
+            f"chunk file {str(path)!r} is bad: {reason}; deleting it, it will be computed again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         _unlink(path)
         return None
 
@@ -317,8 +395,10 @@ def _read_chunk(source: BinaryIO) -> Tuple[Dict[str, Any], Columns]:
                 raise _Bad("it is not an NPZ archive")
             names = list(data.files)
             if _META not in names:
-                raise _Bad("it carries no identification (no __chunk__ entry): it was not "
-                           "written by this version")
+                raise _Bad(
+                    "it carries no identification (no __chunk__ entry): it was not "
+                    "written by this version"
+                )
             meta_raw = bytes(data[_META])
             arrays = {k: data[k] for k in names if k != _META}
     except _Bad:
@@ -336,8 +416,9 @@ def _read_chunk(source: BinaryIO) -> Tuple[Dict[str, Any], Columns]:
     return meta, arrays
 
 
-def _check_columns(meta: Dict[str, Any], arrays: Columns,
-                   required: Optional[List[str]]) -> Tuple[int, Any]:
+def _check_columns(
+    meta: Dict[str, Any], arrays: Columns, required: Optional[List[str]]
+) -> Tuple[int, Any]:
     """The columns are the declared ones (and hold ``required``), each with the declared
     dtype, shape and row count.
 
@@ -355,23 +436,30 @@ def _check_columns(meta: Dict[str, Any], arrays: Columns,
     if isinstance(rows, bool) or not isinstance(rows, int):
         raise _Bad(f"its declared row count is {rows!r}, not an int")
     if stored_span is not None and not (
-            isinstance(stored_span, list) and len(stored_span) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in stored_span)):
+        isinstance(stored_span, list)
+        and len(stored_span) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in stored_span)
+    ):
         raise _Bad(f"its declared input rows are {stored_span!r}, not [start, stop]")
     for name, a in arrays.items():
         if a.ndim == 0 or a.shape[0] != rows:
-            raise _Bad(f"column {name!r} has {a.shape[0] if a.ndim else 'no'} rows, the chunk "
-                       f"declares {rows}")
+            raise _Bad(
+                f"column {name!r} has {a.shape[0] if a.ndim else 'no'} rows, the chunk "
+                f"declares {rows}"
+            )
         if [a.dtype.str, list(a.shape)] != declared[name]:
-            raise _Bad(f"column {name!r} has dtype {a.dtype.str} and shape {list(a.shape)}, "
-                       f"declared {declared[name]}")
+            raise _Bad(
+                f"column {name!r} has dtype {a.dtype.str} and shape {list(a.shape)}, "
+                f"declared {declared[name]}"
+            )
     return rows, stored_span
 
 
 def _checksum(identity: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
     """SHA-256 over the identity (without the checksum) and each column's bytes, by name."""
-    digest = hashlib.sha256(json.dumps({k: v for k, v in identity.items() if k != "checksum"},
-                                       sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps({k: v for k, v in identity.items() if k != "checksum"}, sort_keys=True).encode()
+    )
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         digest.update(name.encode() + b"\0")

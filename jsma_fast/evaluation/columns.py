@@ -9,8 +9,16 @@ import numpy as np
 
 #: Columns of one attacked row, as stored in chunk files and ``results.npz``.
 COLUMNS = (
-    "x_adv", "success", "iterations", "l0", "l0_fraction", "predicted", "target",
-    "true_class", "source_index", "stop_code",
+    "x_adv",
+    "success",
+    "iterations",
+    "l0",
+    "l0_fraction",
+    "predicted",
+    "target",
+    "true_class",
+    "source_index",
+    "stop_code",
 )
 
 Columns = Dict[str, np.ndarray]
@@ -37,8 +45,10 @@ def result_columns(result: Any, index_offset: int = 0) -> Columns:
         for name in COLUMNS:
             value = getattr(result, name, None)
             if value is None:
-                raise TypeError(f"result must be an AttackResult or a mapping of columns, "
-                                f"got {type(result).__name__}")
+                raise TypeError(
+                    f"result must be an AttackResult or a mapping of columns, "
+                    f"got {type(result).__name__}"
+                )
             out[name] = value.detach().cpu().numpy()
     if index_offset:
         out["source_index"] = out["source_index"] + index_offset

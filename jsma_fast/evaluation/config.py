@@ -22,8 +22,11 @@ VARIANT_STAGES: Dict[str, Dict[str, str]] = {
     "maximal": {"variant": "maximal"},
 }
 VARIANT_LABELS = {
-    "tjsma": "TJSMA", "wjsma": "WJSMA", "jsma_f": "JSMA-F (probabilities, beta = -alpha)",
-    "top2": "top-2 (ART's rule)", "maximal": "M-JSMA (both directions)",
+    "tjsma": "TJSMA",
+    "wjsma": "WJSMA",
+    "jsma_f": "JSMA-F (probabilities, beta = -alpha)",
+    "top2": "top-2 (ART's rule)",
+    "maximal": "M-JSMA (both directions)",
 }
 MODEL_LABELS = {"lenet": "the demo's LeNet (Adam)", "paper": "the paper-style LeNet (Caffe)"}
 DEFAULT_HARDNESS_GAMMAS: Tuple[float, ...] = (0.03, 0.05, 0.075, 0.1, 0.125, 0.145)
@@ -92,9 +95,19 @@ class ReproduceConfig:
                 training schedule).
             digits: the number of digits actually attacked.
         """
-        return {"source": str(self.source), "n_test": self.n_test, "seed": self.seed,
-                "epochs": self.epochs, "model": model_file, "digits": digits,
-                "gamma": self.gamma, "chunk_size": self.chunk_size,
-                "adv_training": bool(self.adv_training), "adv_samples": self.adv_samples,
-                "adv_epochs": self.adv_epochs, "architecture": self.model,
-                "variants": list(self.variants), "model_comparison": self.model_comparison}
+        return {
+            "source": str(self.source),
+            "n_test": self.n_test,
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "model": model_file,
+            "digits": digits,
+            "gamma": self.gamma,
+            "chunk_size": self.chunk_size,
+            "adv_training": bool(self.adv_training),
+            "adv_samples": self.adv_samples,
+            "adv_epochs": self.adv_epochs,
+            "architecture": self.model,
+            "variants": list(self.variants),
+            "model_comparison": self.model_comparison,
+        }

@@ -63,10 +63,16 @@ class DatasetResults:
             return {k: data[k] for k in data.files}
 
 
-def iter_attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
-                        attack: Callable[..., Any], targets: Any = "next", *,
-                        batch_size: int = 100, keep_adv: bool = False,
-                        seed: Optional[int] = None) -> Iterator[Columns]:
+def iter_attack_dataset(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Any,
+    attack: Callable[..., Any],
+    targets: Any = "next",
+    *,
+    batch_size: int = 100,
+    keep_adv: bool = False,
+    seed: Optional[int] = None,
+) -> Iterator[Columns]:
     """Attacks the data set batch by batch in this process and yields each batch's columns
     (see :func:`attack_dataset` for the arguments and the columns)."""
     _check(batch_size=batch_size, keep_adv=keep_adv)
@@ -76,13 +82,23 @@ def iter_attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: 
         yield job(chunk)
 
 
-def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
-                   attack: Callable[..., Any], targets: Any = "next", *,
-                   out: Optional[Union[str, Path]] = None, resume: bool = True,
-                   batch_size: int = 100, keep_adv: bool = False, seed: Optional[int] = None,
-                   gather: bool = False, progress: bool = True,
-                   fingerprint: Optional[str] = None, on_bad_chunk: str = "rerun",
-                   dist: Optional[Dist] = None) -> DatasetResults:
+def attack_dataset(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Any,
+    attack: Callable[..., Any],
+    targets: Any = "next",
+    *,
+    out: Optional[Union[str, Path]] = None,
+    resume: bool = True,
+    batch_size: int = 100,
+    keep_adv: bool = False,
+    seed: Optional[int] = None,
+    gather: bool = False,
+    progress: bool = True,
+    fingerprint: Optional[str] = None,
+    on_bad_chunk: str = "rerun",
+    dist: Optional[Dist] = None,
+) -> DatasetResults:
     """Attacks every row of a data set in fixed batches; resumable and distributed.
 
     Each batch is one call ``attack(model, x, targets, y=y)`` and, with ``out``, one
@@ -123,8 +139,9 @@ def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
         ChunkError: a resume that the stored manifest refuses.
         RankFailed: another rank failed (its message is included).
     """
-    _check(batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather,
-           progress=progress)
+    _check(
+        batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather, progress=progress
+    )
     rows = _rows(dataset)
     job = _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
@@ -132,8 +149,14 @@ def attack_dataset(model: Callable[[torch.Tensor], torch.Tensor], dataset: Any,
     if out is None:
         return _attack_in_memory(ctx, job, chunks, progress)
     out = _results_dir(out)
-    store = open_store(ctx, out / "chunks", _manifest(job, fingerprint), resume=resume,
-                       gather=gather, on_bad=on_bad_chunk)
+    store = open_store(
+        ctx,
+        out / "chunks",
+        _manifest(job, fingerprint),
+        resume=resume,
+        gather=gather,
+        on_bad=on_bad_chunk,
+    )
     return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
 
 
@@ -153,19 +176,28 @@ def _results_dir(out: Union[str, Path]) -> Path:
 
 def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
     """What a resumed :func:`attack_dataset` must share with the run that wrote the chunks."""
-    return {"kind": "attack_dataset", "attack": repr(job.attack), "targets": job.targets_id,
-            "seed": job.seed, "batch_size": job.batch_size, "keep_adv": job.keep_adv,
-            "rows": len(job.rows),
-            "data": fingerprint if fingerprint is not None else job.rows.fingerprint(),
-            "model": model_fingerprint(job.model)}
+    return {
+        "kind": "attack_dataset",
+        "attack": repr(job.attack),
+        "targets": job.targets_id,
+        "seed": job.seed,
+        "batch_size": job.batch_size,
+        "keep_adv": job.keep_adv,
+        "rows": len(job.rows),
+        "data": fingerprint if fingerprint is not None else job.rows.fingerprint(),
+        "model": model_fingerprint(job.model),
+    }
 
 
-def _attack_in_memory(ctx: Dist, job: "_Job", chunks: List[Chunk],
-                      progress: bool) -> DatasetResults:
+def _attack_in_memory(
+    ctx: Dist, job: "_Job", chunks: List[Chunk], progress: bool
+) -> DatasetResults:
     """One process, no files: every chunk in order, the columns kept in memory."""
     if ctx.distributed:
-        raise ValueError("out must be a directory in a distributed run (the chunks are "
-                         "how the ranks' results reach rank 0), got None")
+        raise ValueError(
+            "out must be a directory in a distributed run (the chunks are "
+            "how the ranks' results reach rank 0), got None"
+        )
     rows = len(job.rows)
     summary = Summary()
     parts = []
@@ -175,29 +207,35 @@ def _attack_in_memory(ctx: Dist, job: "_Job", chunks: List[Chunk],
             parts.append(job(chunk))
             summary.add(parts[-1])
             bar.update(chunk.rows)
-    return DatasetResults(summary.finish(time.perf_counter() - start, rows, 1),
-                          columns=concat_columns(parts))
+    return DatasetResults(
+        summary.finish(time.perf_counter() - start, rows, 1), columns=concat_columns(parts)
+    )
 
 
-def _attack_to_folder(ctx: Dist, store: Any, job: "_Job", chunks: List[Chunk], out: Path,
-                      gather: bool, progress: bool) -> DatasetResults:
+def _attack_to_folder(
+    ctx: Dist, store: Any, job: "_Job", chunks: List[Chunk], out: Path, gather: bool, progress: bool
+) -> DatasetResults:
     """The chunks on every rank into ``store``; rank 0 merges them into ``results.npz`` and
     writes ``summary.json``."""
     rows = len(job.rows)
     start = time.perf_counter()
     with _bar(progress and ctx.is_main, rows) as bar:
-        computed = run_chunks(ctx, store, STAGE, chunks, job, gather=gather, bar=bar,
-                              required=job.columns)
+        computed = run_chunks(
+            ctx, store, STAGE, chunks, job, gather=gather, bar=bar, required=job.columns
+        )
     seconds = time.perf_counter() - start
     computed_rows = sum(ctx.all_gather(computed))
 
     def merge() -> Dict[str, float]:
         summary = Summary()
-        merge_stage(store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add,
-                    required=job.columns)
+        merge_stage(
+            store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add, required=job.columns
+        )
         result = summary.finish(seconds, computed_rows, ctx.world_size)
-        plain = {k: None if isinstance(v, float) and math.isnan(v) else v  # JSON has no NaN
-                 for k, v in result.items()}
+        plain = {
+            k: None if isinstance(v, float) and math.isnan(v) else v  # JSON has no NaN
+            for k, v in result.items()
+        }
         (out / SUMMARY_FILE).write_text(json.dumps(plain, indent=1, sort_keys=True) + "\n")
         return result
 
@@ -207,15 +245,25 @@ def _attack_to_folder(ctx: Dist, store: Any, job: "_Job", chunks: List[Chunk], o
 class _Job:
     """Attacks one chunk of rows: the clean prediction, the targets, the attack, the columns."""
 
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], rows: Rows,
-                 attack: Callable[..., Any], targets: Any, batch_size: int, keep_adv: bool,
-                 seed: int) -> None:
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        rows: Rows,
+        attack: Callable[..., Any],
+        targets: Any,
+        batch_size: int,
+        keep_adv: bool,
+        seed: int,
+    ) -> None:
         if not callable(model):
-            raise TypeError(f"model must be callable (a torch.nn.Module), got "
-                            f"{type(model).__name__}")
+            raise TypeError(
+                f"model must be callable (a torch.nn.Module), got {type(model).__name__}"
+            )
         if not callable(attack):
-            raise TypeError(f"attack must be callable as attack(model, x, y_target, y=y) "
-                            f"(e.g. jsma_fast.JSMA(...)), got {type(attack).__name__}")
+            raise TypeError(
+                f"attack must be callable as attack(model, x, y_target, y=y) "
+                f"(e.g. jsma_fast.JSMA(...)), got {type(attack).__name__}"
+            )
         self.model, self.rows, self.attack, self.seed = model, rows, attack, seed
         self.batch_size, self.keep_adv = batch_size, keep_adv
         self.device = _device_of(model)
@@ -231,19 +279,28 @@ class _Job:
                 per_row = torch.as_tensor(targets)
             except (TypeError, ValueError, RuntimeError):
                 per_row = None
-            if per_row is None or per_row.shape != (len(rows),) or per_row.dtype.is_floating_point \
-                    or per_row.dtype == torch.bool:
-                got = (f"shape {tuple(per_row.shape)}, dtype {per_row.dtype}" if per_row is not None
-                       else type(targets).__name__)
-                raise ValueError(f"targets must be a strategy name, one int class, or "
-                                 f"({len(rows)},) int classes (one per data set row), got {got}")
+            if (
+                per_row is None
+                or per_row.shape != (len(rows),)
+                or per_row.dtype.is_floating_point
+                or per_row.dtype == torch.bool
+            ):
+                got = (
+                    f"shape {tuple(per_row.shape)}, dtype {per_row.dtype}"
+                    if per_row is not None
+                    else type(targets).__name__
+                )
+                raise ValueError(
+                    f"targets must be a strategy name, one int class, or "
+                    f"({len(rows)},) int classes (one per data set row), got {got}"
+                )
             self.per_row = per_row.to(torch.int64)
             self.targets = None
-            self.targets_id = "sha256:" + hashlib.sha256(
-                self.per_row.numpy().tobytes()).hexdigest()
+            self.targets_id = "sha256:" + hashlib.sha256(self.per_row.numpy().tobytes()).hexdigest()
         #: columns every chunk holds
         self.columns: List[str] = [c for c in COLUMNS if keep_adv or c != "x_adv"] + [
-            "clean_predicted"]
+            "clean_predicted"
+        ]
 
     def __call__(self, chunk: Chunk) -> Columns:
         x, y = self.rows.batch(chunk.start, chunk.stop)
@@ -253,11 +310,12 @@ class _Job:
             clean = self.model(x)
         predicted = clean.argmax(dim=1)
         if self.per_row is not None:
-            y_target: Any = self.per_row[chunk.start:chunk.stop].to(self.device)
+            y_target: Any = self.per_row[chunk.start : chunk.stop].to(self.device)
         elif self.targets == "random":
             index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
-            y_target = random_targets(index, predicted if y is None else y, int(clean.shape[1]),
-                                      self.seed)
+            y_target = random_targets(
+                index, predicted if y is None else y, int(clean.shape[1]), self.seed
+            )
         else:
             y_target = self.targets
         result = self.attack(self.model, x, y_target, y=y)
@@ -287,8 +345,9 @@ class Summary:
         self.l0_success += float(cols["l0_fraction"][ok].sum())
         self.iterations += int(cols["iterations"].sum())
         codes = cols["stop_code"].astype(np.int64)
-        self.stops += np.bincount(codes[(codes >= 0) & (codes < len(STOP_REASONS))],
-                                  minlength=len(STOP_REASONS))[:len(STOP_REASONS)]
+        self.stops += np.bincount(
+            codes[(codes >= 0) & (codes < len(STOP_REASONS))], minlength=len(STOP_REASONS)
+        )[: len(STOP_REASONS)]
 
     def finish(self, seconds: float, computed_rows: int, processes: int) -> Dict[str, float]:
         """The summary: ``rows`` (attacked rows), ``success_rate``, ``clean_accuracy``
@@ -297,6 +356,7 @@ class Summary:
         ``mean_iterations``, ``stopped_<reason>`` counts, and for this run ``seconds``,
         ``rows_computed`` (data set rows attacked now, not resumed), ``rows_per_second``
         and ``processes``."""
+
         def ratio(a: float, b: float) -> float:
             return a / b if b else math.nan
 
@@ -309,8 +369,14 @@ class Summary:
             "mean_iterations": ratio(self.iterations, self.rows),
         }
         out.update({f"stopped_{name}": int(n) for name, n in zip(STOP_REASONS, self.stops)})
-        out.update({"seconds": seconds, "rows_computed": computed_rows,
-                    "rows_per_second": ratio(computed_rows, seconds), "processes": processes})
+        out.update(
+            {
+                "seconds": seconds,
+                "rows_computed": computed_rows,
+                "rows_per_second": ratio(computed_rows, seconds),
+                "processes": processes,
+            }
+        )
         return out
 
 
@@ -330,8 +396,11 @@ def model_fingerprint(model: Any) -> str:
 
 def _check(**flags: Any) -> None:
     batch_size = flags.pop("batch_size")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     for name, value in flags.items():
         if not isinstance(value, bool):
@@ -359,5 +428,11 @@ def _device_of(model: Any) -> torch.device:
 def _bar(enabled: bool, total: int) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="attacking", unit="row", disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total,
+        desc="attacking",
+        unit="row",
+        disable=not enabled,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )

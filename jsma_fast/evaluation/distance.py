@@ -22,9 +22,13 @@ def _check_tensor(x: Any, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {describe(x)}")
 
 
-def saliency_maps(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                  targets: torch.Tensor, mode: str = "increase",
-                  jacobian: str = "logits") -> torch.Tensor:
+def saliency_maps(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    mode: str = "increase",
+    jacobian: str = "logits",
+) -> torch.Tensor:
     """S(x_k, targets_k) for each row.
 
     Args:
@@ -49,10 +53,15 @@ def saliency_maps(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return saliency_map(d.alpha.cpu().contiguous(), d.beta.cpu().contiguous(), mode=mode)
 
 
-def adversarial_distance(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                         y: Optional[torch.Tensor] = None, num_classes: Optional[int] = None,
-                         mode: str = "increase", batch_size: int = 256,
-                         jacobian: str = "logits") -> np.ndarray:
+def adversarial_distance(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: Optional[torch.Tensor] = None,
+    num_classes: Optional[int] = None,
+    mode: str = "increase",
+    batch_size: int = 256,
+    jacobian: str = "logits",
+) -> np.ndarray:
     """A(x, t) for every sample and every class.
 
     Args:
@@ -78,14 +87,14 @@ def adversarial_distance(model: Callable[[torch.Tensor], torch.Tensor], x: torch
             num_classes = int(model(x[:1]).shape[1])
     out = np.empty((n, num_classes), dtype=np.float64)
     for start in range(0, n, batch_size):
-        xb = x[start:start + batch_size]
+        xb = x[start : start + batch_size]
         k = xb.shape[0]
         rep = xb.repeat_interleave(num_classes, dim=0)
         targets = torch.arange(num_classes, device=x.device).repeat(k)
         s = saliency_maps(model, rep, targets, mode=mode, jacobian=jacobian)
         s = s.numpy() if isinstance(s, torch.Tensor) else np.asarray(s)
         m = s.shape[-1]
-        out[start:start + k] = 1.0 - (s > 0).sum(axis=1).reshape(k, num_classes) / m
+        out[start : start + k] = 1.0 - (s > 0).sum(axis=1).reshape(k, num_classes) / m
     if y is not None:
         yy = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y, dtype=np.int64)
         if yy.shape != (n,):
@@ -102,6 +111,8 @@ def robustness(distances: np.ndarray) -> float:
     """
     d = np.asarray(distances, dtype=np.float64)
     if d.size == 0 or np.isnan(d).all():
-        raise ValueError(f"distances must hold at least one value that is not NaN, got an array "
-                         f"of shape {d.shape} without one")
+        raise ValueError(
+            f"distances must hold at least one value that is not NaN, got an array "
+            f"of shape {d.shape} without one"
+        )
     return float(np.nanmin(d))

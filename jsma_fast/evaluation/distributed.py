@@ -49,9 +49,12 @@ class RankLost(RankFailed):
     """A collective failed because another rank is gone (killed, or its node lost)."""
 
     def __init__(self, operation: str, exc: BaseException) -> None:
-        super().__init__(None, f"lost the connection to another rank during {operation} (a rank "
-                               f"was killed or its node lost: {describe(exc).splitlines()[0]}); "
-                               "completed chunks are kept: run the same command with --resume")
+        super().__init__(
+            None,
+            f"lost the connection to another rank during {operation} (a rank "
+            f"was killed or its node lost: {describe(exc).splitlines()[0]}); "
+            "completed chunks are kept: run the same command with --resume",
+        )
 
 
 @contextlib.contextmanager
@@ -155,7 +158,7 @@ class Dist:
             errors = self.all_gather(error)
         except RankLost:
             if exc is not None:
-                raise exc  # this rank's own error comes first
+                raise exc from None  # this rank's own error comes first
             raise
         failed = [(r, e) for r, e in enumerate(errors) if e is not None]
         if not failed:
@@ -206,9 +209,12 @@ class Dist:
         state = module.state_dict()
         spec = [(k, tuple(v.shape), str(v.dtype)) for k, v in state.items()]
         reference = self.broadcast(spec)
-        self.agree(None if spec == reference else
-                   "its model's parameters differ in name, shape or dtype from "
-                   "rank 0's: every rank must build the same architecture")
+        self.agree(
+            None
+            if spec == reference
+            else "its model's parameters differ in name, shape or dtype from "
+            "rank 0's: every rank must build the same architecture"
+        )
         with torch.no_grad(), _collective("the broadcast of the model"):
             for tensor in state.values():
                 buf = tensor.detach().to(self.device).contiguous()
@@ -301,12 +307,16 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer (torchrun sets it), "
-                         f"got {value!r}") from None
+        raise ValueError(
+            f"environment variable {name} must be an integer (torchrun sets it), got {value!r}"
+        ) from None
 
 
-def setup(threads: Optional[int] = None, device: str = "auto",
-          timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> Dist:
+def setup(
+    threads: Optional[int] = None,
+    device: str = "auto",
+    timeout: datetime.timedelta = DEFAULT_TIMEOUT,
+) -> Dist:
     """This process's :class:`Dist`: joins ``torchrun``'s process group when the environment
     describes one, uses an already initialised group, or returns a world of one.
 
@@ -330,8 +340,11 @@ def setup(threads: Optional[int] = None, device: str = "auto",
     if not initialised and not launched_by_torchrun():
         if threads is not None:
             torch.set_num_threads(threads)
-        return Dist(device=torch.device("cuda", torch.cuda.current_device()) if use_cuda
-                    else torch.device("cpu"))
+        return Dist(
+            device=torch.device("cuda", torch.cuda.current_device())
+            if use_cuda
+            else torch.device("cpu")
+        )
     if not dist.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed; run one process")
 
@@ -346,16 +359,23 @@ def setup(threads: Optional[int] = None, device: str = "auto",
         torch.cuda.set_device(local_rank)
     share = max(1, _cores() // max(local_world, 1))
     torch.set_num_threads(threads if threads is not None else share)
-    return Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                local_world_size=local_world,
-                device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"),
-                backend=backend, owns_group=owns, _store=_default_store())
+    return Dist(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        local_world_size=local_world,
+        device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"),
+        backend=backend,
+        owns_group=owns,
+        _store=_default_store(),
+    )
 
 
 def _wants_cuda(threads: Optional[int], device: str) -> bool:
     """Checks the arguments of :func:`setup`; whether the run computes on CUDA."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
     if device not in _DEVICES:
         raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
@@ -370,9 +390,11 @@ def _init_group(use_cuda: bool, local_rank: int, timeout: datetime.timedelta) ->
     import torch.distributed as dist
 
     if use_cuda and local_rank >= torch.cuda.device_count():
-        raise ValueError(f"this rank has LOCAL_RANK {local_rank}, but torch sees "
-                         f"{torch.cuda.device_count()} CUDA device(s): start at most that "
-                         "many processes per node, or pass --device cpu")
+        raise ValueError(
+            f"this rank has LOCAL_RANK {local_rank}, but torch sees "
+            f"{torch.cuda.device_count()} CUDA device(s): start at most that "
+            "many processes per node, or pass --device cpu"
+        )
     backend = "nccl" if use_cuda else "gloo"
     kwargs: dict = {"backend": backend, "timeout": timeout}
     if use_cuda:

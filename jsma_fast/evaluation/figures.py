@@ -23,8 +23,14 @@ def _save(fig: Any, stem: PathLike) -> Path:
     return stem.with_suffix(".png")
 
 
-def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem: PathLike,
-                      fmt: str = "{:.0%}", cmap: str = "viridis") -> Path:
+def plot_pair_heatmap(
+    matrix: np.ndarray,
+    title: str,
+    colorbar_label: str,
+    stem: PathLike,
+    fmt: str = "{:.0%}",
+    cmap: str = "viridis",
+) -> Path:
     """Heatmap of a (C, C) per-(source, target) statistic; NaN cells (diagonal) are grey."""
     plt = _pyplot()
     m = np.asarray(matrix, dtype=np.float64)
@@ -38,8 +44,15 @@ def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem:
         for t in range(c):
             if np.isfinite(m[s, t]):
                 light = (m[s, t] - lo) / (hi - lo + 1e-12) < 0.55
-                ax.text(t, s, fmt.format(m[s, t]), ha="center", va="center", fontsize=6.5,
-                        color="white" if light else "black")
+                ax.text(
+                    t,
+                    s,
+                    fmt.format(m[s, t]),
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if light else "black",
+                )
     ax.set_xticks(range(c))
     ax.set_yticks(range(c))
     ax.set_xlabel("target class t")
@@ -50,9 +63,13 @@ def plot_pair_heatmap(matrix: np.ndarray, title: str, colorbar_label: str, stem:
     return _save(fig, stem)
 
 
-def plot_class_grid(originals: Sequence[Optional[np.ndarray]],
-                    adversarial: Sequence[Sequence[Optional[np.ndarray]]], title: str,
-                    stem: PathLike, success: Optional[np.ndarray] = None) -> Path:
+def plot_class_grid(
+    originals: Sequence[Optional[np.ndarray]],
+    adversarial: Sequence[Sequence[Optional[np.ndarray]]],
+    title: str,
+    stem: PathLike,
+    success: Optional[np.ndarray] = None,
+) -> Path:
     """C x C grid (paper's Figure 1): row s = a digit of class s, column t = its adversarial
     sample for target t; the diagonal shows the original. ``None`` cells stay blank.
 
@@ -72,8 +89,9 @@ def plot_class_grid(originals: Sequence[Optional[np.ndarray]],
             img = originals[s] if s == t else adversarial[s][t]
             if img is not None:
                 img = np.asarray(img)
-                ax.imshow(img if shape is None else img.reshape(shape), cmap="gray_r", vmin=0,
-                          vmax=1)
+                ax.imshow(
+                    img if shape is None else img.reshape(shape), cmap="gray_r", vmin=0, vmax=1
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             failed = success is not None and s != t and img is not None and not success[s][t]
@@ -99,8 +117,9 @@ def originals_shape(originals: Sequence[Optional[np.ndarray]]) -> Optional[tuple
     return None
 
 
-def plot_saliency_maps(image: np.ndarray, maps: np.ndarray, source: int, stem: PathLike,
-                       mode: str = "increase") -> Path:
+def plot_saliency_maps(
+    image: np.ndarray, maps: np.ndarray, source: int, stem: PathLike, mode: str = "increase"
+) -> Path:
     """The input and its single-feature saliency map S(x, t) for each target t.
 
     Args:
@@ -123,8 +142,9 @@ def plot_saliency_maps(image: np.ndarray, maps: np.ndarray, source: int, stem: P
         if t < c:
             im = ax.imshow(maps[t], cmap="magma", vmin=0, vmax=vmax)
             count = int((maps[t] > 0).sum())
-            ax.set_title(f"t={t}" + (" (source)" if t == source else "") + f"\n{count} px > 0",
-                         fontsize=8)
+            ax.set_title(
+                f"t={t}" + (" (source)" if t == source else "") + f"\n{count} px > 0", fontsize=8
+            )
         else:
             ax.axis("off")
     for ax in axes.ravel():
@@ -137,8 +157,9 @@ def plot_saliency_maps(image: np.ndarray, maps: np.ndarray, source: int, stem: P
     return _save(fig, stem)
 
 
-def plot_success_vs_gamma(gammas: Sequence[float], curves: dict, stem: PathLike,
-                          reference: Optional[dict] = None) -> Path:
+def plot_success_vs_gamma(
+    gammas: Sequence[float], curves: dict, stem: PathLike, reference: Optional[dict] = None
+) -> Path:
     """Success rate against the budget Upsilon; ``curves`` maps a label to (G,) rates;
     ``reference`` maps a label to (gamma, rate) points (e.g. the paper's)."""
     plt = _pyplot()
@@ -159,15 +180,25 @@ def plot_success_vs_gamma(gammas: Sequence[float], curves: dict, stem: PathLike,
     return _save(fig, stem)
 
 
-def plot_detector(clean_scores: np.ndarray, adv_scores: np.ndarray, fpr: np.ndarray,
-                  tpr: np.ndarray, auc_value: float, stem: PathLike) -> Path:
+def plot_detector(
+    clean_scores: np.ndarray,
+    adv_scores: np.ndarray,
+    fpr: np.ndarray,
+    tpr: np.ndarray,
+    auc_value: float,
+    stem: PathLike,
+) -> Path:
     """Score histograms (clean vs adversarial) beside the ROC curve."""
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     both = np.r_[clean_scores, adv_scores]
     bins = np.linspace(both.min(), both.max(), 40)
-    a1.hist(clean_scores, bins=bins, alpha=0.6, density=True, label=f"clean (n={len(clean_scores)})")
-    a1.hist(adv_scores, bins=bins, alpha=0.6, density=True, label=f"adversarial (n={len(adv_scores)})")
+    a1.hist(
+        clean_scores, bins=bins, alpha=0.6, density=True, label=f"clean (n={len(clean_scores)})"
+    )
+    a1.hist(
+        adv_scores, bins=bins, alpha=0.6, density=True, label=f"adversarial (n={len(adv_scores)})"
+    )
     a1.set_xlabel("mean squared difference of adjacent pixels")
     a1.set_ylabel("density")
     a1.legend(fontsize=8)
@@ -185,14 +216,17 @@ def plot_detector(clean_scores: np.ndarray, adv_scores: np.ndarray, fpr: np.ndar
     return _save(fig, stem)
 
 
-def plot_toy(grid: np.ndarray, output: np.ndarray, d1: np.ndarray, d2: np.ndarray,
-             stem: PathLike) -> Path:
+def plot_toy(
+    grid: np.ndarray, output: np.ndarray, d1: np.ndarray, d2: np.ndarray, stem: PathLike
+) -> Path:
     """The AND toy: output F(x) and forward derivatives dF/dx1, dF/dx2 over [0, 1]^2."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.7))
-    panels = ((output, "output F(x1, x2)", "viridis", (0, 1)),
-              (d1, "forward derivative dF/dx1", "magma", None),
-              (d2, "forward derivative dF/dx2", "magma", None))
+    panels = (
+        (output, "output F(x1, x2)", "viridis", (0, 1)),
+        (d1, "forward derivative dF/dx1", "magma", None),
+        (d2, "forward derivative dF/dx2", "magma", None),
+    )
     for ax, (z, title, cmap, lim) in zip(axes, panels):
         kw = {"vmin": lim[0], "vmax": lim[1]} if lim else {}
         im = ax.imshow(z, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, aspect="equal", **kw)

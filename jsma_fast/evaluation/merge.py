@@ -20,9 +20,15 @@ from .columns import Columns
 from .shards import Chunk, missing_chunk
 
 
-def merge_stage(store: ChunkStore, stage: str, chunks: Sequence[Chunk], path: Path, *,
-                visit: Optional[Callable[[Columns], None]] = None,
-                required: Optional[List[str]] = None) -> int:
+def merge_stage(
+    store: ChunkStore,
+    stage: str,
+    chunks: Sequence[Chunk],
+    path: Path,
+    *,
+    visit: Optional[Callable[[Columns], None]] = None,
+    required: Optional[List[str]] = None,
+) -> int:
     """Writes the chunks of ``stage`` as one NPZ of row-wise concatenated columns.
 
     Args:
@@ -53,7 +59,8 @@ def merge_stage(store: ChunkStore, stage: str, chunks: Sequence[Chunk], path: Pa
             raise ChunkError(
                 f"chunk file {str(store.path(stage, chunk.index))!r} has other columns than "
                 f"chunk file {str(store.path(stage, chunks[0].index))!r}: {sorted(this)} vs "
-                f"{sorted(layout)}; run without --resume to start afresh")
+                f"{sorted(layout)}; run without --resume to start afresh"
+            )
         rows += next(iter(cols.values())).shape[0]
         if visit is not None:
             visit(cols)
@@ -62,8 +69,11 @@ def merge_stage(store: ChunkStore, stage: str, chunks: Sequence[Chunk], path: Pa
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, (dtype, tail) in layout.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    header = {"descr": np.lib.format.dtype_to_descr(dtype),
-                              "fortran_order": False, "shape": (rows,) + tuple(tail)}
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(dtype),
+                        "fortran_order": False,
+                        "shape": (rows,) + tuple(tail),
+                    }
                     np.lib.format.write_array_header_2_0(member, header)
                     for chunk in chunks:
                         with np.load(store.path(stage, chunk.index), allow_pickle=False) as data:

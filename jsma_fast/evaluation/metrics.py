@@ -110,8 +110,9 @@ class EvaluationMetrics:
         return next((m for m in self.modes if m.mode == name), None)
 
 
-def compute_metrics(runs: AttackRuns, *, gamma: float,
-                    hardness_gammas: Sequence[float]) -> EvaluationMetrics:
+def compute_metrics(
+    runs: AttackRuns, *, gamma: float, hardness_gammas: Sequence[float]
+) -> EvaluationMetrics:
     """The measures of a run.
 
     Args:
@@ -129,14 +130,23 @@ def compute_metrics(runs: AttackRuns, *, gamma: float,
         if result is not None:
             detector[stage] = result
     return EvaluationMetrics(
-        model=runs.info, num_classes=c, num_features=num_features, digits=int(x.shape[0]),
-        attack_seconds=runs.attack_seconds, modes=_mode_summaries(runs, detector),
+        model=runs.info,
+        num_classes=c,
+        num_features=num_features,
+        digits=int(x.shape[0]),
+        attack_seconds=runs.attack_seconds,
+        modes=_mode_summaries(runs, detector),
         tables={stage: class_pairs(cols, c) for stage, cols in runs.stages.items()},
         hardness_gammas=tuple(hardness_gammas),
         hardness=hardness(runs.stages["increase"], hardness_gammas, gamma, num_features, c),
-        distances=distances, mean_distance=mean_distance_per_pair(distances, runs.y.numpy()),
-        robustness=robustness(distances), clean_scores=clean_scores, detector=detector,
-        other_model=runs.other_model, adversarial_training=runs.adversarial_training)
+        distances=distances,
+        mean_distance=mean_distance_per_pair(distances, runs.y.numpy()),
+        robustness=robustness(distances),
+        clean_scores=clean_scores,
+        detector=detector,
+        other_model=runs.other_model,
+        adversarial_training=runs.adversarial_training,
+    )
 
 
 def detect(clean_scores: np.ndarray, cols: Columns) -> Optional[DetectorResult]:
@@ -170,16 +180,16 @@ def mean_distance_per_pair(distances: np.ndarray, y: np.ndarray) -> np.ndarray:
     return mean
 
 
-def _mode_summaries(runs: AttackRuns,
-                    detector: Dict[str, DetectorResult]) -> List[ModeSummary]:
+def _mode_summaries(runs: AttackRuns, detector: Dict[str, DetectorResult]) -> List[ModeSummary]:
     """The paper's modes beside its figures, then the variants and the other model beside
     the paper's increase figures."""
     rows = []
     for stage, cols in runs.stages.items():
         paper_distortion = PAPER.increase_distortion if stage == "increase" else math.nan
         auc_value = detector[stage].auc if stage in detector else math.nan
-        rows.append(summarize(stage, cols, getattr(PAPER, f"{stage}_success"),
-                              paper_distortion, auc_value))
+        rows.append(
+            summarize(stage, cols, getattr(PAPER, f"{stage}_success"), paper_distortion, auc_value)
+        )
     for name, cols in runs.variants.items():
         rows.append(summarize(f"variant_{name}", cols))
     if runs.other_model is not None:
@@ -187,11 +197,21 @@ def _mode_summaries(runs: AttackRuns,
     return rows
 
 
-def summarize(mode: str, cols: Columns, paper_success: float = PAPER.increase_success,
-              paper_distortion: float = PAPER.increase_distortion,
-              detector_auc: float = math.nan) -> ModeSummary:
+def summarize(
+    mode: str,
+    cols: Columns,
+    paper_success: float = PAPER.increase_success,
+    paper_distortion: float = PAPER.increase_distortion,
+    detector_auc: float = math.nan,
+) -> ModeSummary:
     """The summary of one mode's columns (by default beside the paper's increase figures)."""
     success, distortion = success_and_distortion(cols)
-    return ModeSummary(mode=mode, rows=int(cols["success"].size), success_rate=success,
-                       mean_distortion_success=distortion, paper_success_rate=paper_success,
-                       paper_mean_distortion=paper_distortion, detector_auc=detector_auc)
+    return ModeSummary(
+        mode=mode,
+        rows=int(cols["success"].size),
+        success_rate=success,
+        mean_distortion_success=distortion,
+        paper_success_rate=paper_success,
+        paper_mean_distortion=paper_distortion,
+        detector_auc=detector_auc,
+    )

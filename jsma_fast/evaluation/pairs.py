@@ -43,8 +43,9 @@ class PairTable:
         return float(self.successes.sum() / total) if total else math.nan
 
 
-def success_at_gamma(result: Any, gamma: float, run_gamma: float, num_features: int,
-                     per_step: int = 2) -> np.ndarray:
+def success_at_gamma(
+    result: Any, gamma: float, run_gamma: float, num_features: int, per_step: int = 2
+) -> np.ndarray:
     """Which rows of a run with ``run_gamma`` would have succeeded with a smaller ``gamma``.
 
     Exact for the default iteration budget: the attack is deterministic and its trajectory
@@ -94,11 +95,14 @@ def class_pairs(result: Any, num_classes: int = 10, success: Any = None) -> Pair
     if ok.shape != src.shape:
         raise ValueError(f"success must have shape {src.shape}, got {ok.shape}")
     if src.size and min(src.min(), tgt.min()) < 0:
-        raise ValueError(f"result's true_class and target must be >= 0, got "
-                         f"{int(min(src.min(), tgt.min()))}")
+        raise ValueError(
+            f"result's true_class and target must be >= 0, got {int(min(src.min(), tgt.min()))}"
+        )
     if src.size and max(src.max(), tgt.max()) >= num_classes:
-        raise ValueError(f"num_classes must be > {int(max(src.max(), tgt.max()))} (the largest "
-                         f"class in result), got {num_classes}")
+        raise ValueError(
+            f"num_classes must be > {int(max(src.max(), tgt.max()))} (the largest "
+            f"class in result), got {num_classes}"
+        )
     dist = cols["l0_fraction"].astype(np.float64)
     flat = src * num_classes + tgt
     size = num_classes * num_classes

@@ -26,8 +26,9 @@ from .toy import surface_and_derivative, train_and_mlp
 CURVE_POINTS = 40
 
 
-def draw_figures(metrics: EvaluationMetrics, runs: AttackRuns, *, gamma: float, seed: int,
-                 directory: Path) -> List[Figure]:
+def draw_figures(
+    metrics: EvaluationMetrics, runs: AttackRuns, *, gamma: float, seed: int, directory: Path
+) -> List[Figure]:
     """Draws every figure of the report into ``directory``.
 
     Args:
@@ -42,27 +43,65 @@ def draw_figures(metrics: EvaluationMetrics, runs: AttackRuns, *, gamma: float, 
     figs = _pair_heatmaps(metrics, gamma, directory)
     for stage, cols in runs.stages.items():
         originals, grid, ok = class_grid(runs.x, runs.y.numpy(), cols, metrics.num_classes)
-        figs.append((f"Source -> target adversarial digits, {stage}", figures.plot_class_grid(
-            originals, grid, f"JSMA adversarial samples, {stage} features (Upsilon = "
-            f"{gamma:.1%}); red frame: attack failed", directory / f"grid_{stage}", ok)))
+        figs.append(
+            (
+                f"Source -> target adversarial digits, {stage}",
+                figures.plot_class_grid(
+                    originals,
+                    grid,
+                    f"JSMA adversarial samples, {stage} features (Upsilon = "
+                    f"{gamma:.1%}); red frame: attack failed",
+                    directory / f"grid_{stage}",
+                    ok,
+                ),
+            )
+        )
     c = metrics.num_classes
     maps = saliency_maps(runs.model, runs.x[:1].repeat(c, 1, 1, 1), torch.arange(c))
-    figs.append(("Saliency maps of one digit for each target", figures.plot_saliency_maps(
-        runs.x[0, 0].numpy(), np.asarray(maps), int(runs.y[0]), directory / "saliency_maps")))
+    figs.append(
+        (
+            "Saliency maps of one digit for each target",
+            figures.plot_saliency_maps(
+                runs.x[0, 0].numpy(), np.asarray(maps), int(runs.y[0]), directory / "saliency_maps"
+            ),
+        )
+    )
     fine = np.linspace(gamma / CURVE_POINTS, gamma, CURVE_POINTS)
-    curves = {f"{stage} (this run)": success_curve(cols, fine, gamma, metrics.num_features)
-              for stage, cols in runs.stages.items()}
-    figs.append(("Success rate vs Upsilon", figures.plot_success_vs_gamma(
-        fine, curves, directory / "success_vs_gamma",
-        {"paper, increase": (PAPER.gamma, PAPER.increase_success),
-         "paper, decrease": (PAPER.gamma, PAPER.decrease_success)})))
+    curves = {
+        f"{stage} (this run)": success_curve(cols, fine, gamma, metrics.num_features)
+        for stage, cols in runs.stages.items()
+    }
+    figs.append(
+        (
+            "Success rate vs Upsilon",
+            figures.plot_success_vs_gamma(
+                fine,
+                curves,
+                directory / "success_vs_gamma",
+                {
+                    "paper, increase": (PAPER.gamma, PAPER.increase_success),
+                    "paper, decrease": (PAPER.gamma, PAPER.decrease_success),
+                },
+            ),
+        )
+    )
     if "increase" in metrics.detector:
         d = metrics.detector["increase"]
-        figs.append(("Detector: scores and ROC (increase samples)", figures.plot_detector(
-            metrics.clean_scores, d.scores, d.fpr, d.tpr, d.auc, directory / "detector_roc")))
+        figs.append(
+            (
+                "Detector: scores and ROC (increase samples)",
+                figures.plot_detector(
+                    metrics.clean_scores, d.scores, d.fpr, d.tpr, d.auc, directory / "detector_roc"
+                ),
+            )
+        )
     grid_pts, surf, d1, d2 = surface_and_derivative(train_and_mlp(seed=seed))
-    figs.append(("Toy: AND network, output and forward derivative",
-                 figures.plot_toy(grid_pts, surf, d1, d2, directory / "toy_and")))
+    figs.append(
+        (
+            "Toy: AND network, output and forward derivative",
+            figures.plot_toy(grid_pts, surf, d1, d2, directory / "toy_and"),
+        )
+    )
     return figs
 
 
@@ -71,25 +110,63 @@ def _pair_heatmaps(metrics: EvaluationMetrics, gamma: float, directory: Path) ->
     mean adversarial distance."""
     figs: List[Figure] = []
     for stage, table in metrics.tables.items():
-        figs.append((f"Success rate per (source, target), {stage}", figures.plot_pair_heatmap(
-            table.success_rate, f"JSMA success rate, {stage} features (Upsilon = {gamma:.1%})",
-            "success rate", directory / f"success_{stage}", "{:.0%}")))
-        figs.append((f"Mean distortion per (source, target), {stage}", figures.plot_pair_heatmap(
-            100 * table.mean_distortion, f"Mean distortion of successful samples, {stage}",
-            "pixels changed (%)", directory / f"distortion_{stage}", "{:.1f}", cmap="magma")))
-    figs.append(("Hardness H(s, t), increase", figures.plot_pair_heatmap(
-        100 * metrics.hardness, "Hardness H(s, t), increase (area under distortion vs success "
-        "rate)", "H (% pixels x success rate)", directory / "hardness_increase", "{:.2f}",
-        cmap="magma")))
-    figs.append(("Mean adversarial distance A(x, t)", figures.plot_pair_heatmap(
-        metrics.mean_distance, "Mean adversarial distance A(x, t), increase map", "A(x, t)",
-        directory / "adversarial_distance", "{:.2f}", cmap="viridis")))
+        figs.append(
+            (
+                f"Success rate per (source, target), {stage}",
+                figures.plot_pair_heatmap(
+                    table.success_rate,
+                    f"JSMA success rate, {stage} features (Upsilon = {gamma:.1%})",
+                    "success rate",
+                    directory / f"success_{stage}",
+                    "{:.0%}",
+                ),
+            )
+        )
+        figs.append(
+            (
+                f"Mean distortion per (source, target), {stage}",
+                figures.plot_pair_heatmap(
+                    100 * table.mean_distortion,
+                    f"Mean distortion of successful samples, {stage}",
+                    "pixels changed (%)",
+                    directory / f"distortion_{stage}",
+                    "{:.1f}",
+                    cmap="magma",
+                ),
+            )
+        )
+    figs.append(
+        (
+            "Hardness H(s, t), increase",
+            figures.plot_pair_heatmap(
+                100 * metrics.hardness,
+                "Hardness H(s, t), increase (area under distortion vs success rate)",
+                "H (% pixels x success rate)",
+                directory / "hardness_increase",
+                "{:.2f}",
+                cmap="magma",
+            ),
+        )
+    )
+    figs.append(
+        (
+            "Mean adversarial distance A(x, t)",
+            figures.plot_pair_heatmap(
+                metrics.mean_distance,
+                "Mean adversarial distance A(x, t), increase map",
+                "A(x, t)",
+                directory / "adversarial_distance",
+                "{:.2f}",
+                cmap="viridis",
+            ),
+        )
+    )
     return figs
 
 
-def class_grid(x: torch.Tensor, y: np.ndarray, cols: Columns, num_classes: int
-               ) -> Tuple[List[Optional[np.ndarray]], List[List[Optional[np.ndarray]]],
-                          np.ndarray]:
+def class_grid(
+    x: torch.Tensor, y: np.ndarray, cols: Columns, num_classes: int
+) -> Tuple[List[Optional[np.ndarray]], List[List[Optional[np.ndarray]]], np.ndarray]:
     """The cells of the paper's Figure 1: the first digit of each class and its adversarial
     samples towards every target.
 

@@ -14,8 +14,16 @@ import numpy as np
 from .metrics import EvaluationMetrics
 from .runs import AttackRuns
 
-PAIR_COLUMNS = ("mode", "source", "target", "rows", "success_rate", "mean_distortion",
-                "hardness", "mean_adversarial_distance")
+PAIR_COLUMNS = (
+    "mode",
+    "source",
+    "target",
+    "rows",
+    "success_rate",
+    "mean_distortion",
+    "hardness",
+    "mean_adversarial_distance",
+)
 
 
 def write_files(out: Path, runs: AttackRuns, metrics: EvaluationMetrics, report: str) -> None:
@@ -44,11 +52,16 @@ def raw_arrays(runs: AttackRuns, metrics: EvaluationMetrics) -> Dict[str, np.nda
         named.append(("adv_after", runs.adv_after))
     for prefix, cols in named:
         raw.update({f"{prefix}/{k}": v for k, v in cols.items()})
-    raw.update({"adversarial_distance": metrics.distances,
-                "detector/clean": metrics.clean_scores,
-                "hardness_increase": metrics.hardness,
-                "hardness_gammas": np.asarray(metrics.hardness_gammas),
-                "digits/x": runs.x.numpy(), "digits/y": runs.y.numpy()})
+    raw.update(
+        {
+            "adversarial_distance": metrics.distances,
+            "detector/clean": metrics.clean_scores,
+            "hardness_increase": metrics.hardness,
+            "hardness_gammas": np.asarray(metrics.hardness_gammas),
+            "digits/x": runs.x.numpy(),
+            "digits/y": runs.y.numpy(),
+        }
+    )
     for stage, d in metrics.detector.items():
         raw[f"detector/{stage}"] = d.scores
     return raw
@@ -62,7 +75,15 @@ def _write_pairs(w: Any, metrics: EvaluationMetrics) -> None:
         for s in range(c):
             for tt in range(c):
                 if s != tt and t.count[s, tt]:
-                    w.writerow([stage, s, tt, int(t.count[s, tt]),
-                                f"{t.success_rate[s, tt]:.6f}", f"{t.mean_distortion[s, tt]:.6f}",
-                                f"{hard[s, tt]:.6f}" if stage == "increase" else "",
-                                f"{mean_a[s, tt]:.6f}"])
+                    w.writerow(
+                        [
+                            stage,
+                            s,
+                            tt,
+                            int(t.count[s, tt]),
+                            f"{t.success_rate[s, tt]:.6f}",
+                            f"{t.mean_distortion[s, tt]:.6f}",
+                            f"{hard[s, tt]:.6f}" if stage == "increase" else "",
+                            f"{mean_a[s, tt]:.6f}",
+                        ]
+                    )

@@ -50,8 +50,9 @@ def reproduce(config: ReproduceConfig, ctx: Dist) -> int:
     if runs is None:  # not rank 0
         return 0
     metrics = compute_metrics(runs, gamma=config.gamma, hardness_gammas=config.hardness_gammas)
-    figures = draw_figures(metrics, runs, gamma=config.gamma, seed=config.seed,
-                           directory=config.out / "figures")
+    figures = draw_figures(
+        metrics, runs, gamma=config.gamma, seed=config.seed, directory=config.out / "figures"
+    )
     write_files(config.out, runs, metrics, render_report(metrics, config, figures))
     print_summary(metrics, config.out)
     return 0
@@ -60,8 +61,10 @@ def reproduce(config: ReproduceConfig, ctx: Dist) -> int:
 def print_summary(metrics: EvaluationMetrics, out: Path) -> None:
     """The headline numbers beside the paper's, and where the report is."""
     inc, dec = metrics.modes[0], metrics.modes[1]
-    print(f"\nincrease: success {pct(inc.success_rate)} (paper {pct(PAPER.increase_success)}), "
-          f"mean distortion {pct(inc.mean_distortion_success)} (paper "
-          f"{pct(PAPER.increase_distortion)}); decrease: success {pct(dec.success_rate)} "
-          f"(paper {pct(PAPER.decrease_success)})")
+    print(
+        f"\nincrease: success {pct(inc.success_rate)} (paper {pct(PAPER.increase_success)}), "
+        f"mean distortion {pct(inc.mean_distortion_success)} (paper "
+        f"{pct(PAPER.increase_distortion)}); decrease: success {pct(dec.success_rate)} "
+        f"(paper {pct(PAPER.decrease_success)})"
+    )
     print(f"Report: {(out / 'report.md').resolve()}")

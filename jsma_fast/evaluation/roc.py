@@ -11,8 +11,9 @@ def _reals(values: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers, got {type(values).__name__} "
-                        f"({exc})") from None
+        raise TypeError(
+            f"{name} must be an array of real numbers, got {type(values).__name__} ({exc})"
+        ) from None
 
 
 def roc_curve(scores: Any, labels: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,8 +35,9 @@ def roc_curve(scores: Any, labels: Any) -> Tuple[np.ndarray, np.ndarray, np.ndar
     if s.shape != y.shape:
         raise ValueError(f"labels must have the shape of scores {s.shape}, got {y.shape}")
     if np.isnan(s).any():
-        raise ValueError(f"scores must not contain NaN, got {int(np.isnan(s).sum())} NaN "
-                         f"among {s.size} scores")
+        raise ValueError(
+            f"scores must not contain NaN, got {int(np.isnan(s).sum())} NaN among {s.size} scores"
+        )
     pos, neg = int(y.sum()), int((~y).sum())
     if pos == 0 or neg == 0:
         raise ValueError(f"labels must contain both classes, got {pos} positive and {neg} negative")
@@ -54,11 +56,15 @@ def auc(fpr: Any, tpr: Any) -> float:
     x = _reals(fpr, "fpr")
     y = _reals(tpr, "tpr")
     if x.shape != y.shape or x.ndim != 1 or x.size < 2:
-        raise ValueError(f"fpr and tpr must be 1-D of the same length >= 2, got {x.shape}, {y.shape}")
+        raise ValueError(
+            f"fpr and tpr must be 1-D of the same length >= 2, got {x.shape}, {y.shape}"
+        )
     if (np.diff(x) < 0).any():
         k = int(np.argmax(np.diff(x) < 0))
-        raise ValueError(f"fpr must be non-decreasing, got fpr[{k}] = {float(x[k])!r} > "
-                         f"fpr[{k + 1}] = {float(x[k + 1])!r}")
+        raise ValueError(
+            f"fpr must be non-decreasing, got fpr[{k}] = {float(x[k])!r} > "
+            f"fpr[{k + 1}] = {float(x[k + 1])!r}"
+        )
     return float((np.diff(x) * (y[1:] + y[:-1]) / 2.0).sum())
 
 

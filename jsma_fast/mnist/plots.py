@@ -12,9 +12,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'figures need matplotlib: pip install "jsma-fast[demo]"'
-        ) from exc
+        raise ImportError('figures need matplotlib: pip install "jsma-fast[demo]"') from exc
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
@@ -44,11 +42,13 @@ def plot_adversarial_examples(
     adv = adversarial.detach().cpu().reshape(k, *originals.shape[-2:])
     diff = adv - orig
     fig, axes = plt.subplots(3, k, figsize=(1.25 * k + 0.8, 4.4), squeeze=False)
-    for row, (images, label, cmap, limits) in enumerate((
-        (orig, "original", "gray_r", (0, 1)),
-        (adv, "adversarial", "gray_r", (0, 1)),
-        (diff, "difference", "bwr", (-1, 1)),
-    )):
+    for row, (images, label, cmap, limits) in enumerate(
+        (
+            (orig, "original", "gray_r", (0, 1)),
+            (adv, "adversarial", "gray_r", (0, 1)),
+            (diff, "difference", "bwr", (-1, 1)),
+        )
+    ):
         for i in range(k):
             ax = axes[row][i]
             ax.imshow(images[i].numpy(), cmap=cmap, vmin=limits[0], vmax=limits[1])
@@ -60,7 +60,9 @@ def plot_adversarial_examples(
                 changed = int((diff[i] != 0).sum())
                 ax.set_title(f"pred {int(predicted[i])}, {changed} px", fontsize=7)
         axes[row][0].set_ylabel(label, fontsize=9)
-    fig.suptitle("JSMA: source \u2192 target, adversarial prediction and pixels changed", fontsize=10)
+    fig.suptitle(
+        "JSMA: source \u2192 target, adversarial prediction and pixels changed", fontsize=10
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -152,23 +152,41 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
-        _run_epochs(model, images, labels, optimizer, scheduler, epochs=epochs,
-                    batch_size=batch_size, generator=torch.Generator().manual_seed(seed),
-                    progress=progress)
+        _run_epochs(
+            model,
+            images,
+            labels,
+            optimizer,
+            scheduler,
+            epochs=epochs,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            progress=progress,
+        )
     return model.eval()
 
 
-def _run_epochs(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: Any,
-                scheduler: Any, *, epochs: int, batch_size: int, generator: torch.Generator,
-                progress: bool) -> None:
+def _run_epochs(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: Any,
+    scheduler: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    progress: bool,
+) -> None:
     """The training loop of :func:`train_classifier`: ``epochs`` passes in the order drawn
     from ``generator``, one optimizer (and scheduler) step per mini-batch."""
     from tqdm.auto import tqdm
 
     device = _device_of(model)
     n = labels.shape[0]
-    bar = tqdm(total=epochs * -(-n // batch_size), desc="training", unit="batch",
-               disable=not progress)
+    bar = tqdm(
+        total=epochs * -(-n // batch_size), desc="training", unit="batch", disable=not progress
+    )
     try:
         for epoch in range(epochs):
             order = torch.randperm(n, generator=generator)
@@ -240,7 +258,8 @@ def _optimizer(model: nn.Module, schedule: str, lr: float, total_steps: int):
 
 
 def default_cache_dir() -> Path:
-    """``$JSMA_FAST_CACHE`` if set, else ``$XDG_CACHE_HOME/jsma-fast``, else ``~/.cache/jsma-fast``."""
+    """``$JSMA_FAST_CACHE`` if set, else ``$XDG_CACHE_HOME/jsma-fast``, else
+    ``~/.cache/jsma-fast``."""
     if os.environ.get("JSMA_FAST_CACHE"):
         return Path(os.environ["JSMA_FAST_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
@@ -297,8 +316,17 @@ def load_or_train_lenet(
     from_cache = model is not None
     if model is None:
         start = time.perf_counter()
-        model = _train_fresh(model_class, train_x, train_y, seed=seed, epochs=epochs,
-                             batch_size=batch_size, lr=lr, schedule=schedule, progress=progress)
+        model = _train_fresh(
+            model_class,
+            train_x,
+            train_y,
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            schedule=schedule,
+            progress=progress,
+        )
         seconds = time.perf_counter() - start
         _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
     split = HoldoutSplit(
@@ -309,8 +337,9 @@ def load_or_train_lenet(
     return model, split
 
 
-def _architecture(architecture: str, epochs: Optional[int],
-                  lr: Optional[float]) -> Tuple[type, str, int, float]:
+def _architecture(
+    architecture: str, epochs: Optional[int], lr: Optional[float]
+) -> Tuple[type, str, int, float]:
     """``(model class, schedule, epochs, lr)`` of an :data:`ARCHITECTURES` entry, with the
     caller's ``epochs`` and ``lr`` where given."""
     if architecture not in ARCHITECTURES:
@@ -318,8 +347,12 @@ def _architecture(architecture: str, epochs: Optional[int],
             f"architecture must be one of {tuple(ARCHITECTURES)}, got {architecture!r}"
         )
     model_class, schedule, default_epochs, default_lr = ARCHITECTURES[architecture]
-    return (model_class, schedule, default_epochs if epochs is None else epochs,
-            default_lr if lr is None else lr)
+    return (
+        model_class,
+        schedule,
+        default_epochs if epochs is None else epochs,
+        default_lr if lr is None else lr,
+    )
 
 
 def _cache_directory(cache_dir: Optional[Union[str, "os.PathLike[str]"]]) -> Path:
@@ -329,8 +362,9 @@ def _cache_directory(cache_dir: Optional[Union[str, "os.PathLike[str]"]]) -> Pat
     return directory
 
 
-def _train_fresh(model_class: type, images: torch.Tensor, labels: torch.Tensor, *, seed: int,
-                 **schedule: Any) -> nn.Module:
+def _train_fresh(
+    model_class: type, images: torch.Tensor, labels: torch.Tensor, *, seed: int, **schedule: Any
+) -> nn.Module:
     """A new ``model_class`` initialised from ``seed`` (the initialisation is part of the
     cached configuration) and trained by :func:`train_classifier`."""
     with torch.random.fork_rng(devices=[]):
@@ -393,8 +427,9 @@ def _recorded_checksum(path: Path) -> str:
         raise _Unverified(f"its checksum file {str(sidecar)!r} cannot be read ({exc})") from None
     fields = text.split()
     if len(fields) != 2 or len(fields[0]) != 64 or fields[1].lstrip("*") != path.name:
-        raise _Unverified(f"its checksum file {str(sidecar)!r} is not a SHA-256 line for "
-                         f"{path.name!r}")
+        raise _Unverified(
+            f"its checksum file {str(sidecar)!r} is not a SHA-256 line for {path.name!r}"
+        )
     return fields[0].lower()
 
 
@@ -409,18 +444,32 @@ def _load_cached(path: Path, key: str, model_class: type) -> Optional[nn.Module]
         expected = _recorded_checksum(path)
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
-            raise _Damaged(f"its SHA-256 is {actual}, but {checksum_path(path).name} records "
-                           f"{expected}: the file is damaged")
+            raise _Damaged(
+                f"its SHA-256 is {actual}, but {checksum_path(path).name} records "
+                f"{expected}: the file is damaged"
+            )
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("key") != key:
             raise ValueError("its stored key does not match its configuration")
         model = model_class()
         model.load_state_dict(payload["state_dict"])
     # torch.load reports damaged files through several exception types.
-    except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
-            pickle.UnpicklingError) as exc:
-        what = ("damaged" if isinstance(exc, _Damaged)
-                else "unverifiable" if isinstance(exc, _Unverified) else "unreadable")
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        pickle.UnpicklingError,
+    ) as exc:
+        what = (
+            "damaged"
+            if isinstance(exc, _Damaged)
+            else "unverifiable"
+            if isinstance(exc, _Unverified)
+            else "unreadable"
+        )
         warnings.warn(
             f"ignoring {what} LeNet cache file {str(path)!r} ({exc}); training again and "
             "overwriting it",
