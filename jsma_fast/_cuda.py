@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
@@ -210,6 +210,13 @@ def _ptr(x: Any) -> int:
     return x.data_ptr() if is_torch_tensor(x) else int(x.data.ptr)
 
 
+def _launch(kernel: Callable[..., None], call: _Call, increase: bool, *outputs: Any) -> None:
+    """Runs a search binding on ``call``'s inputs, writing into ``outputs`` (CUDA arrays of
+    ``call``'s device), on ``call``'s stream."""
+    kernel(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m, increase,
+           *(_ptr(out) for out in outputs), call.alpha.device, call.stream)  # fmt: skip
+
+
 def _domain_ptr(call: _Call) -> int:
     return 0 if call.domain is None else call.domain.ptr
 
@@ -223,20 +230,7 @@ def select_pairs(
     n = (call.batch,)
     p, q = _empty(call, alpha, n, "int64"), _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
-    _C.cuda_pair_search(
-        call.alpha.ptr,
-        call.beta.ptr,
-        _domain_ptr(call),
-        call.batch,
-        call.m,
-        increase,
-        _ptr(p),
-        _ptr(q),
-        _ptr(score),
-        _ptr(valid),
-        call.alpha.device,
-        call.stream,
-    )
+    _launch(_C.cuda_pair_search, call, increase, p, q, score, valid)
     shaped = tuple(x.reshape(call.batch_shape) for x in (p, q, score, valid))
     candidates = _usable_features(call, alpha, beta, domain) if return_candidates else None
     return shaped, candidates
@@ -257,19 +251,7 @@ def select_features(alpha: Any, beta: Any, domain: Any, increase: bool) -> Tuple
     n = (call.batch,)
     index = _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
-    _C.cuda_feature_search(
-        call.alpha.ptr,
-        call.beta.ptr,
-        _domain_ptr(call),
-        call.batch,
-        call.m,
-        increase,
-        _ptr(index),
-        _ptr(score),
-        _ptr(valid),
-        call.alpha.device,
-        call.stream,
-    )
+    _launch(_C.cuda_feature_search, call, increase, index, score, valid)
     return tuple(x.reshape(call.batch_shape) for x in (index, score, valid))
 
 
@@ -277,17 +259,7 @@ def saliency_map(alpha: Any, beta: Any, domain: Any, increase: bool) -> Any:
     """The single-feature saliency map on the GPU, shaped like ``alpha``."""
     call, alpha, beta, domain = _prepare(alpha, beta, domain)
     result = _empty(call, alpha, (call.batch, call.m), "float32")
-    _C.cuda_saliency_map(
-        call.alpha.ptr,
-        call.beta.ptr,
-        _domain_ptr(call),
-        call.batch,
-        call.m,
-        increase,
-        _ptr(result),
-        call.alpha.device,
-        call.stream,
-    )
+    _launch(_C.cuda_saliency_map, call, increase, result)
     return result.reshape(call.batch_shape + (call.m,))
 
 

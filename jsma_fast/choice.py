@@ -11,7 +11,7 @@ variant. Of equal scores, the earlier search wins: increase before decrease, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 
@@ -108,6 +108,40 @@ def choose_best(
             non-targeted attack): their features move against the sign of A.
         record: called with a copy of the stacked search's inputs (tracing), or None.
     """
+    k, classes, _ = derivs.alpha.shape
+    device = derivs.alpha.device
+    alpha, beta, domain, direction = _stack_searches(
+        derivs, available, x, negate_class, clip_min, clip_max
+    )
+    if record is not None:
+        record(_copy(alpha, beta, domain, "increase", settings))
+    sel, features = _increase_search(alpha, beta, domain, settings)
+    searches = classes * 2
+    score = torch.where(sel.valid, sel.score, torch.zeros_like(sel.score)).to(device)
+    winner = score.view(k, searches).argmax(dim=1)  # the first maximum: earlier search wins
+    pick = torch.arange(k, device=device) * searches + winner
+    valid = sel.valid.to(device).view(k, searches).any(dim=1)
+    return Choice(
+        valid,
+        features.to(device)[pick],
+        direction.reshape(k, searches)[torch.arange(k, device=device), winner],
+    )
+
+
+def _stack_searches(
+    derivs: Derivatives,
+    available: torch.Tensor,
+    x: torch.Tensor,
+    negate_class: torch.Tensor,
+    clip_min: float,
+    clip_max: float,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The searches of :func:`choose_best` as rows of one increase search.
+
+    Returns:
+        alpha, beta and the bool domain, each (k * C * 2, M), and the direction (k, C, 2)
+        int8 in which each search's features move.
+    """
     k, classes, m = derivs.alpha.shape
     device = derivs.alpha.device
     # Search s = 2 * c + pattern, pattern 0: increase conditions (A > 0), 1: decrease.
@@ -128,9 +162,17 @@ def choose_best(
     domain = torch.where(
         (direction > 0)[..., None], movable_up[:, None, None, :], movable_down[:, None, None, :]
     ).reshape(k * classes * 2, m)
-    if record is not None:
-        record(_copy(alpha, beta, domain, "increase", settings))
+    return alpha, beta, domain, direction
 
+
+def _increase_search(
+    alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, settings: SearchSettings
+) -> Tuple[Union[ops.PairSelection, ops.FeatureSelection], torch.Tensor]:
+    """One native increase search over rows of alpha, beta, domain (S, M).
+
+    Returns:
+        The native selection (``valid`` and ``score`` (S,)) and the chosen features (S, F).
+    """
     if settings.pairs:
         sel = ops.select_pairs(
             alpha.contiguous(),
@@ -140,26 +182,15 @@ def choose_best(
             method=settings.method,
             num_threads=settings.num_threads,
         )
-        features = torch.stack([sel.p, sel.q], dim=1)
-    else:
-        sel = ops.select_features(
-            alpha.contiguous(),
-            beta.contiguous(),
-            domain.contiguous(),
-            mode="increase",
-            num_threads=settings.num_threads,
-        )
-        features = sel.index[:, None]
-    searches = classes * 2
-    score = torch.where(sel.valid, sel.score, torch.zeros_like(sel.score)).to(device)
-    winner = score.view(k, searches).argmax(dim=1)  # the first maximum: earlier search wins
-    pick = torch.arange(k, device=device) * searches + winner
-    valid = sel.valid.to(device).view(k, searches).any(dim=1)
-    return Choice(
-        valid,
-        features.to(device)[pick],
-        direction.reshape(k, searches)[torch.arange(k, device=device), winner],
+        return sel, torch.stack([sel.p, sel.q], dim=1)
+    sel = ops.select_features(
+        alpha.contiguous(),
+        beta.contiguous(),
+        domain.contiguous(),
+        mode="increase",
+        num_threads=settings.num_threads,
     )
+    return sel, sel.index[:, None]
 
 
 def _copy(alpha, beta, domain, mode: str, settings: SearchSettings) -> SearchInputs:

@@ -228,9 +228,15 @@ def _print_variant(
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jsma-fast reproduce`` (the fields of
     :class:`~jsma_fast.evaluation.config.ReproduceConfig`)."""
-    from .evaluation.config import DEFAULT_HARDNESS_GAMMAS, VARIANT_STAGES
+    # The groups are added in this order so that ``--help`` lists the options as before.
+    _add_reproduce_data_arguments(parser)
+    _add_reproduce_model_arguments(parser)
+    _add_reproduce_attack_arguments(parser)
+    _add_reproduce_run_arguments(parser)
 
-    default_gammas = ",".join(f"{g:g}" for g in DEFAULT_HARDNESS_GAMMAS)
+
+def _add_reproduce_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``reproduce`` options of the digits attacked and where data and the report live."""
     add = parser.add_argument
     add(
         "--digits",
@@ -265,6 +271,13 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         default=1000,
         help="held-out digits kept out of training (default: 1000)",
     )
+
+
+def _add_reproduce_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``reproduce`` options of the model attacked, its training and the variants run."""
+    from .evaluation.config import VARIANT_STAGES
+
+    add = parser.add_argument
     add(
         "--model",
         choices=("lenet", "paper"),
@@ -290,6 +303,14 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="training epochs of the models (default: each model's schedule)",
     )
+
+
+def _add_reproduce_attack_arguments(parser: argparse.ArgumentParser) -> None:
+    """``reproduce`` options of the distortion budgets, chunking and adversarial training."""
+    from .evaluation.config import DEFAULT_HARDNESS_GAMMAS
+
+    default_gammas = ",".join(f"{g:g}" for g in DEFAULT_HARDNESS_GAMMAS)
+    add = parser.add_argument
     add(
         "--gamma",
         type=_args.fraction,
@@ -321,6 +342,11 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="training digits crafted (random targets) for adversarial training",
     )
     add("--adv-epochs", type=_args.positive_int, default=2, help="fine-tuning epochs (default: 2)")
+
+
+def _add_reproduce_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``reproduce`` options of how the run goes: threads, resuming, seed, progress, gathering."""
+    add = parser.add_argument
     add("--threads", type=_args.thread_count, default=None, help="torch CPU threads")
     add(
         "--resume",

@@ -96,7 +96,6 @@ def plan_targets(
     device = clean_logits.device
     prediction = clean_logits.argmax(dim=1)
     true_class = prediction if y is None else _as_labels(y, "y", n, num_classes, device)
-    rows = torch.arange(n, device=device)
 
     if y_target is None:
         raise ValueError(
@@ -104,32 +103,47 @@ def plan_targets(
             f"{UNTARGETED!r} for a non-targeted attack or 'random' for random targets"
         )
     if isinstance(y_target, str):
-        if y_target not in STRATEGIES:
-            raise ValueError(
-                f"y_target must be class indices or one of {STRATEGIES}, got {y_target!r}"
-            )
-        if num_classes < 2:
-            raise ValueError(
-                f"a target strategy needs at least 2 classes, the model has {num_classes}"
-            )
-        if y_target == UNTARGETED:
-            return TargetPlan(rows, torch.full_like(true_class, -1), true_class, targeted=False)
-        if y_target == "next":
-            return TargetPlan(rows, (true_class + 1) % num_classes, true_class)
-        if y_target == "least_likely":
-            return TargetPlan(rows, clean_logits.argmin(dim=1), true_class)
-        if y_target == "random":
-            generator = torch.Generator().manual_seed(seed)
-            # Uniform over the C - 1 other classes: shift past the true class.
-            offset = torch.randint(1, num_classes, (n,), generator=generator).to(device)
-            return TargetPlan(rows, (true_class + offset) % num_classes, true_class)
-        # "all": row-major over (sample, other class)
-        classes = torch.arange(num_classes, device=device)
-        others = classes[None, :].expand(n, num_classes)
-        keep = others != true_class[:, None]
-        source = rows[:, None].expand(n, num_classes)[keep]
-        return TargetPlan(source, others[keep], true_class[source])
+        return _strategy_plan(y_target, true_class, clean_logits, seed)
+    return _explicit_plan(y_target, y, true_class, num_classes)
 
+
+def _strategy_plan(
+    strategy: str, true_class: torch.Tensor, clean_logits: torch.Tensor, seed: int
+) -> TargetPlan:
+    """The plan of a strategy name; ``true_class`` is (N,), ``clean_logits`` (N, C)."""
+    n, num_classes = clean_logits.shape
+    device = clean_logits.device
+    rows = torch.arange(n, device=device)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"y_target must be class indices or one of {STRATEGIES}, got {strategy!r}")
+    if num_classes < 2:
+        raise ValueError(f"a target strategy needs at least 2 classes, the model has {num_classes}")
+    if strategy == UNTARGETED:
+        return TargetPlan(rows, torch.full_like(true_class, -1), true_class, targeted=False)
+    if strategy == "next":
+        return TargetPlan(rows, (true_class + 1) % num_classes, true_class)
+    if strategy == "least_likely":
+        return TargetPlan(rows, clean_logits.argmin(dim=1), true_class)
+    if strategy == "random":
+        generator = torch.Generator().manual_seed(seed)
+        # Uniform over the C - 1 other classes: shift past the true class.
+        offset = torch.randint(1, num_classes, (n,), generator=generator).to(device)
+        return TargetPlan(rows, (true_class + offset) % num_classes, true_class)
+    # "all": row-major over (sample, other class)
+    classes = torch.arange(num_classes, device=device)
+    others = classes[None, :].expand(n, num_classes)
+    keep = others != true_class[:, None]
+    source = rows[:, None].expand(n, num_classes)[keep]
+    return TargetPlan(source, others[keep], true_class[source])
+
+
+def _explicit_plan(
+    y_target: Any, y: Optional[Any], true_class: torch.Tensor, num_classes: int
+) -> TargetPlan:
+    """The plan of explicit targets (one int or (N,) ints), each differing from ``true_class``
+    (N,)."""
+    n = true_class.shape[0]
+    device = true_class.device
     target = _as_labels(y_target, "y_target", n, num_classes, device)
     same = (target == true_class).nonzero()
     if same.numel():
@@ -139,4 +153,4 @@ def plan_targets(
             f"y_target must differ from {against}: sample {i} has y_target = "
             f"{target[i].item()}, and {same.numel()} of {n} samples are like it"
         )
-    return TargetPlan(rows, target, true_class)
+    return TargetPlan(torch.arange(n, device=device), target, true_class)

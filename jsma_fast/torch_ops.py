@@ -88,6 +88,11 @@ def _contiguous(
     )
 
 
+def _per_sample(alpha: torch.Tensor, *dtypes: torch.dtype) -> Tuple[torch.Tensor, ...]:
+    """Empty outputs with ``alpha``'s batch shape ``(...)``, one per dtype (the fake kernels)."""
+    return tuple(alpha.new_empty(alpha.shape[:-1], dtype=dtype) for dtype in dtypes)
+
+
 def _mode(increase: bool) -> str:
     return "increase" if increase else "decrease"
 
@@ -132,13 +137,7 @@ def _select_pairs_fake(
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     _check_inputs(alpha, beta, domain)
     _check_method(method)
-    batch = alpha.shape[:-1]
-    return (
-        alpha.new_empty(batch, dtype=torch.int64),
-        alpha.new_empty(batch, dtype=torch.int64),
-        alpha.new_empty(batch, dtype=torch.float32),
-        alpha.new_empty(batch, dtype=torch.bool),
-    )
+    return _per_sample(alpha, torch.int64, torch.int64, torch.float32, torch.bool)
 
 
 # ---------------------------------------------------------------------------- select_features
@@ -146,10 +145,7 @@ def _select_pairs_fake(
 
 @torch.library.custom_op("jsma_fast::select_features", mutates_args=())
 def select_features(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The feature with the largest single-feature saliency S(x, t)[i], per sample.
 
@@ -166,18 +162,10 @@ def select_features(
 
 @select_features.register_fake
 def _select_features_fake(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     _check_inputs(alpha, beta, domain)
-    batch = alpha.shape[:-1]
-    return (
-        alpha.new_empty(batch, dtype=torch.int64),
-        alpha.new_empty(batch, dtype=torch.float32),
-        alpha.new_empty(batch, dtype=torch.bool),
-    )
+    return _per_sample(alpha, torch.int64, torch.float32, torch.bool)
 
 
 # ---------------------------------------------------------------------------- saliency_map
@@ -185,10 +173,7 @@ def _select_features_fake(
 
 @torch.library.custom_op("jsma_fast::saliency_map", mutates_args=())
 def saliency_map(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
 ) -> torch.Tensor:
     """The paper's single-feature saliency map: ``(..., M)`` float32, ``-(alpha * beta)`` for
     qualifying features in the domain and 0 elsewhere. Args as :func:`select_features`."""
@@ -199,10 +184,7 @@ def saliency_map(
 
 @saliency_map.register_fake
 def _saliency_map_fake(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
+    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
 ) -> torch.Tensor:
     _check_inputs(alpha, beta, domain)
     return torch.empty_like(alpha, memory_format=torch.contiguous_format)

@@ -26,11 +26,11 @@ from helpers import (
     draw_search_inputs,
     on_device,
     random_inputs,
+    search_cases,
     special_inputs,
     to_host,
 )
 from hypothesis import given
-from hypothesis import strategies as st
 
 import jsma_fast
 from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
@@ -166,12 +166,7 @@ def test_gpu_search_matches_reference(device, mode, m, rng):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(
-    data=st.data(),
-    batch=st.integers(0, 4),
-    m=st.integers(1, 300),
-    mode=st.sampled_from(MODES),
-)
+@given(**search_cases(1, 300))
 def test_gpu_search_property_based(device, data, batch, m, mode):
     alpha, beta, domain = draw_search_inputs(data, batch, m)
     got = gpu_pair_search(device, alpha, beta, domain, mode)

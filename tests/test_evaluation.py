@@ -155,21 +155,8 @@ def test_roc_and_auc_with_ties():
 
 # ----------------------------------------------------------------------------- reproduce
 
-TINY = [
-    "--n-test",
-    "4900",
-    "--epochs",
-    "1",
-    "--gamma",
-    "0.05",
-    "--hardness-gammas",
-    "0.02,0.05",
-    "--threads",
-    "1",
-    "--no-progress",
-    "--chunk-size",
-    "1",
-]
+TINY = "--n-test 4900 --epochs 1 --gamma 0.05 --hardness-gammas 0.02,0.05 --threads 1".split()
+TINY += ["--no-progress", "--chunk-size", "1"]
 
 
 def _run(args, env, **kw):

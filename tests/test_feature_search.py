@@ -15,11 +15,11 @@ from helpers import (
     draw_search_inputs,
     on_device,
     random_inputs,
+    search_cases,
     special_inputs,
     to_host,
 )
 from hypothesis import given
-from hypothesis import strategies as st
 
 from jsma_fast import saliency_map, select_features
 
@@ -37,12 +37,7 @@ def check_against_reference(device, alpha, beta, domain, mode):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@given(
-    data=st.data(),
-    batch=st.integers(0, 4),
-    m=st.integers(0, 300),
-    mode=st.sampled_from(MODES),
-)
+@given(**search_cases(0, 300))
 def test_matches_reference_property_based(device, data, batch, m, mode):
     alpha, beta, domain = draw_search_inputs(data, batch, m)
     check_against_reference(device, alpha, beta, domain, mode)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
-from helpers import MODES, SIMD_LEVELS, draw_search_inputs, random_inputs
+from helpers import MODES, SIMD_LEVELS, draw_search_inputs, random_inputs, search_cases
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -81,13 +81,7 @@ def test_matches_exact_on_random_inputs(simd, mode, m, rng):
             check_against_exact(alpha, beta, None, mode, simd)
 
 
-@given(
-    data=st.data(),
-    batch=st.integers(0, 4),
-    m=st.integers(1, 80),
-    mode=st.sampled_from(MODES),
-    simd=st.sampled_from(SIMD_LEVELS),
-)
+@given(**search_cases(1, 80, simd=st.sampled_from(SIMD_LEVELS)))
 def test_matches_exact_property_based(data, batch, m, mode, simd):
     alpha, beta, domain = draw_search_inputs(data, batch, m, domain_may_be_none=True)
     check_against_exact(alpha, beta, domain, mode, simd)

@@ -17,25 +17,9 @@ from helpers import assert_same_arrays, load_npz, rewrite_npz
 pytest.importorskip("mlxtend")
 pytest.importorskip("matplotlib")
 
-TINY = [
-    "reproduce",
-    "--n-test",
-    "4900",
-    "--epochs",
-    "1",
-    "--gamma",
-    "0.05",
-    "--hardness-gammas",
-    "0.02,0.05",
-    "--no-progress",
-    "--chunk-size",
-    "1",
-    "--digits",
-    "3",
-    "--variants",
-    "",
-    "--no-model-comparison",
-]  # the resume logic, not the extra stages
+# The resume logic, not the extra stages: no variants, no model comparison.
+TINY = "reproduce --n-test 4900 --epochs 1 --gamma 0.05 --hardness-gammas 0.02,0.05".split()
+TINY += "--no-progress --chunk-size 1 --digits 3 --no-model-comparison --variants".split() + [""]
 
 
 @pytest.fixture(scope="module")

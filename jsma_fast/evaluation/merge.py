@@ -19,6 +19,9 @@ from .checkpoint import ChunkError, ChunkStore
 from .columns import Columns
 from .shards import Chunk, missing_chunk
 
+#: Each column's dtype and per-row shape.
+_Layout = Dict[str, Tuple[np.dtype, Tuple[int, ...]]]
+
 
 def merge_stage(
     store: ChunkStore,
@@ -46,24 +49,7 @@ def merge_stage(
         ChunkError: a chunk is missing, bad, or its columns disagree with the first chunk's
             in dtype or per-row shape.
     """
-    layout: Dict[str, Tuple[np.dtype, Tuple[int, ...]]] = {}
-    rows = 0
-    for chunk in chunks:
-        cols = store.load(stage, chunk.index, span=chunk.span, columns=required)
-        if cols is None:
-            raise missing_chunk(store, stage, chunk)
-        this = {k: (a.dtype, a.shape[1:]) for k, a in cols.items()}
-        if not layout:
-            layout = this
-        elif this != layout:
-            raise ChunkError(
-                f"chunk file {str(store.path(stage, chunk.index))!r} has other columns than "
-                f"chunk file {str(store.path(stage, chunks[0].index))!r}: {sorted(this)} vs "
-                f"{sorted(layout)}; run without --resume to start afresh"
-            )
-        rows += next(iter(cols.values())).shape[0]
-        if visit is not None:
-            visit(cols)
+    layout, rows = _check_chunks(store, stage, chunks, visit, required)
 
     def write(fh) -> None:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -81,3 +67,36 @@ def merge_stage(
 
     write_atomic(Path(path), write)
     return rows
+
+
+def _check_chunks(
+    store: ChunkStore,
+    stage: str,
+    chunks: Sequence[Chunk],
+    visit: Optional[Callable[[Columns], None]],
+    required: Optional[List[str]],
+) -> Tuple[_Layout, int]:
+    """Loads and checks every chunk of ``stage`` in turn (see :func:`merge_stage`).
+
+    Returns:
+        ``(layout, rows)``: each column's dtype and per-row shape, and the number of rows.
+    """
+    layout: _Layout = {}
+    rows = 0
+    for chunk in chunks:
+        cols = store.load(stage, chunk.index, span=chunk.span, columns=required)
+        if cols is None:
+            raise missing_chunk(store, stage, chunk)
+        this = {k: (a.dtype, a.shape[1:]) for k, a in cols.items()}
+        if not layout:
+            layout = this
+        elif this != layout:
+            raise ChunkError(
+                f"chunk file {str(store.path(stage, chunk.index))!r} has other columns than "
+                f"chunk file {str(store.path(stage, chunks[0].index))!r}: {sorted(this)} vs "
+                f"{sorted(layout)}; run without --resume to start afresh"
+            )
+        rows += next(iter(cols.values())).shape[0]
+        if visit is not None:
+            visit(cols)
+    return layout, rows

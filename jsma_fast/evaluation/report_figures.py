@@ -36,11 +36,26 @@ def draw_figures(
         runs: its attacks (the digits, the model, the columns of the paper's modes).
         gamma: the budget Upsilon of the attacks.
         seed: seed of the toy network.
+        directory: where the figures go.
 
     Returns:
         ``(title, png path)`` of each figure, in the report's order.
     """
     figs = _pair_heatmaps(metrics, gamma, directory)
+    figs += _class_grids(metrics, runs, gamma, directory)
+    figs.append(_saliency_figure(metrics, runs, directory))
+    figs.append(_success_curve_figure(metrics, runs, gamma, directory))
+    if "increase" in metrics.detector:
+        figs.append(_detector_figure(metrics, directory))
+    figs.append(_toy_figure(seed, directory))
+    return figs
+
+
+def _class_grids(
+    metrics: EvaluationMetrics, runs: AttackRuns, gamma: float, directory: Path
+) -> List[Figure]:
+    """The source -> target grid of adversarial digits of each paper mode."""
+    figs: List[Figure] = []
     for stage, cols in runs.stages.items():
         originals, grid, ok = class_grid(runs.x, runs.y.numpy(), cols, metrics.num_classes)
         figs.append(
@@ -56,53 +71,62 @@ def draw_figures(
                 ),
             )
         )
+    return figs
+
+
+def _saliency_figure(metrics: EvaluationMetrics, runs: AttackRuns, directory: Path) -> Figure:
+    """The saliency maps of the first digit towards every class."""
     c = metrics.num_classes
     maps = saliency_maps(runs.model, runs.x[:1].repeat(c, 1, 1, 1), torch.arange(c))
-    figs.append(
-        (
-            "Saliency maps of one digit for each target",
-            figures.plot_saliency_maps(
-                runs.x[0, 0].numpy(), np.asarray(maps), int(runs.y[0]), directory / "saliency_maps"
-            ),
-        )
+    return (
+        "Saliency maps of one digit for each target",
+        figures.plot_saliency_maps(
+            runs.x[0, 0].numpy(), np.asarray(maps), int(runs.y[0]), directory / "saliency_maps"
+        ),
     )
+
+
+def _success_curve_figure(
+    metrics: EvaluationMetrics, runs: AttackRuns, gamma: float, directory: Path
+) -> Figure:
+    """Success rate against the budget, for each paper mode and the paper's points."""
     fine = np.linspace(gamma / CURVE_POINTS, gamma, CURVE_POINTS)
     curves = {
         f"{stage} (this run)": success_curve(cols, fine, gamma, metrics.num_features)
         for stage, cols in runs.stages.items()
     }
-    figs.append(
-        (
-            "Success rate vs Upsilon",
-            figures.plot_success_vs_gamma(
-                fine,
-                curves,
-                directory / "success_vs_gamma",
-                {
-                    "paper, increase": (PAPER.gamma, PAPER.increase_success),
-                    "paper, decrease": (PAPER.gamma, PAPER.decrease_success),
-                },
-            ),
-        )
+    return (
+        "Success rate vs Upsilon",
+        figures.plot_success_vs_gamma(
+            fine,
+            curves,
+            directory / "success_vs_gamma",
+            {
+                "paper, increase": (PAPER.gamma, PAPER.increase_success),
+                "paper, decrease": (PAPER.gamma, PAPER.decrease_success),
+            },
+        ),
     )
-    if "increase" in metrics.detector:
-        d = metrics.detector["increase"]
-        figs.append(
-            (
-                "Detector: scores and ROC (increase samples)",
-                figures.plot_detector(
-                    metrics.clean_scores, d.scores, d.fpr, d.tpr, d.auc, directory / "detector_roc"
-                ),
-            )
-        )
+
+
+def _detector_figure(metrics: EvaluationMetrics, directory: Path) -> Figure:
+    """The detector's scores and ROC on the increase samples."""
+    d = metrics.detector["increase"]
+    return (
+        "Detector: scores and ROC (increase samples)",
+        figures.plot_detector(
+            metrics.clean_scores, d.scores, d.fpr, d.tpr, d.auc, directory / "detector_roc"
+        ),
+    )
+
+
+def _toy_figure(seed: int, directory: Path) -> Figure:
+    """The toy AND network's output and forward derivative."""
     grid_pts, surf, d1, d2 = surface_and_derivative(train_and_mlp(seed=seed))
-    figs.append(
-        (
-            "Toy: AND network, output and forward derivative",
-            figures.plot_toy(grid_pts, surf, d1, d2, directory / "toy_and"),
-        )
+    return (
+        "Toy: AND network, output and forward derivative",
+        figures.plot_toy(grid_pts, surf, d1, d2, directory / "toy_and"),
     )
-    return figs
 
 
 def _pair_heatmaps(metrics: EvaluationMetrics, gamma: float, directory: Path) -> List[Figure]:

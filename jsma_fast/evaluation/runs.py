@@ -214,15 +214,9 @@ def run_attacks(config: ReproduceConfig, ctx: Dist) -> Optional[AttackRuns]:
     run_stage = _StageRunner(ctx, store, config)
     stages, variants, seconds = _paper_and_variants(run_stage, config, ctx, model, x, y)
     runs = AttackRuns(
-        model=model,
-        info=_model_info(config.model, split),
-        x=x,
-        y=y,
-        num_classes=num_classes,
-        stages=stages,
-        variants=variants,
-        attack_seconds=seconds,
-    )
+        model=model, info=_model_info(config.model, split), x=x, y=y, num_classes=num_classes,
+        stages=stages, variants=variants, attack_seconds=seconds,
+    )  # fmt: skip
     if config.model_comparison:
         runs.other_model, runs.other_columns = _other_model(run_stage, config, ctx, n)
     if config.adv_training:

@@ -78,6 +78,14 @@ def open_store(
         ChunkError: (on the failing rank) a manifest that refuses the resume, or an output
             directory that is not shared although ``gather`` is False.
     """
+    _agree_on_config(ctx, config)
+    if gather:
+        return _open_per_node(ctx, root, config, resume, on_bad)
+    return _open_shared(ctx, root, config, resume, on_bad)
+
+
+def _agree_on_config(ctx: Dist, config: Dict[str, Any]) -> None:
+    """Fails every rank unless every rank has rank 0's configuration."""
     digest = config_hash(config)
     hashes = ctx.all_gather(digest)
     differ = [r for r, h in enumerate(hashes) if h != hashes[0]]
@@ -88,33 +96,51 @@ def open_store(
         f"{differ} differ): every rank must run the same command on the same data and "
         "model"
     )
+
+
+def _open_shared(
+    ctx: Dist, root: Path, config: Dict[str, Any], resume: bool, on_bad: str
+) -> ChunkStore:
+    """Rank 0 prepares the store in the shared directory; the others open it and check its
+    token."""
     prepared: Dict[str, ChunkStore] = {}
 
     def prepare() -> str:
         prepared["store"] = ChunkStore(root, config, resume, on_bad=on_bad)
         return prepared["store"].token
 
-    if not gather:
-        token = ctx.on_main(prepare)
+    token = ctx.on_main(prepare)
 
-        def join() -> ChunkStore:
-            if ctx.is_main:
-                return prepared["store"]
-            try:
-                store: Optional[ChunkStore] = ChunkStore(
-                    root, config, resume, create=False, on_bad=on_bad
-                )
-            except ChunkError:
-                store = None
-            if store is None or store.token != token:
-                raise ChunkError(
-                    f"this rank does not see the chunk store that rank 0 just "
-                    f"prepared in {str(root)!r} (its manifest is missing or "
-                    f"another one); {_NOT_SHARED}"
-                )
-            return store
+    def join() -> ChunkStore:
+        if ctx.is_main:
+            return prepared["store"]
+        try:
+            store: Optional[ChunkStore] = ChunkStore(
+                root, config, resume, create=False, on_bad=on_bad
+            )
+        except ChunkError:
+            store = None
+        if store is None or store.token != token:
+            raise ChunkError(
+                f"this rank does not see the chunk store that rank 0 just "
+                f"prepared in {str(root)!r} (its manifest is missing or "
+                f"another one); {_NOT_SHARED}"
+            )
+        return store
 
-        return ctx.each(join)
+    return ctx.each(join)
+
+
+def _open_per_node(
+    ctx: Dist, root: Path, config: Dict[str, Any], resume: bool, on_bad: str
+) -> ChunkStore:
+    """Local rank 0 of every node prepares the node's own copy of the store; the node's other
+    ranks open it."""
+    prepared: Dict[str, ChunkStore] = {}
+
+    def prepare() -> None:
+        prepared["store"] = ChunkStore(root, config, resume, on_bad=on_bad)
+
     ctx.each(lambda: prepare() if ctx.local_rank == 0 else None)
     return ctx.each(
         lambda: (

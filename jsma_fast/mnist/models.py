@@ -15,6 +15,11 @@ from torch import nn
 __all__ = ["BasicBlock", "LeNet", "PaperLeNet", "ResNet", "resnet18_like"]
 
 
+def _check_num_classes(num_classes: int) -> None:
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+
+
 class LeNet(nn.Module):
     """LeNet-style CNN for 1x28x28 digits, as used for JSMA on MNIST.
 
@@ -38,8 +43,7 @@ class LeNet(nn.Module):
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        _check_num_classes(num_classes)
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=5),
             nn.ReLU(),
@@ -49,10 +53,7 @@ class LeNet(nn.Module):
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 200),
-            nn.ReLU(),
-            nn.Linear(200, num_classes),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 200), nn.ReLU(), nn.Linear(200, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,24 +81,18 @@ class PaperLeNet(nn.Module):
     Train it with ``schedule="caffe_inv"`` (:func:`jsma_fast.mnist.training.train_classifier`).
 
     Args:
-        num_classes: Number of output logits.
+        num_classes: as :class:`LeNet`.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        _check_num_classes(num_classes)
         self.features = nn.Sequential(
-            nn.Conv2d(1, 20, kernel_size=5),
+            nn.Conv2d(1, 20, kernel_size=5), nn.MaxPool2d(2), nn.Conv2d(20, 50, kernel_size=5),
             nn.MaxPool2d(2),
-            nn.Conv2d(20, 50, kernel_size=5),
-            nn.MaxPool2d(2),
-        )
+        )  # fmt: skip
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(50 * 4 * 4, 500),
-            nn.ReLU(),
-            nn.Linear(500, num_classes),
+            nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.ReLU(), nn.Linear(500, num_classes)
         )
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -174,8 +169,7 @@ class ResNet(nn.Module):
         super().__init__()
         if len(blocks) != 4 or any(b < 1 for b in blocks):
             raise ValueError(f"blocks must be 4 positive counts, got {blocks}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        _check_num_classes(num_classes)
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         self.stem = nn.Sequential(
