@@ -396,27 +396,14 @@ def reproduce_config(args: argparse.Namespace) -> ReproduceConfig:
         )
     _args.check_cache_dir(args.cache_dir)
     return ReproduceConfig(
-        out=args.out,
-        digits=None if args.full else args.digits,
-        source=args.source,
-        cache_dir=args.cache_dir,
-        n_test=args.n_test,
-        model=args.model,
-        variants=tuple(args.variants),
-        model_comparison=not args.no_model_comparison,
-        epochs=args.epochs,
-        gamma=args.gamma,
-        hardness_gammas=tuple(gammas),
-        chunk_size=args.chunk_size,
-        adv_training=args.adv_training,
-        adv_samples=args.adv_samples,
-        adv_epochs=args.adv_epochs,
-        threads=args.threads,
-        resume=args.resume,
-        seed=args.seed,
-        progress=not args.no_progress,
-        gather=args.gather,
-    )
+        out=args.out, digits=None if args.full else args.digits, source=args.source,
+        cache_dir=args.cache_dir, n_test=args.n_test, model=args.model,
+        variants=tuple(args.variants), model_comparison=not args.no_model_comparison,
+        epochs=args.epochs, gamma=args.gamma, hardness_gammas=tuple(gammas),
+        chunk_size=args.chunk_size, adv_training=args.adv_training, adv_samples=args.adv_samples,
+        adv_epochs=args.adv_epochs, threads=args.threads, resume=args.resume, seed=args.seed,
+        progress=not args.no_progress, gather=args.gather,
+    )  # fmt: skip
 
 
 class _Interrupted(BaseException):

@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
+from torch import Tensor
 
 from . import _checks, ops
 
@@ -68,7 +69,7 @@ if _torch_version() < MIN_TORCH or not hasattr(torch.library, "custom_op"):
     )
 
 
-def _check_inputs(alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]) -> None:
+def _check_inputs(alpha: Tensor, beta: Tensor, domain: Optional[Tensor]) -> None:
     """The searches' rules (``jsma_fast._checks``), shared by the real and the fake
     implementations so that errors surface at trace time too."""
     _checks.check_tensors(alpha, beta, domain)
@@ -79,8 +80,8 @@ def _check_method(method: str) -> None:
 
 
 def _contiguous(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor]
-) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor]
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     return (
         alpha.contiguous(),
         beta.contiguous(),
@@ -88,7 +89,7 @@ def _contiguous(
     )
 
 
-def _per_sample(alpha: torch.Tensor, *dtypes: torch.dtype) -> Tuple[torch.Tensor, ...]:
+def _per_sample(alpha: Tensor, *dtypes: torch.dtype) -> Tuple[Tensor, ...]:
     """Empty outputs with ``alpha``'s batch shape ``(...)``, one per dtype (the fake kernels)."""
     return tuple(alpha.new_empty(alpha.shape[:-1], dtype=dtype) for dtype in dtypes)
 
@@ -102,12 +103,8 @@ def _mode(increase: bool) -> str:
 
 @torch.library.custom_op("jsma_fast::select_pairs", mutates_args=())
 def select_pairs(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
-    method: str = "auto",
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool, method: str = "auto"
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """The pair of features with the largest pairwise saliency, per sample.
 
     Args:
@@ -129,12 +126,8 @@ def select_pairs(
 
 @select_pairs.register_fake
 def _select_pairs_fake(
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    domain: Optional[torch.Tensor],
-    increase: bool,
-    method: str = "auto",
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool, method: str = "auto"
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     _check_inputs(alpha, beta, domain)
     _check_method(method)
     return _per_sample(alpha, torch.int64, torch.int64, torch.float32, torch.bool)
@@ -145,8 +138,8 @@ def _select_pairs_fake(
 
 @torch.library.custom_op("jsma_fast::select_features", mutates_args=())
 def select_features(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool
+) -> Tuple[Tensor, Tensor, Tensor]:
     """The feature with the largest single-feature saliency S(x, t)[i], per sample.
 
     Args: as :func:`select_pairs` (no ``method``).
@@ -162,8 +155,8 @@ def select_features(
 
 @select_features.register_fake
 def _select_features_fake(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool
+) -> Tuple[Tensor, Tensor, Tensor]:
     _check_inputs(alpha, beta, domain)
     return _per_sample(alpha, torch.int64, torch.float32, torch.bool)
 
@@ -172,9 +165,7 @@ def _select_features_fake(
 
 
 @torch.library.custom_op("jsma_fast::saliency_map", mutates_args=())
-def saliency_map(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
-) -> torch.Tensor:
+def saliency_map(alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool) -> Tensor:
     """The paper's single-feature saliency map: ``(..., M)`` float32, ``-(alpha * beta)`` for
     qualifying features in the domain and 0 elsewhere. Args as :func:`select_features`."""
     _check_inputs(alpha, beta, domain)
@@ -184,7 +175,7 @@ def saliency_map(
 
 @saliency_map.register_fake
 def _saliency_map_fake(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: Optional[torch.Tensor], increase: bool
-) -> torch.Tensor:
+    alpha: Tensor, beta: Tensor, domain: Optional[Tensor], increase: bool
+) -> Tensor:
     _check_inputs(alpha, beta, domain)
     return torch.empty_like(alpha, memory_format=torch.contiguous_format)

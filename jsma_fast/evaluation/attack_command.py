@@ -252,19 +252,10 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
         flush=True,
     )
     result = attack_dataset(
-        model,
-        (x, y),
-        attack,
-        args.targets,
-        out=args.out,
-        resume=args.resume,
-        batch_size=args.batch_size,
-        keep_adv=args.keep_adv,
-        seed=args.seed,
-        gather=args.gather,
-        progress=progress,
-        dist=ctx,
-    )
+        model, (x, y), attack, args.targets, out=args.out, resume=args.resume,
+        batch_size=args.batch_size, keep_adv=args.keep_adv, seed=args.seed, gather=args.gather,
+        progress=progress, dist=ctx,
+    )  # fmt: skip
     if ctx.is_main:
         _print_summary(result.summary, args.out)
     return 0
