@@ -70,12 +70,6 @@ def _integer(name: str, value: Any, low: int, high: int, allow_none: bool) -> Op
     return number
 
 
-def _choice(name: str, value: Any, allowed: Tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
 class JSMA:
     """Targeted or non-targeted JSMA: changes the features with the largest adversarial
     saliency by ``theta`` until the model outputs the target class (or, non-targeted, any
@@ -355,12 +349,14 @@ class JSMA:
         chunk = self.batch_size or max(flat.shape[0], 1)
         if flat.shape[0] == 0:  # no samples: ask the model for its class count on one dummy
             dummy = flat.new_full((1, flat.shape[1]), self.clip_min)
-            return _finite(model_outputs(model, dummy, sample_shape)[:0], "on the clean inputs")
+            return _finite(
+                model_outputs(model, dummy, sample_shape)[:0], lambda: "on the clean inputs"
+            )
         parts = [
             model_outputs(model, flat[i : i + chunk].clone(), sample_shape)
             for i in range(0, flat.shape[0], chunk)
         ]
-        return _finite(torch.cat(parts), "on the clean inputs")
+        return _finite(torch.cat(parts), lambda: "on the clean inputs")
 
     def _start_domain(self, x: torch.Tensor) -> torch.Tensor:
         if self.start_domain == "all" or self.variant == "maximal":
@@ -399,7 +395,7 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
         ("budget_rule", BUDGET_RULES),
         ("method", ops.PAIR_METHODS),
     ):  # fmt: skip
-        _choice(name, c[name], allowed)
+        _checks.check_choice(c[name], name, allowed)
     c["max_iters"] = _integer("max_iters", c["max_iters"], 0, 2**62, allow_none=True)
     c["batch_size"] = _integer("batch_size", c["batch_size"], 1, 2**62, allow_none=True)
     c["num_threads"] = _integer("num_threads", c["num_threads"], 1, _MAX_THREADS, allow_none=True)
@@ -425,11 +421,13 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return c
 
 
-def _finite(logits: torch.Tensor, where: str) -> torch.Tensor:
+def _finite(logits: torch.Tensor, where: Callable[[], str]) -> torch.Tensor:
+    """``logits``, checked finite; ``where`` (e.g. "at iteration 3") is worked out only for the
+    error, so the per-step check costs one reduction."""
     if not torch.isfinite(logits).all():
         rows = (~torch.isfinite(logits)).any(dim=1).nonzero().squeeze(1)
         raise ValueError(
-            f"model returned NaN or inf class scores {where} for {rows.numel()} of "
+            f"model returned NaN or inf class scores {where()} for {rows.numel()} of "
             f"{logits.shape[0]} rows (first: row {rows[0].item()}); the attack needs finite "
             "outputs to tell success"
         )
@@ -486,7 +484,7 @@ class _Loop:
         self.plan = plan(attack.variant, attack.jacobian, targeted)
         self.pairs = attack.saliency == "pair"
         self.settings = SearchSettings(
-            rule="top2" if attack.variant == "top2" else "map", pairs=self.pairs,
+            rule=self.plan.rule, pairs=self.pairs,
             method=attack.method, num_threads=attack.num_threads,
         )  # fmt: skip
         self.direction = 1 if attack.increase else -1
@@ -504,7 +502,9 @@ class _Loop:
                 forward = ForwardPass(
                     self.model, rows.x[active], self.sample_shape, attack.jacobian
                 )
-            logits = _finite(forward.logits, f"at iteration {int(rows.iterations[active].max())}")
+            logits = _finite(
+                forward.logits, lambda a=active: f"at iteration {int(rows.iterations[a].max())}"
+            )
             prediction = logits.argmax(dim=1)
             rows.predicted[active] = prediction
             reason = self._stop_reasons(rows, active, prediction, budget)

@@ -66,21 +66,8 @@ def choose_fixed(
     if settings.rule == "top2":
         sel = ops.select_top2(derivs.alpha, domain, mode=mode, num_threads=settings.num_threads)
         features = torch.stack([sel.p, sel.q], dim=1)
-    elif settings.pairs:
-        sel = ops.select_pairs(
-            derivs.alpha,
-            derivs.beta,
-            domain,
-            mode=mode,
-            method=settings.method,
-            num_threads=settings.num_threads,
-        )
-        features = torch.stack([sel.p, sel.q], dim=1)
     else:
-        sel = ops.select_features(
-            derivs.alpha, derivs.beta, domain, mode=mode, num_threads=settings.num_threads
-        )
-        features = sel.index[:, None]
+        sel, features = _map_search(derivs.alpha, derivs.beta, domain, mode, settings)
     valid = sel.valid.to(device)
     steps = torch.full(valid.shape, direction, dtype=torch.int8, device=device)
     return Choice(valid, features.to(device), steps)
@@ -115,7 +102,7 @@ def choose_best(
     )
     if record is not None:
         record(_copy(alpha, beta, domain, "increase", settings))
-    sel, features = _increase_search(alpha, beta, domain, settings)
+    sel, features = _map_search(alpha, beta, domain, "increase", settings)
     searches = classes * 2
     score = torch.where(sel.valid, sel.score, torch.zeros_like(sel.score)).to(device)
     winner = score.view(k, searches).argmax(dim=1)  # the first maximum: earlier search wins
@@ -149,14 +136,8 @@ def _stack_searches(
     alpha = (derivs.alpha[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
     beta = (derivs.beta[:, :, None, :] * pattern_sign[:, None]).reshape(k * classes * 2, m)
     pattern_direction = torch.tensor([1, -1], dtype=torch.int8, device=device)
-    direction = (
-        pattern_direction[None, None, :]
-        * torch.where(
-            negate_class,
-            torch.tensor(-1, dtype=torch.int8, device=device),
-            torch.tensor(1, dtype=torch.int8, device=device),
-        )[:, :, None]
-    )  # (k, C, 2)
+    class_sign = 1 - 2 * negate_class.to(torch.int8)  # (k, C): -1 for the classes to lower
+    direction = pattern_direction[None, None, :] * class_sign[:, :, None]  # (k, C, 2)
     movable_up = available & (x < clip_max)
     movable_down = available & (x > clip_min)
     domain = torch.where(
@@ -165,31 +146,27 @@ def _stack_searches(
     return alpha, beta, domain, direction
 
 
-def _increase_search(
-    alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor, settings: SearchSettings
+def _map_search(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    domain: torch.Tensor,
+    mode: str,
+    settings: SearchSettings,
 ) -> Tuple[Union[ops.PairSelection, ops.FeatureSelection], torch.Tensor]:
-    """One native increase search over rows of alpha, beta, domain (S, M).
+    """One native search of the pairwise or single-feature map over rows of alpha, beta,
+    domain (S, M).
 
     Returns:
         The native selection (``valid`` and ``score`` (S,)) and the chosen features (S, F).
     """
+    alpha, beta, domain = alpha.contiguous(), beta.contiguous(), domain.contiguous()
+    threads = settings.num_threads
     if settings.pairs:
         sel = ops.select_pairs(
-            alpha.contiguous(),
-            beta.contiguous(),
-            domain.contiguous(),
-            mode="increase",
-            method=settings.method,
-            num_threads=settings.num_threads,
+            alpha, beta, domain, mode=mode, method=settings.method, num_threads=threads
         )
         return sel, torch.stack([sel.p, sel.q], dim=1)
-    sel = ops.select_features(
-        alpha.contiguous(),
-        beta.contiguous(),
-        domain.contiguous(),
-        mode="increase",
-        num_threads=settings.num_threads,
-    )
+    sel = ops.select_features(alpha, beta, domain, mode=mode, num_threads=threads)
     return sel, sel.index[:, None]
 
 
