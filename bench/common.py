@@ -187,12 +187,11 @@ def demo_lenet() -> tuple[torch.nn.Module, Any]:
 def correct_digits(
     model: torch.nn.Module, split: object, n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` held-out digits of ``split`` (a ``HoldoutSplit``) that ``model``
-    classifies correctly, and their labels: ``(n, 1, 28, 28)`` float32 and ``(n,)`` int64."""
-    with torch.no_grad():
-        correct = model(split.test_x).argmax(dim=1) == split.test_y
-    x = split.test_x[correct][:n].contiguous()
-    y = split.test_y[correct][:n].contiguous()
+    """:func:`jsma_fast.mnist.training.correct_digits`, refusing to return fewer than ``n``:
+    ``(n, 1, 28, 28)`` float32 and ``(n,)`` int64."""
+    from jsma_fast.mnist.training import correct_digits as first_correct
+
+    x, y = first_correct(model, split, n)
     if x.shape[0] < n:
         raise ValueError(
             f"only {x.shape[0]} held-out digits are classified correctly, asked for {n}"

@@ -89,10 +89,11 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Entry point of ``jsma-fast demo``; returns the exit status."""
     from .attack import JSMA
+    from .mnist.training import correct_digits
 
     _args.check_cache_dir(args.cache_dir)
     model, split = _demo_model(args)
-    x, y = _correct_digits(model, split, args.samples)
+    x, y = correct_digits(model, split, args.samples)
     attack = JSMA(theta=args.theta, gamma=args.gamma, seed=args.seed, progress=not args.no_progress)
     print(
         f"Attacking {len(x)} correctly classified held-out digits, targets '{args.targets}': "
@@ -130,16 +131,6 @@ def _demo_model(args: argparse.Namespace) -> Tuple[Any, Any]:
         f"digits ({len(split.train_y)} for training); cache {split.cache_path}"
     )
     return model, split
-
-
-def _correct_digits(model: Any, split: Any, samples: int) -> Tuple[Any, Any]:
-    """The first ``samples`` held-out digits the model classifies correctly, and their
-    classes."""
-    import torch
-
-    with torch.no_grad():
-        correct = model(split.test_x).argmax(1) == split.test_y
-    return split.test_x[correct][:samples], split.test_y[correct][:samples]
 
 
 def _print_beside_paper(theta: float, summary: dict, rows: int, seconds: float) -> None:

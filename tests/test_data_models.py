@@ -15,8 +15,10 @@ from torch.nn import functional as F
 from jsma_fast.mnist.data import IDX_FILES, load_idx, load_mnist, split_holdout
 from jsma_fast.mnist.models import LeNet, PaperLeNet, resnet18_like
 from jsma_fast.mnist.training import (
+    HoldoutSplit,
     accuracy,
     checksum_path,
+    correct_digits,
     default_cache_dir,
     load_or_train_lenet,
     train_classifier,
@@ -459,3 +461,24 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_cache_dir() == tmp_path / "jsma-fast"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "jsma-fast"
+
+
+class _LookUp(torch.nn.Module):
+    """Predicts the class stored in each image's first pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(x.flatten(1)[:, 0].long(), 10).float()
+
+
+def test_correct_digits_keeps_the_first_correct_ones_in_order() -> None:
+    predicted = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    labels = torch.tensor([3, 0, 4, 1, 0, 9, 0, 6])  # rows 1, 4, 6 are misclassified
+    images = predicted.float()[:, None, None, None].expand(-1, 1, 28, 28).contiguous()
+    images = images + torch.arange(8.0)[:, None, None, None] / 100  # tell the rows apart
+    split = HoldoutSplit(images, labels, images, labels, 0.0, Path("unused"), True, 0.0)
+    x, y = correct_digits(_LookUp(), split, 3)
+    assert y.tolist() == [3, 4, 1]
+    assert torch.equal(x, images[[0, 2, 3]])
+    x, y = correct_digits(_LookUp(), split, 100)  # fewer are correct: all of them
+    assert y.tolist() == [3, 4, 1, 9, 6]
+    assert x.shape == (5, 1, 28, 28)

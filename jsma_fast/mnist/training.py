@@ -48,6 +48,7 @@ __all__ = [
     "HoldoutSplit",
     "accuracy",
     "checksum_path",
+    "correct_digits",
     "default_cache_dir",
     "load_or_train_lenet",
     "train_classifier",
@@ -205,6 +206,16 @@ def _run_epochs(
                     bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
     finally:
         bar.close()
+
+
+@torch.no_grad()
+def correct_digits(
+    model: nn.Module, split: HoldoutSplit, n: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` held-out digits of ``split`` that ``model`` classifies correctly (fewer
+    when fewer are), and their labels: ``(n, 1, 28, 28)`` float32 and ``(n,)`` int64."""
+    correct = model(split.test_x).argmax(dim=1) == split.test_y
+    return split.test_x[correct][:n], split.test_y[correct][:n]
 
 
 @torch.no_grad()
