@@ -42,6 +42,7 @@ from bench.common import (
     write_csv,
 )
 from bench.results_file import RESULTS, write_section
+from jsma_fast.catalogue import FAMILY
 from jsma_fast.evaluation.paper import PAPER
 
 SECTION = "variants"
@@ -49,24 +50,14 @@ GAMMA = PAPER.gamma
 FLOOR_TARGET = 1.3
 FIGURE = ROOT / "docs" / "figures" / "variants_success_vs_l0.png"
 
-#: jsma-fast attacks: name -> (label, JSMA keyword arguments without theta).
+#: jsma-fast attacks: name -> (label, JSMA keyword arguments without theta): every variant of
+#: the catalogue, and the preset that reproduces ART.
 JSMA_FAST = {
-    "jsma": ("JSMA-Z, the paper's map (default)", dict()),
-    "jsma_f": ('JSMA-F, `jacobian="probs"` (beta = -alpha)', dict(jacobian="probs")),
-    "wjsma": ("WJSMA", dict(variant="wjsma")),
-    "tjsma": ("TJSMA", dict(variant="tjsma")),
-    "top2": ('top-2, `variant="top2"`', dict(variant="top2")),
+    **{name: (f'{v.label}, `variant="{name}"`', dict(variant=name)) for name, v in FAMILY.items()},
     "art_preset": ('`JSMA.preset("art")`', dict(preset="art")),
-    "maximal": ('M-JSMA, `variant="maximal"` (both directions)', dict(variant="maximal")),
 }
-NON_TARGETED = ("jsma", "wjsma", "tjsma", "top2", "maximal")
-NON_TARGETED_LABELS = {
-    "jsma": 'NT-JSMA (`JSMA()`, `"untargeted"`)',
-    "wjsma": "non-targeted WJSMA",
-    "tjsma": "non-targeted TJSMA",
-    "top2": "non-targeted top-2",
-    "maximal": 'NT-M-JSMA (`variant="maximal"`, every class)',
-}
+#: Non-targeted runs: every variant (JSMA-F is the non-targeted map on probabilities too).
+NON_TARGETED = tuple(FAMILY)
 TORCHATTACKS_DECREASE = (
     "torchattacks is not run with theta = -1: its decrease map scores alpha * |beta| without "
     "the sign conditions, a smoke run of 45 rows succeeded on none of them, and a failing row "
@@ -124,11 +115,18 @@ def jsma_fast_attack(options: dict[str, Any], theta: float):
     return JSMA(theta=theta, gamma=GAMMA, **options)
 
 
-def art_attack(model: torch.nn.Module, theta: float, rows: int) -> Callable[..., torch.Tensor]:
-    """ART 1.20.1's SaliencyMapMethod; ``run(x, target)`` with target None for its
-    untargeted use (random targets other than the prediction)."""
-    from art.attacks.evasion import SaliencyMapMethod
+def art_attack(
+    model: torch.nn.Module, theta: float, rows: int, adapter: bool = False
+) -> Callable[..., torch.Tensor]:
+    """ART 1.20.1's SaliencyMapMethod, or with ``adapter`` jsma-fast's drop-in with its
+    default arguments; ``run(x, target)`` with target None for its untargeted use (random
+    targets other than the prediction)."""
     from art.estimators.classification import PyTorchClassifier
+
+    if adapter:
+        from jsma_fast.compat.art import SaliencyMapMethod
+    else:
+        from art.attacks.evasion import SaliencyMapMethod
 
     classifier = PyTorchClassifier(
         model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10,
@@ -181,7 +179,6 @@ def timed(
 def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
     """One jsma-fast variant: timed runs, then a traced run whose steps are replayed."""
     from jsma_fast.trace import AttackTrace
-    from jsma_fast.variants import plan
 
     label, options = JSMA_FAST[key]
     try:
@@ -195,7 +192,7 @@ def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
     if target is not None:
         trace = AttackTrace()
         attack(model, x, target, y=y, trace=trace)
-        recipe = plan(attack.variant, attack.jacobian, targeted=True).recipe
+        recipe = attack.spec.recipe(attack.jacobian)
         args = (
             model,
             x,
@@ -212,12 +209,16 @@ def measure_jsma_fast(key: str, theta: float, model, x, y, target) -> Row:
 
 def measure_library(library: str, theta: float, model, x, y, target) -> Row:
     """ART or torchattacks on the same rows; a missing library gives a row with the reason."""
-    label = {"art": "ART 1.20.1 `SaliencyMapMethod`", "torchattacks": "torchattacks 3.5.1 `JSMA`"}
+    label = {
+        "art": "ART 1.20.1 `SaliencyMapMethod`",
+        "art_adapter": "`jsma_fast.compat.art.SaliencyMapMethod`, default arguments",
+        "torchattacks": "torchattacks 3.5.1 `JSMA`",
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if library == "art":
-                art = art_attack(model, theta, x.shape[0])
+            if library in ("art", "art_adapter"):
+                art = art_attack(model, theta, x.shape[0], adapter=library == "art_adapter")
                 run = lambda: art(x, target)  # noqa: E731
                 art(x[:1], None if target is None else target[:1])
             else:
@@ -344,12 +345,14 @@ def report(
         "",
     ]
     for theta in (1.0, -1.0):
-        preset, art = by_key.get(("art_preset", theta)), by_key.get(("art", theta))
-        if preset and art and equal_rows(preset, art) >= 0:
-            lines.append(
-                f'- theta = {theta:+.0f}: `JSMA.preset("art")` equals ART\'s output on '
-                f"{equal_rows(preset, art)} / {len(art.x_adv)} rows."
-            )
+        art = by_key.get(("art", theta))
+        for key, name in (("art_preset", '`JSMA.preset("art")`'), ("art_adapter", "the adapter")):
+            ours = by_key.get((key, theta))
+            if ours and art and equal_rows(ours, art) >= 0:
+                lines.append(
+                    f"- theta = {theta:+.0f}: {name} equals ART's output on "
+                    f"{equal_rows(ours, art)} / {len(art.x_adv)} rows."
+                )
     ratios = [r.wall_s / r.floor_s for r in targeted if r.floor_s]
     if ratios:
         verdict = "met" if max(ratios) <= FLOOR_TARGET else "NOT met"
@@ -428,7 +431,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     x_all = x.repeat_interleave(9, dim=0)
     y_all = y.repeat_interleave(9)
     target = torch.tensor([t for label in y.tolist() for t in range(10) if t != label])
-    libraries = () if args.skip_libraries else ("art", "torchattacks")
+    libraries = () if args.skip_libraries else ("art", "art_adapter", "torchattacks")
 
     targeted: list[Row] = []
     for theta in (1.0, -1.0):
@@ -443,11 +446,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     targeted = [r for r in targeted if not (r.key == "maximal" and r.theta < 0)]
     untargeted = [measure_jsma_fast(k, 1.0, model, x, y, None) for k in NON_TARGETED]
     for row in untargeted:
-        row.label = NON_TARGETED_LABELS[row.key]
+        row.label = f"non-targeted {FAMILY[row.key].label}"
     untargeted += [measure_library(lib, 1.0, model, x, y, None) for lib in libraries]
     for row in untargeted[len(NON_TARGETED) :]:
         row.label += (
-            " (`y=None`: random targets)" if row.key == "art" else " (default mode: the next class)"
+            " (`y=None`: random targets)"
+            if row.key.startswith("art")
+            else " (default mode: the next class)"
         )
     for row in targeted:
         score(row, model, x_all, y_all, target)

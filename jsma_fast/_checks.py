@@ -117,6 +117,32 @@ def check_real(value: Any, name: str, *, finite: bool = True) -> float:
     return number
 
 
+def check_number(value: Any, name: str) -> float:
+    """``check_real`` that also takes a one-element floating-point tensor; not checked finite
+    (the caller's rule names what it needs)."""
+    if is_torch_tensor(value) and value.numel() == 1 and value.dtype.is_floating_point:
+        value = float(value)
+    return check_real(value, name, finite=False)
+
+
+def check_count(value: Any, name: str, low: int, high: int, *, allow_none: bool) -> Optional[int]:
+    """An integer option in ``[low, high]``, or None where ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    expected = "None or an int" if allow_none else "an int"
+    try:
+        number = check_int(value, name)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be {expected} >= {low}, got {type(value).__name__} {_shown(value)}"
+        ) from None
+    if number < low:
+        raise ValueError(f"{name} must be {expected} >= {low}, got {number}")
+    if number > high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], got {number}")
+    return number
+
+
 def check_bool(value: Any, name: str) -> bool:
     """``value`` as a Python bool: ``bool`` or ``numpy.bool_`` only (not 0/1 or strings)."""
     if not isinstance(value, (bool, np.bool_)):

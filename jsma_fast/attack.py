@@ -16,60 +16,31 @@ pair.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
 from . import _checks, ops
-from .choice import Choice, SearchSettings, choose_best, choose_fixed
+from .catalogue import FAMILY, PRESETS
+from .choice import SearchSettings, Step
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
-from .presets import PRESETS
+from .goals import Goal
 from .result import BUDGET, EMPTY_DOMAIN, NO_VALID_PAIR, SUCCESS, AttackResult
 from .targets import TargetPlan, plan_targets
 from .trace import AttackTrace, maybe_section
-from .variants import VARIANTS, plan
+from .variants import Variant
 
 SALIENCIES = ("pair", "single")
 DOMAIN_RULES = ("used", "saturated")
 START_DOMAINS = ("unsaturated", "all")
 BUDGET_RULES = ("steps", "features")
-_MAX_THREADS = _checks.MAX_THREADS
 _MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
 
-#: The configuration, in the order of ``__init__`` and ``__repr__``.
-_FIELDS = (
-    "theta", "gamma", "variant", "clip_min", "clip_max", "saliency", "jacobian", "domain_rule",
-    "start_domain", "budget_rule", "method", "max_iters", "batch_size", "seed", "num_threads",
-    "progress", "require_eval",
-)  # fmt: skip
 
-
-def _real(name: str, value: Any) -> float:
-    """Any real number type (float, int, NumPy scalars, 0-d tensors), not bool, as float."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
-        value = float(value)
-    return _checks.check_real(value, name, finite=False)
-
-
-def _integer(name: str, value: Any, low: int, high: int, allow_none: bool) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    expected = "None or an int" if allow_none else "an int"
-    try:
-        number = _checks.check_int(value, name)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be {expected} >= {low}, got {type(value).__name__} {value!r}"
-        ) from None
-    if number < low:
-        raise ValueError(f"{name} must be {expected} >= {low}, got {number}")
-    if number > high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}], got {number}")
-    return number
-
-
+@dataclass(frozen=True, kw_only=True)
 class JSMA:
     """Targeted or non-targeted JSMA: changes the features with the largest adversarial
     saliency by ``theta`` until the model outputs the target class (or, non-targeted, any
@@ -80,14 +51,16 @@ class JSMA:
             non-zero magnitude). Its sign selects the increase or decrease saliency map; the
             ``maximal`` variant chooses the direction per step and takes theta > 0.
         gamma: maximum fraction of features changed, the paper's Upsilon, in (0, 1].
-        variant: the saliency rule (see :mod:`jsma_fast.variants` for formulas and sources):
-            ``"jsma"`` (the paper's map, default), ``"wjsma"`` and ``"tjsma"`` (probability-
-            weighted maps, the strongest on MNIST), ``"top2"`` (ART's rule: the two largest
-            target derivatives), ``"maximal"`` (M-JSMA: both directions per step).
+        variant: a name of :data:`jsma_fast.catalogue.FAMILY` (formulas and sources in
+            :mod:`jsma_fast.variants`): ``"jsma"`` (the paper's map, default), ``"jsma_f"``
+            (the paper's map on the probabilities), ``"wjsma"`` and ``"tjsma"``
+            (probability-weighted maps, the strongest on MNIST), ``"top2"`` (ART's rule: the
+            two largest target derivatives), ``"maximal"`` (M-JSMA: both directions per step).
         clip_min, clip_max: valid range of every feature.
         saliency: ``"pair"`` (the paper's Algorithm 3) or ``"single"`` (one feature per step).
         jacobian: ``"logits"`` (the paper's choice) or ``"probs"`` (softmax outputs; the
-            paper's map then uses beta = -alpha exactly, since the probabilities sum to 1).
+            paper's map then uses beta = -alpha exactly, since the probabilities sum to 1);
+            None (the default): the variant's own (``"probs"`` for ``jsma_f``, else logits).
         domain_rule: ``"used"``: a feature leaves the search domain once changed (cleverhans,
             advertorch); ``"saturated"``: only once it reaches the bound it is pushed to
             (the paper's Algorithm 2).
@@ -102,14 +75,16 @@ class JSMA:
             ties) or ``"pruned"``; see :func:`jsma_fast.select_pairs`.
         max_iters: iteration budget per sample for ``budget_rule="steps"``; default
             ``floor(M * gamma / 2)`` for pairs and ``floor(M * gamma)`` for single features.
-        batch_size: rows attacked together; None for all at once.
         seed: seed of the ``"random"`` target strategy, in [0, 2**64).
+        batch_size: rows attacked together; None for all at once.
         num_threads: CPU threads of the saliency search (default: torch's setting).
         progress: show a progress bar.
         require_eval: refuse a model in training mode (BatchNorm, Dropout make samples
             depend on each other and the attack would be wrong); False skips the check.
 
-    The configuration is immutable: assigning an attribute raises; use :meth:`replace`.
+    The last four are execution settings: they never change a result, so they take no part
+    in equality, hashing or ``repr`` (the key of a resumed run). The configuration is a frozen
+    dataclass: assigning or deleting an attribute raises; use :meth:`replace`.
 
     Shape:
         - x: (N, ...) with every element a feature, inside [clip_min, clip_max].
@@ -126,75 +101,62 @@ class JSMA:
         >>> JSMA.preset("art", theta=1.0, gamma=0.1)              # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        *,
-        theta: float = 1.0,
-        gamma: float = 0.145,
-        variant: str = "jsma",
-        clip_min: float = 0.0,
-        clip_max: float = 1.0,
-        saliency: str = "pair",
-        jacobian: str = "logits",
-        domain_rule: str = "used",
-        start_domain: str = "unsaturated",
-        budget_rule: str = "steps",
-        method: str = "auto",
-        max_iters: Optional[int] = None,
-        batch_size: Optional[int] = None,
-        seed: int = 0,
-        num_threads: Optional[int] = None,
-        progress: bool = False,
-        require_eval: bool = True,
-    ) -> None:
-        config = _checked_config(dict(
-            theta=theta, gamma=gamma, variant=variant, clip_min=clip_min, clip_max=clip_max,
-            saliency=saliency, jacobian=jacobian, domain_rule=domain_rule,
-            start_domain=start_domain, budget_rule=budget_rule, method=method, max_iters=max_iters,
-            batch_size=batch_size, seed=seed, num_threads=num_threads, progress=progress,
-            require_eval=require_eval,
-        ))  # fmt: skip
-        for name, value in config.items():
+    theta: float = 1.0
+    gamma: float = 0.145
+    variant: str = "jsma"
+    clip_min: float = 0.0
+    clip_max: float = 1.0
+    saliency: str = "pair"
+    jacobian: Optional[str] = None
+    domain_rule: str = "used"
+    start_domain: str = "unsaturated"
+    budget_rule: str = "steps"
+    method: str = "auto"
+    max_iters: Optional[int] = None
+    seed: int = 0
+    batch_size: Optional[int] = field(default=None, compare=False, repr=False)
+    num_threads: Optional[int] = field(default=None, compare=False, repr=False)
+    progress: bool = field(default=False, compare=False, repr=False)
+    require_eval: bool = field(default=True, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, value in _checked(self).items():
             object.__setattr__(self, name, value)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(
-            f"JSMA is immutable: cannot set {name!r}; use attack.replace({name}=...) for a "
-            "changed copy"
-        )
-
     def replace(self, **changes: Any) -> "JSMA":
-        """A copy with ``changes`` applied, checked like a new attack."""
-        unknown = set(changes) - set(_FIELDS)
+        """A copy with ``changes`` applied, checked like a new attack. A new ``variant``
+        brings its own ``jacobian`` unless one is given or this attack's was not its
+        variant's default."""
+        unknown = set(changes) - set(self.config())
         if unknown:
-            raise TypeError(f"replace() got unknown options {sorted(unknown)}; known: {_FIELDS}")
-        return JSMA(**{**self.config(), **changes})
+            raise TypeError(
+                f"replace() got unknown options {sorted(unknown)}; known: {tuple(self.config())}"
+            )
+        if "variant" in changes and "jacobian" not in changes:
+            if self.jacobian == self.spec.default_jacobian():
+                changes["jacobian"] = None
+        return dataclasses.replace(self, **changes)
 
     def config(self) -> Dict[str, Any]:
         """The configuration as keyword arguments of :class:`JSMA`."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def preset(cls, name: str, **kwargs: Any) -> "JSMA":
         """An attack with the semantics of a published implementation (see
-        :mod:`jsma_fast.presets`): ``"paper"``, ``"cleverhans"``, ``"advertorch"`` or
-        ``"art"``. Keyword arguments set the other hyperparameters (theta, gamma, ...)."""
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
-        fixed = set(PRESETS[name]) & set(kwargs)
+        :data:`jsma_fast.catalogue.PRESETS`): ``"paper"``, ``"cleverhans"``, ``"advertorch"``
+        or ``"art"``. Keyword arguments set the other hyperparameters (theta, gamma, ...)."""
+        _checks.check_choice(name, "preset", tuple(PRESETS))
+        options = PRESETS[name].options
+        fixed = set(options) & set(kwargs)
         if fixed:
             raise ValueError(f"preset {name!r} fixes {sorted(fixed)}; use JSMA(...) to set them")
-        return cls(**PRESETS[name], **kwargs)
+        return cls(**options, **kwargs)
 
-    def __repr__(self) -> str:
-        shown = [f for f in _FIELDS if f not in ("num_threads", "progress", "require_eval")]
-        return f"JSMA({', '.join(f'{f}={getattr(self, f)!r}' for f in shown)})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JSMA) and self.config() == other.config()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.config().items()))
+    @property
+    def spec(self) -> Variant:
+        """The :class:`jsma_fast.variants.Variant` named by ``variant``."""
+        return FAMILY[self.variant]
 
     @property
     def increase(self) -> bool:
@@ -287,15 +249,14 @@ class JSMA:
         try:
             for start in range(0, rows, chunk):
                 part = slice(start, min(start + chunk, rows))
-                domain = self._start_domain(x_adv[part])
+                domain = self.spec.directions.start_domain(x_adv[part], self)
                 state = _Rows(
-                    x=x_adv[part], target=targets.target[part],
-                    true_class=targets.true_class[part], domain=domain,
+                    x=x_adv[part], goal=targets.goal.part(part), domain=domain,
                     used=torch.zeros_like(domain) if self.budget_rule == "features" else None,
                     iterations=iterations[part], predicted=predicted[part],
                     stop_code=stop_code[part],
                 )  # fmt: skip
-                _Loop(self, model, sample_shape, targets.targeted, bar, trace).run(state)
+                _Loop(self, model, sample_shape, bar, trace).run(state)
         finally:
             if bar is not None:
                 bar.close()
@@ -358,11 +319,6 @@ class JSMA:
         ]
         return _finite(torch.cat(parts), lambda: "on the clean inputs")
 
-    def _start_domain(self, x: torch.Tensor) -> torch.Tensor:
-        if self.start_domain == "all" or self.variant == "maximal":
-            return torch.ones_like(x, dtype=torch.bool)
-        return x < self.clip_max if self.increase else x > self.clip_min
-
     def _progress_bar(self, rows: int):
         if not self.progress:
             return None
@@ -371,17 +327,17 @@ class JSMA:
         return tqdm(total=rows, desc="JSMA", unit="sample", dynamic_ncols=True)
 
 
-def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """Normalised, checked configuration: every error names the option(s)."""
-    c = dict(config)
-    c["theta"] = _real("theta", c["theta"])
+def _checked(attack: JSMA) -> Dict[str, Any]:
+    """The attack's options, normalised and checked: every error names the option(s)."""
+    c = attack.config()
+    c["theta"] = _checks.check_number(c["theta"], "theta")
     if c["theta"] == 0 or not math.isfinite(c["theta"]):
         raise ValueError(f"theta must be a finite non-zero number, got {c['theta']!r}")
-    c["gamma"] = _real("gamma", c["gamma"])
+    c["gamma"] = _checks.check_number(c["gamma"], "gamma")
     if not 0 < c["gamma"] <= 1:
         raise ValueError(f"gamma must be a number in (0, 1], got {c['gamma']!r}")
     for name in ("clip_min", "clip_max"):
-        c[name] = _real(name, c[name])
+        c[name] = _checks.check_number(c[name], name)
         if not math.isfinite(c[name]):
             raise ValueError(f"{name} must be a finite number, got {c[name]!r}")
     if not c["clip_min"] < c["clip_max"]:
@@ -389,30 +345,24 @@ def _checked_config(config: Dict[str, Any]) -> Dict[str, Any]:
             f"clip_min must be < clip_max, got clip_min={c['clip_min']!r}, "
             f"clip_max={c['clip_max']!r}"
         )
+    variant = FAMILY[_checks.check_choice(c["variant"], "variant", tuple(FAMILY))]
+    if c["jacobian"] is None:
+        c["jacobian"] = variant.default_jacobian()
     for name, allowed in (
-        ("variant", VARIANTS), ("saliency", SALIENCIES), ("jacobian", JACOBIANS),
-        ("domain_rule", DOMAIN_RULES), ("start_domain", START_DOMAINS),
-        ("budget_rule", BUDGET_RULES),
+        ("saliency", SALIENCIES), ("jacobian", JACOBIANS), ("domain_rule", DOMAIN_RULES),
+        ("start_domain", START_DOMAINS), ("budget_rule", BUDGET_RULES),
         ("method", ops.PAIR_METHODS),
     ):  # fmt: skip
         _checks.check_choice(c[name], name, allowed)
-    c["max_iters"] = _integer("max_iters", c["max_iters"], 0, 2**62, allow_none=True)
-    c["batch_size"] = _integer("batch_size", c["batch_size"], 1, 2**62, allow_none=True)
-    c["num_threads"] = _integer("num_threads", c["num_threads"], 1, _MAX_THREADS, allow_none=True)
-    c["seed"] = _integer("seed", c["seed"], 0, _MAX_SEED, allow_none=False)
+    variant.check(theta=c["theta"], saliency=c["saliency"], jacobian=c["jacobian"])
+    c["max_iters"] = _checks.check_count(c["max_iters"], "max_iters", 0, 2**62, allow_none=True)
+    c["batch_size"] = _checks.check_count(c["batch_size"], "batch_size", 1, 2**62, allow_none=True)
+    c["num_threads"] = _checks.check_count(
+        c["num_threads"], "num_threads", 1, _checks.MAX_THREADS, allow_none=True
+    )
+    c["seed"] = _checks.check_count(c["seed"], "seed", 0, _MAX_SEED, allow_none=False)
     for name in ("progress", "require_eval"):
         c[name] = _checks.check_bool(c[name], name)
-    # Combinations that make no sense.
-    if c["variant"] == "top2" and c["saliency"] == "single":
-        raise ValueError(
-            "variant='top2' chooses two features per step; it cannot run with "
-            "saliency='single' (use variant='jsma' with saliency='single')"
-        )
-    if c["variant"] == "maximal" and c["theta"] < 0:
-        raise ValueError(
-            "variant='maximal' chooses the direction of every step itself: theta is its step "
-            f"size and must be > 0, got theta={c['theta']!r}"
-        )
     if c["budget_rule"] == "features" and c["max_iters"] is not None:
         raise ValueError(
             "budget_rule='features' bounds the distinct features chosen (gamma * M), not the "
@@ -454,8 +404,7 @@ class _Rows:
     per-row outputs are views into the attack's result tensors."""
 
     x: torch.Tensor  #: (n, M) adversarial inputs, updated in place
-    target: torch.Tensor  #: (n,) target class, -1 for non-targeted rows
-    true_class: torch.Tensor  #: (n,)
+    goal: Goal  #: what each row is after
     domain: torch.Tensor  #: (n, M) bool, features still in the search domain
     used: Optional[torch.Tensor]  #: (n, M) bool, features ever chosen (budget="features")
     iterations: torch.Tensor  #: (n,) int64
@@ -464,37 +413,34 @@ class _Rows:
 
 
 class _Loop:
-    """The crafting loop of one attack call, run chunk by chunk."""
+    """The crafting loop of one attack call, run chunk by chunk. It reads the variant's
+    recipe, rule and direction policy, never its name."""
 
     def __init__(
         self,
         attack: JSMA,
         model,
         sample_shape: Tuple[int, ...],
-        targeted: bool,
         bar,
         trace: Optional[AttackTrace],
     ) -> None:
         self.attack = attack
         self.model = model
         self.sample_shape = sample_shape
-        self.targeted = targeted
         self.bar = bar
         self.trace = trace
-        self.plan = plan(attack.variant, attack.jacobian, targeted)
-        self.pairs = attack.saliency == "pair"
+        variant = attack.spec
+        self.recipe = variant.recipe(attack.jacobian)
+        self.directions = variant.directions
+        self.per_step = 2 if attack.saliency == "pair" else 1
         self.settings = SearchSettings(
-            rule=self.plan.rule, pairs=self.pairs,
+            rule=variant.rule, pairs=self.per_step == 2,
             method=attack.method, num_threads=attack.num_threads,
         )  # fmt: skip
-        self.direction = 1 if attack.increase else -1
-        self.fixed_direction = attack.variant != "maximal"
 
     def run(self, rows: _Rows) -> None:
         """Crafts every row of ``rows`` in place and fills its per-row outputs."""
         attack, trace, device = self.attack, self.trace, rows.x.device
-        # The class whose derivative is alpha: the target, or the true class (non-targeted).
-        classes = torch.where(rows.target >= 0, rows.target, rows.true_class)
         budget = attack.budget(rows.x.shape[1])
         active = torch.arange(rows.x.shape[0], device=device)
         while active.numel():
@@ -518,10 +464,15 @@ class _Loop:
                 self._advance(int(finished.sum()))
                 break
             rows_going = active[going]
+            classes, lowered = self.directions.classes(rows.goal, rows_going, logits.shape[1])
             with maybe_section(trace, "derivatives", device):
                 derivs = self._derivatives(forward, going, rows_going, rows, classes)
             with maybe_section(trace, "search", device):
-                choice = self._search(derivs, rows_going, rows)
+                step = Step(
+                    derivs, rows.domain[rows_going], rows.x[rows_going], lowered,
+                    rows.goal.part(rows_going), attack.increase, attack.clip_min, attack.clip_max,
+                )  # fmt: skip
+                choice = self.directions.choose(step, self.settings, self._recorder())
             stopped = rows_going[~choice.valid]
             rows.stop_code[stopped] = NO_VALID_PAIR
             self._advance(int(finished.sum()) + stopped.numel())
@@ -533,69 +484,41 @@ class _Loop:
         if self.bar is not None and count:
             self.bar.update(count)
 
+    def _recorder(self):
+        if self.trace is not None and self.trace.keep_search_inputs:
+            return self.trace.searches.append
+        return None
+
     def _stop_reasons(self, rows: _Rows, active, prediction, budget: int) -> torch.Tensor:
         """(a,) int8 stop code per active row, -1 for the rows that go on. Later assignments
         take precedence: success over budget over empty domain."""
-        attack = self.attack
         reason = torch.full((active.numel(),), -1, dtype=torch.int8, device=active.device)
-        reason[rows.domain[active].sum(dim=1) < (2 if self.pairs else 1)] = EMPTY_DOMAIN
+        reason[rows.domain[active].sum(dim=1) < self.per_step] = EMPTY_DOMAIN
         if rows.used is None:
             reason[rows.iterations[active] >= budget] = BUDGET
         else:  # ART: go on while the chosen fraction is <= gamma
             fraction = rows.used[active].sum(dim=1).double() / rows.x.shape[1]
-            reason[fraction > attack.gamma] = BUDGET
-        target = rows.target[active]
-        success = torch.where(
-            target >= 0, prediction == target, prediction != rows.true_class[active]
-        )
-        reason[success] = SUCCESS
+            reason[fraction > self.attack.gamma] = BUDGET
+        reason[rows.goal.reached(active, prediction)] = SUCCESS
         return reason
 
     def _derivatives(
         self, forward: ForwardPass, going, rows_going, rows: _Rows, classes
     ) -> Derivatives:
-        """alpha, beta for the rows ``rows_going`` (positions ``going`` of the forward pass):
-        (k, M), or (k, C, M) for the searches over every class."""
-        attack, recipe = self.attack, self.plan.recipe
-        if self.plan.all_classes:
-            return _no_nan(forward.all_class_derivatives(going, recipe))
-        distance = None
-        if recipe.distance_weighted:
+        """alpha, beta (k, S, M) of the classes (k, S) searched for the rows ``rows_going``
+        (positions ``going`` of the forward pass)."""
+        attack, distance = self.attack, None
+        if self.recipe.distance_weighted:
             x = rows.x[rows_going]
             distance = attack.clip_max - x if attack.increase else x - attack.clip_min
-        return _no_nan(forward.derivatives(going, classes[rows_going], recipe, distance))
-
-    def _search(self, derivs: Derivatives, rows_going, rows: _Rows) -> Choice:
-        """This step's features for the rows ``rows_going``."""
-        attack = self.attack
-        record = None
-        if self.trace is not None and self.trace.keep_search_inputs:
-            record = self.trace.searches.append
-        domain = rows.domain[rows_going]
-        if self.plan.all_classes or self.plan.both_directions:
-            x = rows.x[rows_going]
-            if self.plan.all_classes:
-                labels = torch.arange(derivs.alpha.shape[1], device=x.device)
-                negate = labels[None, :] == rows.true_class[rows_going][:, None]
-            else:  # one class, the target, searched both ways
-                derivs = Derivatives(derivs.alpha[:, None], derivs.beta[:, None])
-                negate = torch.zeros((x.shape[0], 1), dtype=torch.bool, device=x.device)
-            return choose_best(
-                derivs, domain, x, negate, attack.clip_min, attack.clip_max, self.settings, record
-            )
-        # Non-targeted rows search the opposite map: the pair must lower the true class.
-        increase_map = attack.increase if self.targeted else not attack.increase
-        return choose_fixed(derivs, domain, increase_map, self.direction, self.settings, record)
+        return _no_nan(forward.derivatives(going, classes, self.recipe, distance))
 
     def _move(self, rows: _Rows, active, features: torch.Tensor, direction: torch.Tensor) -> None:
-        """Moves the chosen features of the rows ``active`` and updates the search domain."""
+        """Moves the chosen features of the rows ``active`` by ``direction * |theta|`` and
+        updates the search domain."""
         attack = self.attack
-        if self.fixed_direction:
-            step: Any = attack.theta
-            up = attack.increase
-        else:
-            step = direction.to(rows.x.dtype) * abs(attack.theta)
-            up = direction > 0
+        step = direction.to(rows.x.dtype) * abs(attack.theta)
+        up = direction > 0
         for j in range(features.shape[1]):
             feature = features[:, j]
             changed = (rows.x[active, feature] + step).clamp(attack.clip_min, attack.clip_max)
@@ -604,10 +527,6 @@ class _Loop:
                 rows.used[active, feature] = True
             if attack.domain_rule == "used":
                 rows.domain[active, feature] = False
-            elif self.fixed_direction:
-                rows.domain[active, feature] = (
-                    changed < attack.clip_max if up else changed > attack.clip_min
-                )
             else:
                 rows.domain[active, feature] = torch.where(
                     up, changed < attack.clip_max, changed > attack.clip_min

@@ -11,15 +11,18 @@ variant. Of equal scores, the earlier search wins: increase before decrease, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 
 from . import ops
 from .derivatives import Derivatives
+from .goals import Goal
 from .trace import SearchInputs
 
 Recorder = Optional[Callable[[SearchInputs], None]]
+#: The classes searched per row (k, S) int64, and which of them to lower (k, S) bool.
+Searched = Tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -179,3 +182,80 @@ def _copy(alpha, beta, domain, mode: str, settings: SearchSettings) -> SearchInp
         settings.rule,
         settings.pairs,
     )
+
+
+# ----------------------------------------------------------------------------- direction policies
+
+
+class Directions:
+    """How a variant's steps choose the way features move: the start of the search domain,
+    the classes searched per row and the step's choice."""
+
+    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
+        """(n, M) bool: the features of ``x`` (n, M) in the search domain at the start."""
+        raise NotImplementedError
+
+    def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
+        """The classes (k, S) searched for the rows ``index`` and which to lower (k, S)."""
+        raise NotImplementedError
+
+    def choose(self, step: "Step", settings: SearchSettings, record: Recorder) -> Choice:
+        """This step's features for the rows of ``step``."""
+        raise NotImplementedError
+
+
+@dataclass
+class Step:
+    """What a step's choice reads, for k rows."""
+
+    derivs: Derivatives  #: alpha, beta (k, S, M) of the classes searched
+    domain: torch.Tensor  #: (k, M) bool search domain
+    x: torch.Tensor  #: (k, M) current inputs
+    lowered: torch.Tensor  #: (k, S) bool, classes to lower rather than raise
+    goal: Goal
+    increase: bool  #: the attack's step points up (theta > 0)
+    clip_min: float
+    clip_max: float
+
+
+class FixedDirection(Directions):
+    """Every feature moves by theta's sign; one search a row, for the goal's alpha class, in
+    the form of the goal's map."""
+
+    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
+        if attack.start_domain == "all":
+            return torch.ones_like(x, dtype=torch.bool)
+        return x < attack.clip_max if attack.increase else x > attack.clip_min
+
+    def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
+        classes = goal.alpha_class(index)[:, None]
+        return classes, torch.zeros_like(classes, dtype=torch.bool)
+
+    def choose(self, step: Step, settings: SearchSettings, record: Recorder) -> Choice:
+        alpha, beta = step.derivs.alpha, step.derivs.beta
+        one = Derivatives(alpha[:, 0], None if beta is None else beta[:, 0])
+        increase_map = step.goal.map_increase(step.increase)
+        direction = 1 if step.increase else -1
+        return choose_fixed(one, step.domain, increase_map, direction, settings, record)
+
+
+class BothDirections(Directions):
+    """Each step compares an increase and a decrease search for every class the goal names
+    and moves the winner's features its way (M-JSMA). The domain starts full: a feature moves
+    up only below clip_max and down only above clip_min."""
+
+    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
+        return torch.ones_like(x, dtype=torch.bool)
+
+    def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
+        return goal.candidates(index, num_classes)
+
+    def choose(self, step: Step, settings: SearchSettings, record: Recorder) -> Choice:
+        return choose_best(
+            step.derivs, step.domain, step.x, step.lowered, step.clip_min, step.clip_max,
+            settings, record,
+        )  # fmt: skip
+
+
+FIXED = FixedDirection()
+BOTH = BothDirections()

@@ -1,8 +1,8 @@
 """Forward derivatives for JSMA: one forward pass, then one or two vector-Jacobian products.
 
-The attack needs, per sample and for one class c (the target, or the true class of a
-non-targeted attack), two combinations of the Jacobian rows of the outputs F (logits Z or
-probabilities p), never the whole Jacobian. A :class:`Recipe` says which:
+The attack needs, per sample and for each class c it searches (the target, the true class of
+a non-targeted attack, or every class), two combinations of the Jacobian rows of the outputs
+F (logits Z or probabilities p), never the whole Jacobian. A :class:`Recipe` says which:
 
 ========================  ============================  =========================================
 ``beta``                  beta                          VJPs (with alpha)
@@ -28,7 +28,6 @@ from typing import Callable, Optional, Tuple
 import torch
 
 JACOBIANS = ("logits", "probs")
-BETA_FORMS = ("others", "weighted", "negated", "none")
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,8 @@ class Recipe:
 
     Attributes:
         jacobian: ``"logits"`` (F = Z) or ``"probs"`` (F = softmax(Z)).
-        beta: one of :data:`BETA_FORMS` (see the module docstring).
+        beta: ``"others"``, ``"weighted"``, ``"negated"`` or ``"none"`` (see the module
+            docstring).
         distance_weighted: multiply alpha and beta by the distance to the bound each feature
             moves towards: ``clip_max - x`` when increased, ``x - clip_min`` when decreased.
     """
@@ -46,18 +46,27 @@ class Recipe:
     beta: str = "others"
     distance_weighted: bool = False
 
+    def __post_init__(self) -> None:
+        if self.jacobian not in JACOBIANS or self.beta not in _BETA_VJPS:
+            raise ValueError(f"no recipe for jacobian={self.jacobian!r}, beta={self.beta!r}")
+
     @property
     def vjps(self) -> int:
         """Vector-Jacobian products per step."""
-        return 2 if self.beta in ("others", "weighted") else 1
+        return 1 + _BETA_VJPS[self.beta]
+
+
+#: VJPs of each beta form per class, beside alpha's.
+_BETA_VJPS = {"others": 1, "weighted": 1, "negated": 0, "none": 0}
 
 
 @dataclass
 class Derivatives:
-    """alpha and beta for k rows of M features, float32, C-contiguous."""
+    """alpha and beta for k rows of M features, float32, C-contiguous: (k, S, M) for S
+    classes a row (:meth:`ForwardPass.derivatives`), (k, M) for one (:func:`derivatives_of`)."""
 
-    alpha: torch.Tensor  #: (k, M)
-    beta: Optional[torch.Tensor]  #: (k, M), None for ``beta="none"``
+    alpha: torch.Tensor
+    beta: Optional[torch.Tensor]  #: None for ``beta="none"``
 
 
 def model_outputs(
@@ -120,40 +129,44 @@ class ForwardPass:
         recipe: Recipe,
         distance: Optional[torch.Tensor] = None,
     ) -> Derivatives:
-        """alpha and beta of class ``classes[i]`` for the rows ``index[i]``.
+        """alpha and beta of class ``classes[i, s]`` for the row ``index[i]``: (k, S, M) each.
+
+        One VJP per class column for alpha, then the beta form's: one shared VJP for
+        ``"others"``, one per column for ``"weighted"``, none for ``"negated"`` and ``"none"``.
 
         Args:
             index: (k,) int64 rows of this pass that need derivatives.
-            classes: (k,) int64 class of each of those rows.
+            classes: (k, S) int64 classes of each of those rows (S = 1 for one class a row).
             recipe: what alpha and beta are.
             distance: (k, M) distance of each feature of the rows ``index`` to the bound it
                 moves towards, in the inputs' dtype; required when
                 ``recipe.distance_weighted``.
         """
+        if recipe.distance_weighted and distance is None:
+            raise ValueError("distance is required for a distance-weighted recipe")
         outputs = self._outputs
+        columns = classes.shape[1]
         if index.numel() == 0:
-            empty = self.x.new_zeros((0, self.x.shape[1]), dtype=torch.float32)
+            empty = self.x.new_zeros((0, columns, self.x.shape[1]), dtype=torch.float32)
             return Derivatives(empty, None if recipe.beta == "none" else empty)
-        one_hot = torch.zeros_like(outputs)
-        one_hot[index, classes] = 1.0
-        grad_class = self._vjp(one_hot, retain=recipe.vjps == 2)
-        alpha = grad_class[index]
-        beta: Optional[torch.Tensor] = None
+        cotangents = [self._one_hot(index, classes[:, s]) for s in range(columns)]
         if recipe.beta == "others":
             rows = torch.zeros(outputs.shape[0], dtype=outputs.dtype, device=outputs.device)
             rows[index] = 1.0
-            grad_all = self._vjp(rows[:, None].expand_as(outputs).contiguous(), retain=False)
-            beta = grad_all[index] - alpha
+            cotangents.append(rows[:, None].expand_as(outputs).contiguous())
         elif recipe.beta == "weighted":
-            weights = torch.zeros_like(outputs)
-            weights[index] = self._probabilities()[index]
-            weights[index, classes] = 0.0
-            beta = self._vjp(weights, retain=False)[index]
+            cotangents += [self._weights(index, classes[:, s]) for s in range(columns)]
+        last = len(cotangents) - 1
+        grads = [self._vjp(c, retain=i < last)[index] for i, c in enumerate(cotangents)]
+        alpha = torch.stack(grads[:columns], dim=1)
+        beta: Optional[torch.Tensor] = None
+        if recipe.beta == "others":
+            beta = grads[columns][:, None, :] - alpha
+        elif recipe.beta == "weighted":
+            beta = torch.stack(grads[columns:], dim=1)
         if recipe.distance_weighted:
-            if distance is None:
-                raise ValueError("distance is required for a distance-weighted recipe")
-            alpha = alpha * distance
-            beta = None if beta is None else beta * distance
+            alpha = alpha * distance[:, None, :]
+            beta = None if beta is None else beta * distance[:, None, :]
         alpha = alpha.to(torch.float32).contiguous()
         if recipe.beta == "negated":
             beta = -alpha  # exact: for F = p, sum_j dp_j/dx = 0
@@ -161,35 +174,18 @@ class ForwardPass:
             beta = beta.to(torch.float32).contiguous()
         return Derivatives(alpha, beta)
 
-    def all_class_derivatives(self, index: torch.Tensor, recipe: Recipe) -> Derivatives:
-        """alpha and beta of every class for the rows ``index``: (k, C, M) each.
+    def _one_hot(self, index: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The cotangent that picks output ``classes[i]`` of row ``index[i]``."""
+        one_hot = torch.zeros_like(self._outputs)
+        one_hot[index, classes] = 1.0
+        return one_hot
 
-        alpha[:, c] = dF_c/dx; beta[:, c] = d(sum_j F_j)/dx - alpha[:, c] (``"others"``) or
-        -alpha[:, c] (``"negated"``). C (+1) VJPs on the kept graph: on a LeNet on the CPU
-        they take 0.7x the time of one batched backward (``is_grads_batched``) of the same
-        cotangents, with identical results (bench/RESULTS.md, "Variants").
-        """
-        outputs = self._outputs
-        num_classes = outputs.shape[1]
-        rows = torch.zeros(outputs.shape[0], dtype=outputs.dtype, device=outputs.device)
-        rows[index] = 1.0
-        cotangents = [torch.zeros_like(outputs) for _ in range(num_classes)]
-        for c, cotangent in enumerate(cotangents):
-            cotangent[:, c] = rows
-        if recipe.beta == "others":
-            cotangents.append(rows[:, None].expand_as(outputs).contiguous())
-        grads = [
-            self._vjp(cotangent, retain=i + 1 < len(cotangents))[index]
-            for i, cotangent in enumerate(cotangents)
-        ]
-        alpha = torch.stack(grads[:num_classes], dim=1)  # (k, C, M)
-        if recipe.beta == "others":
-            beta = grads[num_classes][:, None, :] - alpha
-            return Derivatives(
-                alpha.to(torch.float32).contiguous(), beta.to(torch.float32).contiguous()
-            )
-        alpha = alpha.to(torch.float32).contiguous()
-        return Derivatives(alpha, -alpha)
+    def _weights(self, index: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The cotangent p_j (held constant) for every class j but ``classes[i]``."""
+        weights = torch.zeros_like(self._outputs)
+        weights[index] = self._probabilities()[index]
+        weights[index, classes] = 0.0
+        return weights
 
 
 def derivatives_of(
@@ -203,4 +199,5 @@ def derivatives_of(
     one forward pass and the recipe's VJPs."""
     forward = ForwardPass(model, x, sample_shape, recipe.jacobian)
     index = torch.arange(x.shape[0], device=x.device)
-    return forward.derivatives(index, classes, recipe)
+    derivs = forward.derivatives(index, classes[:, None], recipe)
+    return Derivatives(derivs.alpha[:, 0], None if derivs.beta is None else derivs.beta[:, 0])

@@ -2,7 +2,8 @@
 
 Strategies (``y`` is the true class; when not given, the model's clean prediction):
 
-* ``"random"``: uniform over the classes other than ``y``, from a seeded generator;
+* ``"random"``: uniform over the classes other than ``y``, a function of the seed and the
+  row's index only (:func:`random_targets`; the data-set runner draws the same targets);
 * ``"next"``: ``(y + 1) % C``;
 * ``"least_likely"``: the class with the lowest clean logit;
 * ``"all"``: every sample against every other class (the paper's protocol: C - 1 rows per
@@ -20,20 +21,28 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
 import torch
+
+from .goals import Goal, Targeted, Untargeted
 
 UNTARGETED = "untargeted"
 STRATEGIES = ("random", "next", "least_likely", "all", UNTARGETED)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass
 class TargetPlan:
-    """Which input row each attacked row comes from, its target and its true class."""
+    """Which input row each attacked row comes from, its true class and its goal."""
 
     source_index: torch.Tensor  #: (R,) int64, row of x that each attacked row copies
-    target: torch.Tensor  #: (R,) int64, -1 for non-targeted rows
     true_class: torch.Tensor  #: (R,) int64, the label (or clean prediction) of the source
-    targeted: bool = True  #: False for the ``"untargeted"`` strategy
+    goal: Goal  #: a target per row, or leaving the true class
+
+    @property
+    def target(self) -> torch.Tensor:
+        """(R,) int64 target class of every row, -1 for non-targeted rows."""
+        return self.goal.target
 
 
 def _as_index(value: Any) -> Optional[int]:
@@ -119,22 +128,20 @@ def _strategy_plan(
     if num_classes < 2:
         raise ValueError(f"a target strategy needs at least 2 classes, the model has {num_classes}")
     if strategy == UNTARGETED:
-        return TargetPlan(rows, torch.full_like(true_class, -1), true_class, targeted=False)
+        return TargetPlan(rows, true_class, Untargeted(true_class))
     if strategy == "next":
-        return TargetPlan(rows, (true_class + 1) % num_classes, true_class)
-    if strategy == "least_likely":
-        return TargetPlan(rows, clean_logits.argmin(dim=1), true_class)
-    if strategy == "random":
-        generator = torch.Generator().manual_seed(seed)
-        # Uniform over the C - 1 other classes: shift past the true class.
-        offset = torch.randint(1, num_classes, (n,), generator=generator).to(device)
-        return TargetPlan(rows, (true_class + offset) % num_classes, true_class)
-    # "all": row-major over (sample, other class)
-    classes = torch.arange(num_classes, device=device)
-    others = classes[None, :].expand(n, num_classes)
-    keep = others != true_class[:, None]
-    source = rows[:, None].expand(n, num_classes)[keep]
-    return TargetPlan(source, others[keep], true_class[source])
+        target = (true_class + 1) % num_classes
+    elif strategy == "least_likely":
+        target = clean_logits.argmin(dim=1)
+    elif strategy == "random":
+        target = random_targets(rows, true_class, num_classes, seed)
+    else:  # "all": row-major over (sample, other class)
+        classes = torch.arange(num_classes, device=device)
+        others = classes[None, :].expand(n, num_classes)
+        keep = others != true_class[:, None]
+        source = rows[:, None].expand(n, num_classes)[keep]
+        return TargetPlan(source, true_class[source], Targeted(others[keep]))
+    return TargetPlan(rows, true_class, Targeted(target))
 
 
 def _explicit_plan(
@@ -153,4 +160,32 @@ def _explicit_plan(
             f"y_target must differ from {against}: sample {i} has y_target = "
             f"{target[i].item()}, and {same.numel()} of {n} samples are like it"
         )
-    return TargetPlan(torch.arange(n, device=device), target, true_class)
+    return TargetPlan(torch.arange(n, device=device), true_class, Targeted(target))
+
+
+def random_targets(
+    rows: torch.Tensor, true_class: torch.Tensor, num_classes: int, seed: int
+) -> torch.Tensor:
+    """Targets uniform over the classes other than ``true_class``, one per row, each a
+    function of ``(seed, row index)`` only (so they do not depend on the batch or on which
+    process attacks the row).
+
+    ``target = (true_class + 1 + h % (C - 1)) % C`` with ``h`` the SplitMix64 hash of
+    ``seed * 2**64 / golden ratio`` plus the row index (modulo bias below ``C / 2**64``).
+
+    Args:
+        rows: (n,) int64 row indices (in the data set, for the runner).
+        true_class: (n,) int64 source classes.
+        num_classes: C >= 2.
+        seed: int in [0, 2**64).
+    """
+    if num_classes < 2:
+        raise ValueError(f"random targets need at least 2 classes, the model has {num_classes}")
+    with np.errstate(over="ignore"):
+        z = np.asarray(rows.cpu().numpy(), dtype=np.uint64) + np.array([seed], np.uint64) * _GOLDEN
+        z = z + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    offset = torch.from_numpy((z % np.uint64(num_classes - 1)).astype(np.int64)) + 1
+    return (true_class + offset.to(true_class.device)) % num_classes

@@ -1,15 +1,18 @@
-"""The JSMA family on one loop: what each variant differentiates and how it chooses.
+"""The JSMA family as values: what each variant differentiates, how it chooses and which way
+its features move.
 
 Notation per sample: Z the logits, p = softmax(Z), F = Z (``jacobian="logits"``) or p
-(``"probs"``), t the target class, y the true class, theta the step. For a pair (p, q):
-A = alpha_p + alpha_q, B = beta_p + beta_q; "the pairwise map" is the paper's rule (increase:
-A > 0 and B < 0, score -(A * B), the best pair wins; see ``docs/kernel-contract.md``).
+(``"probs"``), t the class of alpha (the target; the true class y when untargeted), theta the
+step. For a pair (p, q): A = alpha_p + alpha_q, B = beta_p + beta_q; "the pairwise map" is the
+paper's rule (increase: A > 0 and B < 0, score -(A * B), the best pair wins; see
+``docs/kernel-contract.md``).
 
 ===========  ==========================  ===============================  =====================
 variant      alpha                       beta                             choice
 ===========  ==========================  ===============================  =====================
 ``jsma``     dF_t/dx                     sum_{j != t} dF_j/dx (for        pairwise map
                                          F = p: exactly -alpha)
+``jsma_f``   dp_t/dx                     -alpha, exactly                  pairwise map
 ``wjsma``    dF_t/dx                     sum_{j != t} p_j dF_j/dx, p      pairwise map
                                          held constant
 ``tjsma``    (clip_max - x) * dF_t/dx    (clip_max - x) *                 pairwise map
@@ -19,69 +22,85 @@ variant      alpha                       beta                             choice
                                                                           best decrease pair
 ===========  ==========================  ===============================  =====================
 
-Sources: the paper (Papernot et al., 2016) for ``jsma``; Combey, Loison, Faucher, Hajri,
-*Probabilistic Jacobian-based Saliency Maps Attacks* (2020) for ``wjsma`` and ``tjsma``; ART's
-``SaliencyMapMethod`` for ``top2``; Wiyatno, Xu, *Maximal Jacobian-based Saliency Map Attack*
-(2018) for ``maximal`` and the non-targeted forms.
-
 Decrease (theta < 0): the pairwise map's decrease conditions (A < 0, B > 0); ``top2`` takes
 the two smallest alpha; ``tjsma`` weights by ``x - clip_min``, the distance to the bound the
 feature moves towards (our choice: the paper defines the increase form only).
 
-Non-targeted (``y_target="untargeted"``): the class c of alpha is the true class y and the
-map's conditions are those of the opposite direction (features move by theta, and the pair
-must lower Z_y and raise the others: NT-JSMA). ``maximal`` then runs the non-targeted M-JSMA:
-every class c and both sign patterns, the best -(A_c * B_c) wins, features move by
-sign(A_c) * theta, negated when c = y.
+Non-targeted (``y_target="untargeted"``, :class:`jsma_fast.goals.Untargeted`): alpha is the
+true class's and the map takes the opposite direction's conditions (NT-JSMA). ``maximal``
+then runs the non-targeted M-JSMA: every class c and both sign patterns, the best
+-(A_c * B_c) wins, features move by sign(A_c) * theta, negated when c = y.
+
+A new variant is one :class:`Variant` in :data:`FAMILY` (``jsma_fast.catalogue``) and its
+naive reference in the tests: the loop reads the variant's recipe, rule and direction policy,
+never its name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+from .choice import BOTH, FIXED, Directions
 from .derivatives import Recipe
-
-VARIANTS = ("jsma", "wjsma", "tjsma", "top2", "maximal")
-
-#: Variants that run the paper's pairwise map (or the single-feature map) unchanged.
-MAP_VARIANTS = ("jsma", "wjsma", "tjsma", "maximal")
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How a variant runs for one attack configuration.
+class Variant:
+    """One member of the family.
 
     Attributes:
-        recipe: what alpha and beta are (``jsma_fast.derivatives``).
+        name: the value of ``JSMA(variant=...)``.
+        label: its name in tables and reports.
+        summary: one line for help texts.
+        source: where it was published.
+        beta: the beta form on logits (``"others"``, ``"weighted"`` or ``"none"``); on
+            probabilities ``"others"`` becomes the exact ``"negated"`` (sum_j p_j = 1).
+        distance_weighted: alpha and beta weighted by the distance to the bound (TJSMA).
         rule: ``"map"`` (the pairwise or single-feature saliency map) or ``"top2"``.
-        both_directions: each step compares a search per direction and moves the winner's
-            features its way (``maximal``).
-        all_classes: the non-targeted M-JSMA: derivatives and searches for every class.
+        directions: the direction policy: theta's sign (:data:`jsma_fast.choice.FIXED`) or
+            the better of both per step (:data:`jsma_fast.choice.BOTH`).
+        jacobian: the outputs it differentiates whatever the attack's default, or None for
+            the attack's ``jacobian`` option.
     """
 
-    recipe: Recipe
-    rule: str
-    both_directions: bool
-    all_classes: bool
+    name: str
+    label: str
+    summary: str
+    source: str
+    beta: str = "others"
+    distance_weighted: bool = False
+    rule: str = "map"
+    directions: Directions = FIXED
+    jacobian: Optional[str] = None
 
+    @property
+    def both_directions(self) -> bool:
+        return self.directions is BOTH
 
-def plan(variant: str, jacobian: str, targeted: bool) -> Plan:
-    """The :class:`Plan` of ``variant`` with derivatives of ``jacobian`` outputs."""
-    probs = jacobian == "probs"
-    if variant in ("jsma", "maximal"):
-        recipe = Recipe(jacobian, "negated" if probs else "others")
-    elif variant == "wjsma":
-        recipe = Recipe(jacobian, "weighted")
-    elif variant == "tjsma":
-        recipe = Recipe(jacobian, "weighted", distance_weighted=True)
-    elif variant == "top2":
-        recipe = Recipe(jacobian, "none")
-    else:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    maximal = variant == "maximal"
-    return Plan(
-        recipe=recipe,
-        rule="top2" if variant == "top2" else "map",
-        both_directions=maximal,
-        all_classes=maximal and not targeted,
-    )
+    def default_jacobian(self) -> str:
+        """The ``jacobian`` an attack of this variant takes when none is given."""
+        return self.jacobian or "logits"
+
+    def recipe(self, jacobian: str) -> Recipe:
+        """What alpha and beta are with derivatives of ``jacobian`` outputs."""
+        beta = "negated" if self.beta == "others" and jacobian == "probs" else self.beta
+        return Recipe(jacobian, beta, self.distance_weighted)
+
+    def check(self, *, theta: float, saliency: str, jacobian: str) -> None:
+        """Refuses the options this variant cannot run with, naming both sides."""
+        if self.rule == "top2" and saliency == "single":
+            raise ValueError(
+                f"variant={self.name!r} chooses two features per step; it cannot run with "
+                "saliency='single' (use variant='jsma' with saliency='single')"
+            )
+        if self.both_directions and theta < 0:
+            raise ValueError(
+                f"variant={self.name!r} chooses the direction of every step itself: theta is "
+                f"its step size and must be > 0, got theta={theta!r}"
+            )
+        if self.jacobian is not None and jacobian != self.jacobian:
+            raise ValueError(
+                f"variant={self.name!r} differentiates jacobian={self.jacobian!r}; leave "
+                f"jacobian unset or use variant='jsma' with it, got jacobian={jacobian!r}"
+            )

@@ -148,13 +148,16 @@ def reference_variant(
     clip_min,
     clip_max,
     saliency="pair",
-    jacobian="logits",
+    jacobian=None,
     domain_rule="used",
     start_domain="unsaturated",
     budget_rule="steps",
 ):
     """Attacks one sample x (any shape) with any variant; ``target=None`` is non-targeted.
+    ``jacobian=None``: the probabilities for JSMA-F, else the logits.
     Returns (x_adv, success, iterations, reason)."""
+    if jacobian is None:
+        jacobian = "probs" if variant == "jsma_f" else "logits"
     sample_shape = x.shape
     x_adv = x.detach().reshape(-1).clone()
     m = x_adv.numel()

@@ -3,6 +3,8 @@ type, empty batches, broken models and targets. Every error names what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,9 +25,31 @@ def _inputs(n=4, seed=0):
 def test_configuration_cannot_be_changed_after_checking():
     attack = JSMA(theta=1.0)
     for name, value in (("theta", float("nan")), ("theta", 0.0), ("gamma", 2.0), ("new", 1)):
-        with pytest.raises(AttributeError, match=rf"immutable: cannot set '{name}'.*replace"):
+        with pytest.raises(
+            dataclasses.FrozenInstanceError, match=f"cannot assign to field '{name}'"
+        ):
             setattr(attack, name, value)
-    assert attack.theta == 1.0
+    for name in ("theta", "variant", "batch_size"):
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot delete field '{name}'"):
+            delattr(attack, name)
+    assert attack.theta == 1.0 and attack.variant == "jsma" and hash(attack) == hash(JSMA())
+
+
+def test_execution_settings_take_no_part_in_equality_hash_or_repr():
+    attack = JSMA(theta=1.0, variant="tjsma")
+    busy = attack.replace(batch_size=3, num_threads=1, progress=True, require_eval=False)
+    assert busy == attack and hash(busy) == hash(attack) and repr(busy) == repr(attack)
+    assert attack.replace(seed=1) != attack and attack.replace(method="exact") != attack
+
+
+def test_a_new_variant_brings_its_own_outputs_unless_they_were_chosen():
+    assert JSMA().replace(variant="jsma_f").jacobian == "probs"
+    assert JSMA(variant="jsma_f").replace(variant="tjsma").jacobian == "logits"
+    assert JSMA(jacobian="probs").replace(variant="wjsma").jacobian == "probs"
+    with pytest.raises(ValueError, match=r"variant='jsma_f' differentiates.*jacobian='logits'"):
+        JSMA(variant="jsma_f", jacobian="logits")
+    with pytest.raises(TypeError, match="takes 1 positional argument"):
+        JSMA(1.0)  # keyword-only
 
 
 def test_replace_checks_like_a_new_attack():

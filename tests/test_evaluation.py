@@ -206,9 +206,9 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
     assert modes[1:] == [
         "increase",
         "decrease",
-        "variant_tjsma",
-        "variant_wjsma",
         "variant_jsma_f",
+        "variant_wjsma",
+        "variant_tjsma",
         "variant_top2",
         "variant_maximal",
         "model_paper",

@@ -24,8 +24,12 @@ from jsma_fast import JSMA
 M = int(np.prod(SAMPLE_SHAPE))
 
 
-def _case_dtype(variant: str, jacobian: str) -> torch.dtype:
-    return torch.float64 if variant in ("wjsma", "tjsma") or jacobian == "probs" else torch.float32
+VARIANTS = ["jsma", "jsma_f", "wjsma", "tjsma", "top2", "maximal"]
+
+
+def _case_dtype(variant: str, jacobian) -> torch.dtype:
+    exact = variant in ("jsma", "top2", "maximal") and jacobian in (None, "logits")
+    return torch.float32 if exact else torch.float64
 
 
 def _problem(dtype, n=6, seed=1):
@@ -51,13 +55,16 @@ def _run_reference(model, x, y, targets, config):
 
 def _cases():
     for variant, theta, saliency, domain_rule, jacobian, targeted in itertools.product(
-        ["jsma", "wjsma", "tjsma", "top2", "maximal"],
+        VARIANTS,
         [1.0, -1.0, 0.5],
         ["pair", "single"],
         ["used", "saturated"],
-        ["logits", "probs"],
+        ["logits", "probs", None],
         [True, False],
     ):
+        # None (the variant's own outputs) is JSMA-F's only form; the others take both.
+        if (variant == "jsma_f") != (jacobian is None):
+            continue
         if variant == "top2" and saliency == "single":
             continue
         if variant == "maximal" and theta < 0:
@@ -83,7 +90,7 @@ def test_variant_equals_reference(variant, theta, saliency, domain_rule, jacobia
         assert result.stop_reason == ref_reason
 
 
-@pytest.mark.parametrize("variant", ["jsma", "wjsma", "tjsma", "top2", "maximal"])
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("start_domain", ["unsaturated", "all"])
 def test_start_domain_equals_reference(variant, start_domain):
     model, x, y = _problem(_case_dtype(variant, "logits"), n=5, seed=3)
@@ -124,7 +131,7 @@ def test_art_preset_equals_reference(theta):
     assert result.stop_reason == ref_reason
 
 
-@pytest.mark.parametrize("variant", ["jsma", "wjsma", "tjsma", "top2", "maximal"])
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("y_target", ["all", "untargeted"])
 def test_invariants_on_a_generic_model(variant, y_target):
     torch.manual_seed(7)
@@ -198,6 +205,7 @@ def test_untargeted_jsma_lowers_the_true_class_first():
         (dict(variant="maximal", theta=-1.0), ["variant='maximal'", "theta=-1.0"]),
         (dict(budget_rule="features", max_iters=3), ["budget_rule='features'", "max_iters=3"]),
         (dict(variant="fgsm"), ["variant must be one of", "'fgsm'"]),
+        (dict(variant="jsma_f", jacobian="logits"), ["variant='jsma_f'", "jacobian='logits'"]),
         (dict(budget_rule="pixels"), ["budget_rule must be one of", "'pixels'"]),
     ],
 )

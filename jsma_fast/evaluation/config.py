@@ -11,23 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from ..catalogue import FAMILY
+
 #: The paper's two attacks: stage name -> theta (increase / decrease the features).
 STAGES: Tuple[Tuple[str, float], ...] = (("increase", 1.0), ("decrease", -1.0))
-#: Attacks run beside the paper's algorithm (increase, all targets): name -> JSMA options.
-VARIANT_STAGES: Dict[str, Dict[str, str]] = {
-    "tjsma": {"variant": "tjsma"},
-    "wjsma": {"variant": "wjsma"},
-    "jsma_f": {"jacobian": "probs"},
-    "top2": {"variant": "top2"},
-    "maximal": {"variant": "maximal"},
-}
-VARIANT_LABELS = {
-    "tjsma": "TJSMA",
-    "wjsma": "WJSMA",
-    "jsma_f": "JSMA-F (probabilities, beta = -alpha)",
-    "top2": "top-2 (ART's rule)",
-    "maximal": "M-JSMA (both directions)",
-}
+#: The variants attacked beside the paper's algorithm (increase, all targets): every other
+#: member of the family.
+VARIANT_STAGES: Tuple[str, ...] = tuple(name for name in FAMILY if name != "jsma")
 MODEL_LABELS = {"lenet": "the demo's LeNet (Adam)", "paper": "the paper-style LeNet (Caffe)"}
 DEFAULT_HARDNESS_GAMMAS: Tuple[float, ...] = (0.03, 0.05, 0.075, 0.1, 0.125, 0.145)
 

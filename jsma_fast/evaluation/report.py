@@ -14,7 +14,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .config import VARIANT_LABELS, VARIANT_STAGES, ReproduceConfig
+from ..catalogue import FAMILY
+from .config import VARIANT_STAGES, ReproduceConfig
 from .metrics import EvaluationMetrics, ModeSummary
 from .paper import PAPER
 
@@ -125,7 +126,7 @@ def _variants_section(m: EvaluationMetrics, config: ReproduceConfig) -> List[str
     for name in VARIANT_STAGES:
         r = m.mode(f"variant_{name}")
         if r is not None:
-            lines.append(_row(label, VARIANT_LABELS[name], r))
+            lines.append(_row(label, FAMILY[name].label, r))
     lines += [
         f"| the paper's LeNet, {PAPER.training_digits:,} training digits | JSMA (the "
         f"paper's map) | {PAPER.samples:,} | {pct(PAPER.increase_success)} | "
@@ -163,7 +164,7 @@ def _gap_sentences(m: EvaluationMetrics) -> List[str]:
     variants = [r for r in m.modes if r.mode.startswith("variant_")]
     if variants:
         top = max(variants, key=lambda r: (r.success_rate, -r.mean_distortion_success))
-        name = VARIANT_LABELS[top.mode.removeprefix("variant_")]
+        name = FAMILY[top.mode.removeprefix("variant_")].label
         text += (
             f" On the same rows the strongest variant, {name}, reaches "
             f"{pct(top.success_rate)} at {pct(top.mean_distortion_success)}: use "

@@ -22,7 +22,7 @@ from .. import _cli_args as _args
 from .adversarial_training import AdversarialTrainingReport
 from .checkpoint import ChunkStore
 from .columns import COLUMNS, Columns, result_columns
-from .config import MODEL_LABELS, STAGES, VARIANT_STAGES, ReproduceConfig
+from .config import MODEL_LABELS, STAGES, ReproduceConfig
 from .distributed import Dist
 from .shards import load_stage, make_chunks, open_store, run_chunks
 
@@ -261,7 +261,7 @@ def _paper_and_variants(
             stages[stage] = run_stage(stage, attack, model, x, y, "all", bar)
         for name in config.variants:
             bar.set_postfix(stage=name)
-            attack = JSMA(theta=1.0, gamma=config.gamma, seed=config.seed, **VARIANT_STAGES[name])
+            attack = JSMA(theta=1.0, gamma=config.gamma, seed=config.seed, variant=name)
             variants[name] = run_stage(f"variant_{name}", attack, model, x, y, "all", bar)
     finally:
         bar.close()
