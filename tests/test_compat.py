@@ -175,16 +175,50 @@ def _classifier(model, **kwargs):
     )
 
 
-def _art_reference(theta, gamma, clip=(0.0, 1.0), **kwargs) -> jsma_fast.JSMA:
-    return jsma_fast.JSMA(
-        theta=theta,
-        gamma=gamma,
-        clip_min=clip[0],
-        clip_max=clip[1],
-        domain_rule="saturated",
-        start_domain="unsaturated",
-        **kwargs,
+def _art_reference(theta, gamma, clip=(0.0, 1.0), preset="art", **kwargs) -> jsma_fast.JSMA:
+    """The attack the adapter documents: ``JSMA.preset(preset)`` on the classifier's range."""
+    return jsma_fast.JSMA.preset(
+        preset, theta=theta, gamma=gamma, clip_min=clip[0], clip_max=clip[1], **kwargs
     )
+
+
+@pytest.mark.parametrize("theta", [1.0, -1.0])
+def test_art_adapter_defaults_give_arts_own_outputs(art_adapter, theta):
+    """With default arguments the drop-in computes ART's algorithm: the same outputs as
+    ``art.attacks.evasion.SaliencyMapMethod`` on a float model (no ties)."""
+    from art.attacks.evasion import SaliencyMapMethod as ArtSaliencyMapMethod
+
+    model = _model()
+    x = _images().numpy() * 0.8 + (0.2 if theta < 0 else 0.0)
+    preds = model(torch.from_numpy(x)).argmax(1)
+    targets = ((preds + 1) % CLASSES).numpy()
+    classifier = _classifier(model)
+    options = dict(theta=theta, gamma=0.3, verbose=False)
+    art_out = ArtSaliencyMapMethod(classifier, batch_size=1, **options).generate(x, targets)
+    ours = art_adapter.SaliencyMapMethod(classifier, **options).generate(x, targets)
+    assert _changed(art_out, x)
+    np.testing.assert_array_equal(ours, art_out)
+
+
+@pytest.mark.parametrize("variant", [None, "tjsma"])
+def test_art_adapter_runs_the_papers_map_or_a_variant_on_request(art_adapter, variant):
+    model = _model()
+    x = _images().numpy()
+    targets = ((model(torch.from_numpy(x)).argmax(1) + 1) % CLASSES).numpy()
+    attack = art_adapter.SaliencyMapMethod(
+        _classifier(model), theta=1.0, gamma=0.5, verbose=False, preset="paper", variant=variant
+    )
+    extra = {} if variant is None else {"variant": variant}
+    want = _art_reference(1.0, 0.5, preset="paper", **extra)
+    assert attack.jsma() == want
+    np.testing.assert_array_equal(
+        attack.generate(x, targets),
+        want(model, torch.from_numpy(x), torch.from_numpy(targets)).x_adv.numpy(),
+    )
+    with pytest.raises(ValueError, match=r"preset='art' fixes variant='top2'.*preset='paper'"):
+        art_adapter.SaliencyMapMethod(_classifier(model), variant="tjsma")
+    with pytest.raises(ValueError, match=r"preset must be one of .*'fast'"):
+        art_adapter.SaliencyMapMethod(_classifier(model), preset="fast")
 
 
 @pytest.mark.parametrize("theta", [1.0, 0.3, -1.0])

@@ -1,5 +1,6 @@
-"""ART's ``SaliencyMapMethod`` interface, computing the paper's pairwise saliency map with
-:class:`jsma_fast.JSMA`.
+"""ART's ``SaliencyMapMethod``, computed by :class:`jsma_fast.JSMA`: by default ART's own
+algorithm (its top-2 rule and budget, ``JSMA.preset("art")``), batched and native; ``preset=``
+and ``variant=`` select the paper's map or a stronger variant.
 
 Change one import::
 
@@ -9,33 +10,37 @@ Change one import::
     attack = SaliencyMapMethod(classifier, theta=1.0, gamma=0.1, verbose=False)
     x_adv = attack.generate(x, y=targets)     # targets one-hot (N, C) or indices (N,); None: random
 
+    SaliencyMapMethod(classifier, theta=1.0, gamma=0.1, preset="paper")  # the paper's map
+    SaliencyMapMethod(classifier, theta=1.0, gamma=0.1, preset="paper", variant="tjsma")
+
 ``classifier`` is an ART ``PyTorchClassifier``: the attack runs its ``.model`` behind the
 classifier's own preprocessing (e.g. ``preprocessing=(mean, std)``), on its device, with its
-``clip_values`` as the valid range. It runs
-``jsma_fast.JSMA(theta=theta, gamma=gamma, clip_min, clip_max = classifier.clip_values,
-saliency="pair", jacobian="logits", domain_rule="saturated", start_domain="unsaturated",
-batch_size=batch_size, progress=verbose)``: the paper's Algorithms 2 and 3. ``"logits"``
-means the derivative of whatever the model returns, as ART's ``class_gradient``: logits when
-the model returns logits (preferred), probabilities when it ends in a softmax.
+``clip_values`` as the valid range. It runs ``jsma_fast.JSMA.preset(preset, theta=theta,
+gamma=gamma, clip_min, clip_max = classifier.clip_values, batch_size=batch_size,
+progress=verbose)`` (plus ``variant`` and ``method`` when given). With the default
+``preset="art"`` that is ART 1.20.1's algorithm: the two largest target derivatives in the
+search domain, removal on saturation, and "go on while the distinct chosen features / M <=
+gamma"; it gives ART's outputs on the variants benchmark (``bench/RESULTS.md``). ``"logits"``
+means the derivative of whatever the model returns, as ART's ``class_gradient``.
 
-Where it differs from ``art.attacks.evasion.SaliencyMapMethod`` (ART 1.20):
+Where it differs from ``art.attacks.evasion.SaliencyMapMethod`` (ART 1.20), with the default
+``preset="art"``:
 
 ========================  ================================  ==================================
 aspect                    ART's SaliencyMapMethod           this adapter
 ========================  ================================  ==================================
-saliency map              the two largest target            the paper's pairwise map: the pair
-                          derivatives (alpha only; beta     maximising -(A * B) with A > 0,
-                          and the sign conditions are       B < 0 (decrease: A < 0, B > 0)
-                          ignored)
-no qualifying pair        always changes two features       the sample stops
-budget                    goes on while distinct changed    at most floor(M * gamma / 2) pair
-                          features / M <= gamma (can        steps (the paper's max_iter)
-                          overshoot by one step)
+speed                     one class-gradient call per step  batched: one forward and one VJP
+                          and batch, NumPy selection        per step, native top-2 search
+ties of equal             ``argpartition``: unspecified     the smaller feature index
+derivatives
+one feature left in the   changes it alone                  the sample stops
+domain
 estimators                any ClassGradientsMixin           ``PyTorchClassifier`` only (else
                                                             ``EstimatorError``)
-``clip_values=None``      no clipping, no domain            ``ValueError``: the paper's
-                                                            algorithm needs a valid range
-per-feature clip_values   supported                         only one range for every feature
+``clip_values=None``      no clipping, no domain            ``ValueError``: the attack needs a
+                                                            valid range
+per-feature clip_values   supported                         refused with a ``ValueError``
+                                                            naming ``clip_values``
 inputs outside            accepted                          ``ValueError`` naming ``x``
 clip_values
 preprocessing defences    applied through class_gradient    framework (PyTorch) preprocessing
@@ -46,6 +51,10 @@ postprocessing defences   applied to the predictions that   not applied (the mod
 ``batch_size`` default    1                                 128 (results do not depend on it)
 theta = 0                 accepted (nothing changes)        ``ValueError`` naming theta
 ========================  ================================  ==================================
+
+With ``preset="paper"`` the saliency map is the paper's pairwise map (the pair maximising
+-(A * B) with A > 0, B < 0; decrease: A < 0, B > 0), a sample with no qualifying pair stops,
+and the budget is floor(M * gamma / 2) pair steps.
 
 The parameter checks on gamma, batch_size and verbose raise ART's errors with ART's messages;
 targets go through ART's ``check_and_transform_label_format`` and, when ``y`` is None, ART's
@@ -74,7 +83,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without ART
         "adversarial-robustness-toolbox (jsma-fast's 'art' extra)"
     ) from exc
 
+from .._checks import check_choice
 from ..attack import JSMA
+from ..catalogue import PRESETS
 from ._reached import attack_unreached
 
 __all__ = ["SaliencyMapMethod"]
@@ -97,7 +108,7 @@ def _as_int(value: Any, otherwise: Any = None) -> Any:
 
 class SaliencyMapMethod(EvasionAttack):
     """Jacobian-based Saliency Map Attack (Papernot et al., 2016) with ART's
-    ``SaliencyMapMethod`` parameters, computing the paper's pairwise map with
+    ``SaliencyMapMethod`` parameters and, by default, ART's algorithm, computed by
     :class:`jsma_fast.JSMA`.
 
     | Paper link: https://arxiv.org/abs/1511.07528
@@ -108,6 +119,8 @@ class SaliencyMapMethod(EvasionAttack):
         "gamma",
         "batch_size",
         "verbose",
+        "preset",
+        "variant",
         "method",
     ]
     _estimator_requirements = (BaseEstimator, ClassGradientsMixin, PyTorchClassifier)
@@ -120,7 +133,9 @@ class SaliencyMapMethod(EvasionAttack):
         batch_size: int = 128,
         verbose: bool = True,
         *,
-        method: str = "auto",
+        preset: str = "art",
+        variant: Optional[str] = None,
+        method: Optional[str] = None,
     ) -> None:
         """
         Create a SaliencyMapMethod instance.
@@ -131,14 +146,20 @@ class SaliencyMapMethod(EvasionAttack):
         :param gamma: Maximum fraction of features being perturbed (between 0 and 1).
         :param batch_size: Size of the batch on which adversarial samples are generated together.
         :param verbose: Show a progress bar.
-        :param method: Pair search of :class:`jsma_fast.JSMA`: ``"auto"``, ``"exact"`` or
-                       ``"pruned"``.
+        :param preset: A preset of :data:`jsma_fast.catalogue.PRESETS`: ``"art"`` (ART's
+                       algorithm, the default), ``"paper"``, ``"cleverhans"``, ``"advertorch"``.
+        :param variant: A variant of :data:`jsma_fast.catalogue.FAMILY` (e.g. ``"tjsma"``), for
+                        a preset that does not fix one (not ``"art"``); None: the preset's.
+        :param method: Pair search of :class:`jsma_fast.JSMA` (``"auto"``, ``"exact"``,
+                       ``"pruned"``) where the preset does not fix it; None: the preset's.
         """
         super().__init__(estimator=classifier)
         self.theta = theta
         self.gamma = gamma
         self.batch_size = batch_size
         self.verbose = verbose
+        self.preset = preset
+        self.variant = variant
         self.method = method
         self._check_params()
 
@@ -164,20 +185,26 @@ class SaliencyMapMethod(EvasionAttack):
 
     def jsma(self) -> JSMA:
         """The :class:`jsma_fast.JSMA` that :meth:`generate` runs."""
+        check_choice(self.preset, "preset", tuple(PRESETS))
+        fixed = PRESETS[self.preset].options
+        chosen = {"variant": self.variant, "method": self.method}
+        for name, value in chosen.items():
+            if value is not None and name in fixed:
+                raise ValueError(
+                    f"preset={self.preset!r} fixes {name}={fixed[name]!r}; leave {name}=None, "
+                    f"or pass preset='paper' to run {name}={value!r} on the paper's loop"
+                )
         clip_min, clip_max = self._clip_range()
-        return JSMA(
+        return JSMA.preset(
+            self.preset,
             theta=float(self.theta) if _is_real(self.theta) else self.theta,
             gamma=float(self.gamma) if _is_real(self.gamma) else self.gamma,
             clip_min=clip_min,
             clip_max=clip_max,
-            saliency="pair",
-            jacobian="logits",
-            domain_rule="saturated",
-            start_domain="unsaturated",
-            method=self.method,
             batch_size=_as_int(self.batch_size, self.batch_size),
             progress=self.verbose,
             require_eval=False,  # the model is put in eval mode for the run, as ART does
+            **{name: value for name, value in chosen.items() if value is not None},
         )
 
     def _check_params(self) -> None:
@@ -199,7 +226,7 @@ class SaliencyMapMethod(EvasionAttack):
                 f"{type(self.verbose).__name__} {self.verbose!r}."
             )
 
-        self.jsma()  # theta, method and the classifier's clip_values, with errors naming them
+        self.jsma()  # theta, preset, variant, method, clip_values: errors naming them
 
     # ------------------------------------------------------------------ the attack
 

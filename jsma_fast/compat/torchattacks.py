@@ -13,9 +13,10 @@ Change one import::
 The class subclasses ``torchattacks.Attack`` (torchattacks 3.5), so the modes, ``set_device``,
 ``set_normalization_used``, ``set_model_training_mode``, ``save`` and ``__repr__`` are
 torchattacks' own; only ``forward`` differs. It runs
-``jsma_fast.JSMA(theta=theta, gamma=gamma, clip_min=0, clip_max=1, saliency="pair",
-jacobian="logits", domain_rule="used", start_domain="unsaturated",
-max_iters=ceil(M * gamma / 2))`` on the whole batch.
+``jsma_fast.JSMA(theta=theta, gamma=gamma, variant=variant, clip_min=0, clip_max=1,
+saliency="pair", domain_rule="used", start_domain="unsaturated",
+max_iters=ceil(M * gamma / 2))`` on the whole batch; the default ``variant="jsma"``
+differentiates the logits, as torchattacks (``variant="tjsma"``: the strongest map).
 
 Where it differs from ``torchattacks.JSMA`` (3.5.1):
 
@@ -94,6 +95,9 @@ class JSMA(_Attack):
         batch_size (int or None): images attacked together; None for the whole batch.
         method (str): pair search of :class:`jsma_fast.JSMA`: ``"auto"``, ``"exact"`` or
             ``"pruned"``. (Default: ``"auto"``)
+        variant (str): a variant of :data:`jsma_fast.catalogue.FAMILY` on torchattacks' loop:
+            ``"jsma"`` (the paper's map, torchattacks' own rule), ``"tjsma"`` (the strongest),
+            ... (Default: ``"jsma"``)
         num_threads (int or None): CPU threads of the search (default: torch's setting).
 
     Shape:
@@ -116,12 +120,14 @@ class JSMA(_Attack):
         batch_size: Optional[int] = None,
         method: str = "auto",
         num_threads: Optional[int] = None,
+        variant: str = "jsma",
     ) -> None:
         super().__init__("JSMA", model)
         self.theta = theta
         self.gamma = gamma
         self.batch_size = batch_size
         self.method = method
+        self.variant = variant
         self.num_threads = num_threads
         self.supported_mode = ["default", "targeted"]
         self.jsma(1)  # checks the hyperparameters now, with errors naming them
@@ -135,11 +141,20 @@ class JSMA(_Attack):
         if isinstance(gamma, float):  # any real type (np.float32 too), as torchattacks
             budget = int(math.ceil(num_features * gamma / 2.0))
         return _JSMA(
-            theta=theta, gamma=gamma, clip_min=0.0, clip_max=1.0, saliency="pair",
-            jacobian="logits", domain_rule="used", start_domain="unsaturated", method=self.method,
-            max_iters=budget, batch_size=self.batch_size, num_threads=self.num_threads,
+            theta=theta,
+            gamma=gamma,
+            variant=self.variant,
+            clip_min=0.0,
+            clip_max=1.0,
+            saliency="pair",
+            domain_rule="used",
+            start_domain="unsaturated",
+            method=self.method,
+            max_iters=budget,
+            batch_size=self.batch_size,
+            num_threads=self.num_threads,
             require_eval=False,  # torchattacks' __call__ sets the model's mode
-        )  # fmt: skip
+        )
 
     def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
