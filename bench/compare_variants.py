@@ -129,9 +129,13 @@ def art_attack(
         from art.attacks.evasion import SaliencyMapMethod
 
     classifier = PyTorchClassifier(
-        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10,
-        clip_values=(0.0, 1.0), device_type="cpu",
-    )  # fmt: skip
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     attack = SaliencyMapMethod(
         classifier, theta=theta, gamma=GAMMA, batch_size=max(rows, 1), verbose=False
     )
@@ -249,7 +253,7 @@ def targeted_table(rows: Sequence[Row]) -> list[str]:
         "| attack | theta | success | mean L0 | median L0 | wall time | per successful row | time "
         "/ own gradient floor |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
     for row in rows:
         if row.error:
             lines.append(f"| {row.label} | {row.theta:+.0f} | not run: {row.error} | | | | | |")

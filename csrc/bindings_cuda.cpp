@@ -1,7 +1,7 @@
 // pybind11 functions of the CUDA kernels: device pointers, sizes and the caller's stream come
-// in as integers (DESIGN.md: no libtorch), outputs are preallocated by the caller. The checks
-// with the caller's argument names live in jsma_fast/_cuda.py; here the pointers are checked
-// to be device memory on the given device before anything is launched.
+// in as integers (the extension never links libtorch), outputs are preallocated by the
+// caller. The checks with the caller's argument names live in jsma_fast/_cuda.py; here the
+// pointers are checked to be device memory on the given device before anything is launched.
 #include "bindings_cuda.h"
 
 #include <cstdint>

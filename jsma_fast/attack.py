@@ -251,11 +251,14 @@ class JSMA:
                 part = slice(start, min(start + chunk, rows))
                 domain = self.spec.directions.start_domain(x_adv[part], self)
                 state = _Rows(
-                    x=x_adv[part], goal=targets.goal.part(part), domain=domain,
+                    x=x_adv[part],
+                    goal=targets.goal.part(part),
+                    domain=domain,
                     used=torch.zeros_like(domain) if self.budget_rule == "features" else None,
-                    iterations=iterations[part], predicted=predicted[part],
+                    iterations=iterations[part],
+                    predicted=predicted[part],
                     stop_code=stop_code[part],
-                )  # fmt: skip
+                )
                 _Loop(self, model, sample_shape, bar, trace).run(state)
         finally:
             if bar is not None:
@@ -349,10 +352,13 @@ def _checked(attack: JSMA) -> Dict[str, Any]:
     if c["jacobian"] is None:
         c["jacobian"] = variant.default_jacobian()
     for name, allowed in (
-        ("saliency", SALIENCIES), ("jacobian", JACOBIANS), ("domain_rule", DOMAIN_RULES),
-        ("start_domain", START_DOMAINS), ("budget_rule", BUDGET_RULES),
+        ("saliency", SALIENCIES),
+        ("jacobian", JACOBIANS),
+        ("domain_rule", DOMAIN_RULES),
+        ("start_domain", START_DOMAINS),
+        ("budget_rule", BUDGET_RULES),
         ("method", ops.PAIR_METHODS),
-    ):  # fmt: skip
+    ):
         _checks.check_choice(c[name], name, allowed)
     variant.check(theta=c["theta"], saliency=c["saliency"], jacobian=c["jacobian"])
     c["max_iters"] = _checks.check_count(c["max_iters"], "max_iters", 0, 2**62, allow_none=True)
@@ -434,9 +440,11 @@ class _Loop:
         self.directions = variant.directions
         self.per_step = 2 if attack.saliency == "pair" else 1
         self.settings = SearchSettings(
-            rule=variant.rule, pairs=self.per_step == 2,
-            method=attack.method, num_threads=attack.num_threads,
-        )  # fmt: skip
+            rule=variant.rule,
+            pairs=self.per_step == 2,
+            method=attack.method,
+            num_threads=attack.num_threads,
+        )
 
     def run(self, rows: _Rows) -> None:
         """Crafts every row of ``rows`` in place and fills its per-row outputs."""
@@ -469,9 +477,15 @@ class _Loop:
                 derivs = self._derivatives(forward, going, rows_going, rows, classes)
             with maybe_section(trace, "search", device):
                 step = Step(
-                    derivs, rows.domain[rows_going], rows.x[rows_going], lowered,
-                    rows.goal.part(rows_going), attack.increase, attack.clip_min, attack.clip_max,
-                )  # fmt: skip
+                    derivs,
+                    rows.domain[rows_going],
+                    rows.x[rows_going],
+                    lowered,
+                    rows.goal.part(rows_going),
+                    attack.increase,
+                    attack.clip_min,
+                    attack.clip_max,
+                )
                 choice = self.directions.choose(step, self.settings, self._recorder())
             stopped = rows_going[~choice.valid]
             rows.stop_code[stopped] = NO_VALID_PAIR

@@ -252,9 +252,15 @@ class BothDirections(Directions):
 
     def choose(self, step: Step, settings: SearchSettings, record: Recorder) -> Choice:
         return choose_best(
-            step.derivs, step.domain, step.x, step.lowered, step.clip_min, step.clip_max,
-            settings, record,
-        )  # fmt: skip
+            step.derivs,
+            step.domain,
+            step.x,
+            step.lowered,
+            step.clip_min,
+            step.clip_max,
+            settings,
+            record,
+        )
 
 
 FIXED = FixedDirection()

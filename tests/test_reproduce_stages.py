@@ -40,14 +40,27 @@ def runs() -> AttackRuns:
     tjsma = result_columns(JSMA(theta=1.0, gamma=GAMMA, variant="tjsma")(model, x, "all", y=y))
     info = ModelInfo(architecture="lenet", train_digits=40, test_digits=8, test_accuracy=1.0)
     adv = AdversarialTrainingReport(
-        clean_accuracy_before=0.9, clean_accuracy_after=0.85, success_before=0.5, success_after=0.4,
-        distortion_before=0.1, distortion_after=0.15, adversarial_samples=7, crafted=12,
+        clean_accuracy_before=0.9,
+        clean_accuracy_after=0.85,
+        success_before=0.5,
+        success_after=0.4,
+        distortion_before=0.1,
+        distortion_after=0.15,
+        adversarial_samples=7,
+        crafted=12,
         compared_digits=5,
-    )  # fmt: skip
+    )
     return AttackRuns(
-        model=model, info=info, x=x, y=y, num_classes=C, stages=stages, variants={"tjsma": tjsma},
-        adversarial_training=adv, attack_seconds=1.0,
-    )  # fmt: skip
+        model=model,
+        info=info,
+        x=x,
+        y=y,
+        num_classes=C,
+        stages=stages,
+        variants={"tjsma": tjsma},
+        adversarial_training=adv,
+        attack_seconds=1.0,
+    )
 
 
 @pytest.fixture(scope="module")
