@@ -442,8 +442,7 @@ class _Loop:
         self.settings = SearchSettings(
             rule=variant.rule,
             pairs=self.per_step == 2,
-            method=attack.method,
-            num_threads=attack.num_threads,
+            searcher=ops.Searcher.resolve(method=attack.method, num_threads=attack.num_threads),
         )
 
     def run(self, rows: _Rows) -> None:

@@ -40,8 +40,7 @@ class SearchSettings:
 
     rule: str  #: ``"map"`` or ``"top2"``
     pairs: bool  #: pairs of features, or single features
-    method: str  #: pair search method (``ops.PAIR_METHODS``)
-    num_threads: Optional[int]
+    searcher: ops.Searcher  #: method, threads and instruction set, resolved once
 
 
 def choose_fixed(
@@ -67,7 +66,7 @@ def choose_fixed(
         record(_copy(derivs.alpha, derivs.beta, domain, mode, settings))
     device = derivs.alpha.device
     if settings.rule == "top2":
-        sel = ops.select_top2(derivs.alpha, domain, mode=mode, num_threads=settings.num_threads)
+        sel = settings.searcher.top2(derivs.alpha, domain, increase_map)
         features = torch.stack([sel.p, sel.q], dim=1)
     else:
         sel, features = _map_search(derivs.alpha, derivs.beta, domain, mode, settings)
@@ -163,13 +162,11 @@ def _map_search(
         The native selection (``valid`` and ``score`` (S,)) and the chosen features (S, F).
     """
     alpha, beta, domain = alpha.contiguous(), beta.contiguous(), domain.contiguous()
-    threads = settings.num_threads
+    increase = mode == "increase"
     if settings.pairs:
-        sel = ops.select_pairs(
-            alpha, beta, domain, mode=mode, method=settings.method, num_threads=threads
-        )
+        sel = settings.searcher.pairs(alpha, beta, domain, increase)
         return sel, torch.stack([sel.p, sel.q], dim=1)
-    sel = ops.select_features(alpha, beta, domain, mode=mode, num_threads=threads)
+    sel = settings.searcher.features(alpha, beta, domain, increase)
     return sel, sel.index[:, None]
 
 

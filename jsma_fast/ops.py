@@ -1,4 +1,5 @@
-"""The saliency searches of JSMA, computed by the native kernels (the only caller of ``_C``).
+"""The saliency searches of JSMA, computed by the native kernels (the caller of ``_C``'s
+searches on CPU arrays; ``_cuda`` calls its CUDA entries, ``_build`` its build facts).
 
 Every search follows one contract (see ``docs/kernel-contract.md``). For each sample, with
 ``alpha`` the derivative of the target class and ``beta`` the summed derivative of the other
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -139,16 +141,67 @@ def select_pairs(
         (0, 2, True)
     """
     increase = _checks.check_mode(mode)
-    method = _checks.check_choice(method, "method", PAIR_METHODS)
-    threads = _check_threads(num_threads)
-    simd = _checks.check_simd(simd, _runnable_simd())
+    searcher = Searcher.resolve(method=method, num_threads=num_threads, simd=simd)
     return_candidates = _checks.check_bool(return_candidates, "return_candidates")
-    if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
-        gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
-        return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
-    return _select_pairs_cpu(
-        convert_inputs(alpha, beta, domain), increase, method, threads, simd, return_candidates
-    )
+    return searcher.pairs(alpha, beta, domain, increase, return_candidates)
+
+
+@dataclass(frozen=True)
+class Searcher:
+    """The searches with their settings checked and resolved once: the public functions
+    build one per call, the attack's loop one per attack and calls it on every step. The
+    arrays are still converted and checked (``convert_inputs``) on each call.
+
+    Attributes:
+        method: ``"auto"``, ``"exact"`` or ``"pruned"`` (see :func:`select_pairs`).
+        threads: CPU threads, resolved (:func:`default_num_threads` when none was given).
+        simd: the instruction set of the pair searches, ``"auto"`` or a forced level.
+    """
+
+    method: str
+    threads: int
+    simd: str
+
+    @classmethod
+    def resolve(
+        cls, *, method: str = "auto", num_threads: Optional[int] = None, simd: Optional[str] = None
+    ) -> "Searcher":
+        """Checks the settings, naming the argument, and resolves their defaults."""
+        return cls(
+            _checks.check_choice(method, "method", PAIR_METHODS),
+            _check_threads(num_threads),
+            _checks.check_simd(simd, _runnable_simd()),
+        )
+
+    def pairs(
+        self, alpha: Any, beta: Any, domain: Any, increase: bool, return_candidates: bool = False
+    ) -> Any:
+        """:func:`select_pairs` (its return value) with these settings."""
+        if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
+            gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
+            return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
+        inputs = convert_inputs(alpha, beta, domain)
+        return _select_pairs_cpu(
+            inputs, increase, self.method, self.threads, self.simd, return_candidates
+        )
+
+    def top2(self, alpha: Any, domain: Any, increase: bool) -> PairSelection:
+        """:func:`select_top2` with these settings."""
+        if _cuda.is_cuda_array(alpha):
+            return PairSelection(*_cuda.select_top2(alpha, domain, increase))
+        inputs = convert_inputs(alpha, alpha, domain)  # the rule reads alpha only
+        p, q, score, valid = _C.top2_search(inputs.alpha, inputs.domain, increase, self.threads)
+        return PairSelection(inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid))
+
+    def features(self, alpha: Any, beta: Any, domain: Any, increase: bool) -> FeatureSelection:
+        """:func:`select_features` with these settings."""
+        if _cuda.is_cuda_array(alpha):
+            return FeatureSelection(*_cuda.select_features(alpha, beta, domain, increase))
+        inputs = convert_inputs(alpha, beta, domain)
+        index, score, valid = _C.feature_search(
+            inputs.alpha, inputs.beta, inputs.domain, increase, self.threads
+        )
+        return FeatureSelection(inputs.wrap(index), inputs.wrap(score), inputs.wrap(valid))
 
 
 def _select_pairs_cpu(
@@ -206,12 +259,7 @@ def select_top2(
         (2, 3)
     """
     increase = _checks.check_mode(mode)
-    threads = _check_threads(num_threads)
-    if _cuda.is_cuda_array(alpha):
-        return PairSelection(*_cuda.select_top2(alpha, domain, increase))
-    inputs = convert_inputs(alpha, alpha, domain)  # the rule reads alpha only
-    p, q, score, valid = _C.top2_search(inputs.alpha, inputs.domain, increase, threads)
-    return PairSelection(inputs.wrap(p), inputs.wrap(q), inputs.wrap(score), inputs.wrap(valid))
+    return Searcher.resolve(num_threads=num_threads).top2(alpha, domain, increase)
 
 
 def select_features(
@@ -229,14 +277,7 @@ def select_features(
     the smallest index. Shapes and kinds as in :func:`select_pairs`.
     """
     increase = _checks.check_mode(mode)
-    threads = _check_threads(num_threads)
-    if _cuda.is_cuda_array(alpha):
-        return FeatureSelection(*_cuda.select_features(alpha, beta, domain, increase))
-    inputs = convert_inputs(alpha, beta, domain)
-    index, score, valid = _C.feature_search(
-        inputs.alpha, inputs.beta, inputs.domain, increase, threads
-    )
-    return FeatureSelection(inputs.wrap(index), inputs.wrap(score), inputs.wrap(valid))
+    return Searcher.resolve(num_threads=num_threads).features(alpha, beta, domain, increase)
 
 
 def saliency_map(
