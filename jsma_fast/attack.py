@@ -16,10 +16,11 @@ pair.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -203,6 +204,18 @@ class JSMA:
         """
         self._check_model(model)
         self._check_inputs(x)
+        with _model_state_kept(model):
+            return self._attack(model, x, y_target, y, trace)
+
+    def _attack(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y_target: Any,
+        y: Optional[Any],
+        trace: Optional[AttackTrace],
+    ) -> AttackResult:
+        """:meth:`__call__` on checked arguments."""
         sample_shape = tuple(x.shape[1:])
         num_features = math.prod(sample_shape)
         flat = x.detach().reshape(x.shape[0], num_features)
@@ -268,6 +281,11 @@ class JSMA:
     # ------------------------------------------------------------------ checks
 
     def _check_model(self, model: Any) -> None:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "the attack needs gradients of the model, which torch.inference_mode() "
+                "forbids: call it outside that context (torch.no_grad() around it is fine)"
+            )
         if not callable(model):
             raise TypeError(f"model must be a callable torch.nn.Module, got {type(model).__name__}")
         if self.require_eval and isinstance(model, torch.nn.Module):
@@ -278,8 +296,9 @@ class JSMA:
                 raise ValueError(
                     "model must be in eval mode (call model.eval()): in training mode layers "
                     "such as BatchNorm and Dropout make samples depend on each other; got "
-                    f"modules in training mode: {training[:3]}. Pass require_eval=False to "
-                    "attack anyway"
+                    f"modules in training mode: {training[:3]}. require_eval=False attacks the "
+                    "model in its training mode (e.g. to keep Dropout on; BatchNorm in training "
+                    "mode cannot be attacked), and restores its buffers afterwards"
                 )
 
     def _check_inputs(self, x: Any) -> None:
@@ -288,6 +307,11 @@ class JSMA:
         if x.layout != torch.strided:
             raise TypeError(
                 f"x must be a dense (strided) tensor, got layout {x.layout}; call x.to_dense()"
+            )
+        if x.device.type == "meta":
+            raise TypeError(
+                "x must hold data, got a tensor on the meta device (shapes only); create it on "
+                "the CPU or a GPU"
             )
         if x.dim() < 2:
             raise ValueError(
@@ -375,6 +399,31 @@ def _checked(attack: JSMA) -> Dict[str, Any]:
             f"iterations: leave max_iters=None, got max_iters={c['max_iters']!r}"
         )
     return c
+
+
+@contextlib.contextmanager
+def _model_state_kept(model: Any) -> Iterator[None]:
+    """Runs the attack and gives the caller its model back as it was: a model left in
+    training mode (``require_eval=False``) updates BatchNorm's running statistics on every
+    forward pass, so its buffers are restored afterwards. A BatchNorm in training mode cannot
+    take the single row that an attack ends with: that error says to call ``model.eval()``."""
+    training = isinstance(model, torch.nn.Module) and any(m.training for m in model.modules())
+    saved = [(b, b.detach().clone()) for b in model.buffers()] if training else []
+    try:
+        yield
+    except ValueError as exc:
+        if training and "more than 1 value per channel" in str(exc):
+            raise ValueError(
+                "model must be in eval mode for this attack: a BatchNorm layer in training "
+                "mode normalises over the batch and fails once a single row is left, and its "
+                "statistics would change with every step; call model.eval() (its buffers were "
+                "restored)"
+            ) from exc
+        raise
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def _finite(logits: torch.Tensor, where: Callable[[], str]) -> torch.Tensor:

@@ -22,6 +22,7 @@ graph; :meth:`ForwardPass.derivatives` takes the VJPs for the rows that go on.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -69,6 +70,20 @@ class Derivatives:
     beta: Optional[torch.Tensor]  #: None for ``beta="none"``
 
 
+def _reusable_backward():
+    """A context in which torch.compile builds backward graphs that may run several times
+    (no donated buffers): the attack takes two VJPs of one forward pass. Other models and
+    torch builds without the option are unaffected."""
+    try:
+        import torch._functorch.config as functorch_config
+
+        if hasattr(functorch_config, "donated_buffer"):
+            return functorch_config.patch(donated_buffer=False)
+    except ImportError:  # pragma: no cover - torch builds without functorch
+        pass
+    return contextlib.nullcontext()
+
+
 def model_outputs(
     model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sample_shape: Tuple[int, ...]
 ) -> torch.Tensor:
@@ -102,7 +117,7 @@ class ForwardPass:
         jacobian: str,
     ) -> None:
         self.x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), _reusable_backward():
             # The model gets a differentiable copy: one that changes its input in place
             # (e.g. x.sub_(mean)) neither fails nor touches the attack's state.
             logits = model_outputs(model, self.x.clone(), sample_shape)
@@ -116,7 +131,18 @@ class ForwardPass:
         self.logits = logits.detach()  #: (n, C)
 
     def _vjp(self, cotangent: torch.Tensor, retain: bool) -> torch.Tensor:
-        (grad,) = torch.autograd.grad(self._outputs, self.x, cotangent, retain_graph=retain)
+        try:
+            (grad,) = torch.autograd.grad(self._outputs, self.x, cotangent, retain_graph=retain)
+        except RuntimeError as exc:
+            if "donated buffer" not in str(exc):
+                raise
+            raise ValueError(
+                "model was compiled by torch.compile with donated buffers, whose backward runs "
+                "once per forward; the attack takes two VJPs per forward. Compile it afresh "
+                "(torch._dynamo.reset()) and let the attack run its first gradient pass, or set "
+                "torch._functorch.config.donated_buffer = False before compiling, or pass the "
+                "uncompiled module"
+            ) from exc
         return grad
 
     def _probabilities(self) -> torch.Tensor:

@@ -5,7 +5,8 @@ Strategies (``y`` is the true class; when not given, the model's clean predictio
 * ``"random"``: uniform over the classes other than ``y``, a function of the seed and the
   row's index only (:func:`random_targets`; the data-set runner draws the same targets);
 * ``"next"``: ``(y + 1) % C``;
-* ``"least_likely"``: the class with the lowest clean logit;
+* ``"least_likely"``: the class with the lowest clean logit other than ``y`` (when ``y`` is
+  itself the least likely class, the next lowest);
 * ``"all"``: every sample against every other class (the paper's protocol: C - 1 rows per
   sample, in the order of the classes);
 * ``"untargeted"``: no target class; a row succeeds once the model's class differs from
@@ -17,6 +18,7 @@ prediction: a target the model already outputs is not an attack.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -131,8 +133,10 @@ def _strategy_plan(
         return TargetPlan(rows, true_class, Untargeted(true_class))
     if strategy == "next":
         target = (true_class + 1) % num_classes
-    elif strategy == "least_likely":
-        target = clean_logits.argmin(dim=1)
+    elif strategy == "least_likely":  # never the true class, which is no target
+        others = clean_logits.clone()
+        others[rows, true_class] = math.inf
+        target = others.argmin(dim=1)
     elif strategy == "random":
         target = random_targets(rows, true_class, num_classes, seed)
     else:  # "all": row-major over (sample, other class)

@@ -217,3 +217,68 @@ def test_an_attack_survives_copy_and_pickle():
 
     attack = JSMA(variant="tjsma", theta=0.5, seed=4)
     assert copy.deepcopy(attack) == attack == pickle.loads(pickle.dumps(attack))
+
+
+# ---------------------------------------------------------------- models users bring
+
+
+def _mlp(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = int(np.prod(SAMPLE_SHAPE))
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(m, 12), torch.nn.ReLU(), torch.nn.Linear(12, 4)
+    ).eval()
+
+
+# torch.compile's tracer warns about its own internals; a warning turned into an error would
+# make it fall back to running the model uncompiled.
+@pytest.mark.filterwarnings("ignore")
+def test_a_compiled_model_gives_the_uncompiled_results():
+    from torch._dynamo.utils import counters
+
+    model = _mlp()
+    x = _inputs(6)
+    want = JSMA(gamma=0.5)(model, x, "next")
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(_mlp(), backend="aot_eager")  # AOTAutograd: donated buffers
+    got = JSMA(gamma=0.5)(compiled, x, "next")
+    assert counters["stats"]["unique_graphs"] > 0  # it did run compiled
+    assert torch.equal(got.x_adv, want.x_adv) and torch.equal(got.success, want.success)
+
+
+def test_least_likely_never_picks_the_true_class():
+    model = _mlp(1)
+    x = _inputs(40, seed=2)
+    with torch.no_grad():
+        logits = model(x)
+    y = logits.argmin(1)  # the least likely class is the label of every row
+    target = JSMA(max_iters=0)(model, x, "least_likely", y=y).target
+    expected = logits.clone()
+    expected[torch.arange(40), y] = float("inf")
+    assert (target != y).all() and torch.equal(target, expected.argmin(1))
+
+
+def test_a_batchnorm_model_in_training_mode_is_explained_and_left_unchanged():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(int(np.prod(SAMPLE_SHAPE)), 8),
+        torch.nn.BatchNorm1d(8),
+        torch.nn.Linear(8, 4),
+    ).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"call model.eval\(\)"):
+        JSMA()(model, _inputs(4), "next")
+    with pytest.raises(ValueError, match=r"BatchNorm layer in training mode.*model.eval\(\)"):
+        JSMA(gamma=0.5, require_eval=False)(model, _inputs(5), "next")
+    assert model.training
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_inference_mode_and_meta_tensors_get_errors_that_say_what_to_do():
+    model = _mlp()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="outside that context"):
+        JSMA()(model, _inputs(2), "next")
+    with pytest.raises(TypeError, match="x must hold data.*meta device"):
+        JSMA()(model, torch.empty((2,) + SAMPLE_SHAPE, device="meta"), "next")
