@@ -44,8 +44,13 @@ def search_cases(min_m: int, max_m: int, **more: Any) -> Dict[str, Any]:
     """Keyword strategies for ``@given(**search_cases(...))``: ``data`` (for
     :func:`draw_search_inputs`), ``batch`` in 0..4, ``m`` in ``min_m..max_m``, ``mode``, and
     any ``more``."""
-    return dict(data=st.data(), batch=st.integers(0, 4), m=st.integers(min_m, max_m),
-                mode=st.sampled_from(MODES), **more)  # fmt: skip
+    return dict(
+        data=st.data(),
+        batch=st.integers(0, 4),
+        m=st.integers(min_m, max_m),
+        mode=st.sampled_from(MODES),
+        **more,
+    )
 
 
 def draw_search_inputs(data, batch: int, m: int, *, domain_may_be_none: bool = False):

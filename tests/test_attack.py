@@ -38,9 +38,15 @@ def test_equals_reference_with_exact_gradients(theta, domain_rule, saliency, sta
         y = model(x).argmax(1)
     targets = (y + 1) % NUM_CLASSES
     config = dict(
-        theta=theta, gamma=0.5, clip_min=0.0, clip_max=1.0, saliency=saliency, jacobian="logits",
-        domain_rule=domain_rule, start_domain=start_domain,
-    )  # fmt: skip
+        theta=theta,
+        gamma=0.5,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian="logits",
+        domain_rule=domain_rule,
+        start_domain=start_domain,
+    )
     ref_adv, ref_success, ref_iters, ref_reason = run_reference(model, x, targets, **config)
     for batch_size in (None, 1, 4):  # batching must not change any result
         result = JSMA(**config, method="exact", batch_size=batch_size)(model, x, targets)
@@ -61,9 +67,15 @@ def test_equals_reference_on_generic_model(jacobian, theta, saliency):
         keep = model(x).argmax(1) != targets
     x, targets = x[keep], targets[keep]
     config = dict(
-        theta=theta, gamma=0.6, clip_min=0.0, clip_max=1.0, saliency=saliency, jacobian=jacobian,
-        domain_rule="used", start_domain="unsaturated",
-    )  # fmt: skip
+        theta=theta,
+        gamma=0.6,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian=jacobian,
+        domain_rule="used",
+        start_domain="unsaturated",
+    )
     ref_adv, ref_success, ref_iters, ref_reason = run_reference(model, x, targets, **config)
     result = JSMA(**config, method="exact")(model, x, targets)
     assert torch.equal(result.x_adv, ref_adv)

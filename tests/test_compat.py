@@ -51,9 +51,15 @@ def ta():
 
 def _torchattacks_reference(theta, gamma, **kwargs) -> jsma_fast.JSMA:
     return jsma_fast.JSMA(
-        theta=theta, gamma=gamma, clip_min=0.0, clip_max=1.0, domain_rule="used",
-        start_domain="unsaturated", max_iters=math.ceil(M * gamma / 2), **kwargs,
-    )  # fmt: skip
+        theta=theta,
+        gamma=gamma,
+        clip_min=0.0,
+        clip_max=1.0,
+        domain_rule="used",
+        start_domain="unsaturated",
+        max_iters=math.ceil(M * gamma / 2),
+        **kwargs,
+    )
 
 
 def test_torchattacks_default_mode_equals_jsma(ta):

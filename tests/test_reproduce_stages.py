@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from jsma_fast import JSMA
-from jsma_fast.evaluation import AdversarialTrainingReport, compare_attack, result_columns
+from jsma_fast.evaluation import AdversarialTrainingReport, compare_attack
 from jsma_fast.evaluation.config import ReproduceConfig
 from jsma_fast.evaluation.metrics import compute_metrics, mean_distance_per_pair
 from jsma_fast.evaluation.paper import PAPER
 from jsma_fast.evaluation.report import pct, render_report
 from jsma_fast.evaluation.report_files import write_files
 from jsma_fast.evaluation.runs import AttackRuns, ModelInfo
+from jsma_fast.runner import result_columns
 
 C, H, W = 3, 4, 4
 GAMMA = 0.5
@@ -40,14 +41,27 @@ def runs() -> AttackRuns:
     tjsma = result_columns(JSMA(theta=1.0, gamma=GAMMA, variant="tjsma")(model, x, "all", y=y))
     info = ModelInfo(architecture="lenet", train_digits=40, test_digits=8, test_accuracy=1.0)
     adv = AdversarialTrainingReport(
-        clean_accuracy_before=0.9, clean_accuracy_after=0.85, success_before=0.5, success_after=0.4,
-        distortion_before=0.1, distortion_after=0.15, adversarial_samples=7, crafted=12,
+        clean_accuracy_before=0.9,
+        clean_accuracy_after=0.85,
+        success_before=0.5,
+        success_after=0.4,
+        distortion_before=0.1,
+        distortion_after=0.15,
+        adversarial_samples=7,
+        crafted=12,
         compared_digits=5,
-    )  # fmt: skip
+    )
     return AttackRuns(
-        model=model, info=info, x=x, y=y, num_classes=C, stages=stages, variants={"tjsma": tjsma},
-        adversarial_training=adv, attack_seconds=1.0,
-    )  # fmt: skip
+        model=model,
+        info=info,
+        x=x,
+        y=y,
+        num_classes=C,
+        stages=stages,
+        variants={"tjsma": tjsma},
+        adversarial_training=adv,
+        attack_seconds=1.0,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -70,9 +70,15 @@ def test_variant_equals_reference(variant, theta, saliency, domain_rule, jacobia
     model, x, y = _problem(_case_dtype(variant, jacobian))
     targets = (y + 1) % NUM_CLASSES if targeted else None
     config = dict(
-        variant=variant, theta=theta, gamma=0.5, clip_min=0.0, clip_max=1.0, saliency=saliency,
-        jacobian=jacobian, domain_rule=domain_rule,
-    )  # fmt: skip
+        variant=variant,
+        theta=theta,
+        gamma=0.5,
+        clip_min=0.0,
+        clip_max=1.0,
+        saliency=saliency,
+        jacobian=jacobian,
+        domain_rule=domain_rule,
+    )
     ref_adv, ref_success, ref_iters, ref_reason = _run_reference(model, x, y, targets, config)
     y_target = "untargeted" if targets is None else targets
     for batch_size in (None, 1, 4):  # batching must not change any result
