@@ -45,10 +45,20 @@ PAIRS_PER_S_TARGET = 8e9  # exact search at (1, 30000) on both cores
 SECTION = "kernels"
 
 CSV_FIELDS = (
-    "impl", "batch", "features", "threads", "status", "repeats", "median_s", "best_s",
-    "pairs_per_s", "peak_rss_increase_bytes", "broadcast_bytes_per_tensor",
-    "broadcast_peak_bytes", "speedup",
-)  # fmt: skip
+    "impl",
+    "batch",
+    "features",
+    "threads",
+    "status",
+    "repeats",
+    "median_s",
+    "best_s",
+    "pairs_per_s",
+    "peak_rss_increase_bytes",
+    "broadcast_bytes_per_tensor",
+    "broadcast_peak_bytes",
+    "speedup",
+)
 
 
 @dataclass
@@ -85,10 +95,24 @@ def run_worker(
 ) -> dict[str, Any]:
     """Runs ``bench.kernel_case`` in a fresh process and returns its JSON measurements."""
     command = [
-        sys.executable, "-m", "bench.kernel_case", "--impl", impl,
-        "--batch", str(batch), "--features", str(features), "--threads", str(threads),
-        "--repeats", str(args.repeats), "--budget", str(args.budget), "--seed", str(args.seed),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.kernel_case",
+        "--impl",
+        impl,
+        "--batch",
+        str(batch),
+        "--features",
+        str(features),
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(args.repeats),
+        "--budget",
+        str(args.budget),
+        "--seed",
+        str(args.seed),
+    ]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=args.case_timeout, check=False, cwd=ROOT
     )
@@ -126,8 +150,14 @@ def measure(args: argparse.Namespace) -> tuple[list[Row], list[Row]]:
     compared: list[Row] = []
     for batch, features in cases:
         print(f"({batch}, {features}): exact kernel ...", file=sys.stderr, flush=True)
-        kernel = Row("kernel", batch, features, args.threads, "ok",
-                     run_worker("kernel", batch, features, args.threads, args))  # fmt: skip
+        kernel = Row(
+            "kernel",
+            batch,
+            features,
+            args.threads,
+            "ok",
+            run_worker("kernel", batch, features, args.threads, args),
+        )
         compared.append(kernel)
         reason = broadcast_skip_reason(batch, features, limit)
         if reason is not None:
@@ -174,9 +204,14 @@ def comparison_table(rows: Sequence[Row]) -> str:
     ]
     for kernel, broadcast in zip(rows[0::2], rows[1::2]):
         ratio = "" if broadcast.speedup is None else f"**{broadcast.speedup:.0f}x**"
-        cells = [str(kernel.batch), str(kernel.features),
-                 f"{num_pairs(kernel.batch, kernel.features):.2e}",
-                 *_measured_cells(kernel), *_measured_cells(broadcast), ratio]  # fmt: skip
+        cells = [
+            str(kernel.batch),
+            str(kernel.features),
+            f"{num_pairs(kernel.batch, kernel.features):.2e}",
+            *_measured_cells(kernel),
+            *_measured_cells(broadcast),
+            ratio,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -196,21 +231,27 @@ def target_lines(compared: Sequence[Row], scaling: Sequence[Row]) -> list[str]:
     for row in compared:
         if (row.impl, row.batch, row.features) == ("broadcast", 100, 784) and row.speedup:
             verdict = "met" if row.speedup >= SPEEDUP_TARGET else "NOT met"
-            lines.append(f"- (100, 784): the kernel is {row.speedup:.0f}x faster than the "
-                         f"broadcast selection (target >= {SPEEDUP_TARGET:.0f}x): "
-                         f"{verdict}")  # fmt: skip
+            lines.append(
+                f"- (100, 784): the kernel is {row.speedup:.0f}x faster than the "
+                f"broadcast selection (target >= {SPEEDUP_TARGET:.0f}x): "
+                f"{verdict}"
+            )
     for row in scaling:
         if row.threads == 2 and row.measured is not None:
             rate = row.measured["pairs_per_s"]
             verdict = "met" if rate >= PAIRS_PER_S_TARGET else "NOT met"
-            lines.append(f"- {SCALING_CASE}, 2 threads: {rate:.2e} pairs/s "
-                         f"(target >= {PAIRS_PER_S_TARGET:.0e}): {verdict}")  # fmt: skip
+            lines.append(
+                f"- {SCALING_CASE}, 2 threads: {rate:.2e} pairs/s "
+                f"(target >= {PAIRS_PER_S_TARGET:.0e}): {verdict}"
+            )
     for row in compared:
         if (row.impl, row.batch, row.features) == ("kernel", 1, 150528):
-            lines.append(f"- (1, 150528): answered exactly in {_time(row.measured['median_s'])}"
-                         f"; the broadcast selection needs "
-                         f"{format_bytes(broadcast_memory(1, 150528).per_tensor)} per "
-                         "tensor")  # fmt: skip
+            lines.append(
+                f"- (1, 150528): answered exactly in {_time(row.measured['median_s'])}"
+                f"; the broadcast selection needs "
+                f"{format_bytes(broadcast_memory(1, 150528).per_tensor)} per "
+                "tensor"
+            )
     return lines
 
 
@@ -233,69 +274,101 @@ def report(
     threads = f"{args.threads} threads for both (torch.set_num_threads and num_threads)"
     counts = sorted(row.measured["repeats"] for row in [*compared, *scaling] if row.measured)
     calls = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
-    return "\n".join([
-        "## Kernels: exact pair search against the PyTorch broadcast selection",
-        "",
-        f"Command: `{command('compare_kernels', args.argv)}`",
-        "",
-        *facts,
-        "",
-        (
-            f"Exact kernel (`select_pairs(method=\"exact\")`) and broadcast selection "
-            f"(`bench/broadcast.py`), {threads}:"
-        ),
-        "",
-        comparison_table(compared),
-        "",
-        "Exact kernel, thread scaling:",
-        "",
-        scaling_table(scaling),
-        "",
-        "Targets, in this run:",
-        "",
-        *target_lines(compared, scaling),
-        "",
-        textwrap.fill(
-            f"Time: median of {calls} timed calls per case after one warm-up call (at most "
-            f"{args.repeats}; a case stops at 3 once its calls took {args.budget:g} s). Pairs/s: "
-            "B * M * (M - 1) / 2 divided by that time. Peak RSS: increase of VmHWM over the RSS "
-            "after imports and input creation, each case in a fresh process. Inputs: seeded "
-            "standard normal alpha and beta, all-True domain, increase mode. The broadcast "
-            "selection runs where its estimated peak (4 float32 and 1 bool B x M x M tensors) "
-            f"fits the memory limit ({args.memory_limit_gib:g} GiB); its answers are asserted "
-            "equal to the kernel's.",
-            width=100,
-        ),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "## Kernels: exact pair search against the PyTorch broadcast selection",
+            "",
+            f"Command: `{command('compare_kernels', args.argv)}`",
+            "",
+            *facts,
+            "",
+            (
+                f'Exact kernel (`select_pairs(method="exact")`) and broadcast selection '
+                f"(`bench/broadcast.py`), {threads}:"
+            ),
+            "",
+            comparison_table(compared),
+            "",
+            "Exact kernel, thread scaling:",
+            "",
+            scaling_table(scaling),
+            "",
+            "Targets, in this run:",
+            "",
+            *target_lines(compared, scaling),
+            "",
+            textwrap.fill(
+                f"Time: median of {calls} timed calls per case after one warm-up call (at "
+                f"most {args.repeats}; a case stops at 3 once its calls took {args.budget:g} s). "
+                "Pairs/s: B * M * (M - 1) / 2 divided by that time. Peak RSS: increase of VmHWM "
+                "over the RSS after imports and input creation, each case in a fresh process. "
+                "Inputs: seeded "
+                "standard normal alpha and beta, all-True domain, increase mode. The broadcast "
+                "selection runs where its estimated peak (4 float32 and 1 bool B x M x M tensors) "
+                f"fits the memory limit ({args.memory_limit_gib:g} GiB); its answers are asserted "
+                "equal to the kernel's.",
+                width=100,
+            ),
+        ]
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: cases {QUICK_CASES}, 3 repeats")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="threads for the comparison (default: CPUs usable)")  # fmt: skip
-    parser.add_argument("--scaling-threads", type=lambda s: [int(t) for t in s.split(",")],
-                        default=[1, 2],
-                        help="thread counts at (1, 30000) (default: 1,2)")  # fmt: skip
-    parser.add_argument("--memory-limit-gib", type=float, default=8.0,
-                        help="run the broadcast selection only below this peak "
-                             "(default: 8)")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed calls per case at most (default: 10, --quick: 3)")  # fmt: skip
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds of timed calls per case before stopping at 3 calls "
-                        "(default: 20, --quick: 2)")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: cases {QUICK_CASES}, 3 repeats"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="threads for the comparison (default: CPUs usable)",
+    )
+    parser.add_argument(
+        "--scaling-threads",
+        type=lambda s: [int(t) for t in s.split(",")],
+        default=[1, 2],
+        help="thread counts at (1, 30000) (default: 1,2)",
+    )
+    parser.add_argument(
+        "--memory-limit-gib",
+        type=float,
+        default=8.0,
+        help="run the broadcast selection only below this peak (default: 8)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed calls per case at most (default: 10, --quick: 3)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of timed calls per case before stopping at 3 calls (default: 20, --quick: 2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--case-timeout", type=float, default=900.0,
-                        help="seconds before one case's process is stopped")  # fmt: skip
-    parser.add_argument("--csv", type=Path, default=None,
-                        help="CSV output (default: bench/results/kernels.csv, "
-                        "--quick: bench/results/kernels-quick.csv)")  # fmt: skip
-    parser.add_argument("--write-results", action="store_true",
-                        help="update the kernels section of bench/RESULTS.md")  # fmt: skip
+    parser.add_argument(
+        "--case-timeout",
+        type=float,
+        default=900.0,
+        help="seconds before one case's process is stopped",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="CSV output (default: bench/results/kernels.csv, "
+        "--quick: bench/results/kernels-quick.csv)",
+    )
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help="update the kernels section of bench/RESULTS.md",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

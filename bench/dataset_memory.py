@@ -52,7 +52,7 @@ class Synthetic(torch.utils.data.Dataset):
 def case(rows: int, keep_adv: bool) -> dict:
     """One measurement, in this process."""
     from jsma_fast import JSMA
-    from jsma_fast.evaluation import attack_dataset
+    from jsma_fast.runner import attack_dataset
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10)).eval()

@@ -124,7 +124,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.rows, args.batch_size, args.repeats = 40, 10, 1
     data = args.data or default_data()
 
-    from jsma_fast.evaluation.loaders import model_spec
+    from jsma_fast.cli.loaders import model_spec
 
     print(f"Model: LeNet for {data} (trained and cached on first use) ...", flush=True)
     model_spec("lenet", None, data).load()  # so that no timed run trains it

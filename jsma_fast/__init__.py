@@ -1,7 +1,12 @@
 """jsma-fast: the Jacobian-based Saliency Map Attack (Papernot et al., 2016) with native
 CPU and CUDA kernels for its pairwise saliency search.
 
-Layers: ``cli -> attack / evaluation -> ops -> _C``.
+Layers, each calling only those below it: ``cli -> evaluation -> runner -> attack -> ops ->
+_C``. ``cli`` (the command line) is the only one that knows option names and exit statuses;
+``evaluation`` (the paper's study) runs its attacks through ``runner`` (the resumable,
+distributed data-set runner, :func:`jsma_fast.runner.attack_dataset`), which calls any attack
+and knows of it only the :class:`AttackResult` it returns; ``ops`` (the searches) calls the
+native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arrays.
 
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
 import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``) is imported, with

@@ -213,8 +213,17 @@ def _ptr(x: Any) -> int:
 def _launch(kernel: Callable[..., None], call: _Call, increase: bool, *outputs: Any) -> None:
     """Runs a search binding on ``call``'s inputs, writing into ``outputs`` (CUDA arrays of
     ``call``'s device), on ``call``'s stream."""
-    kernel(call.alpha.ptr, call.beta.ptr, _domain_ptr(call), call.batch, call.m, increase,
-           *(_ptr(out) for out in outputs), call.alpha.device, call.stream)  # fmt: skip
+    kernel(
+        call.alpha.ptr,
+        call.beta.ptr,
+        _domain_ptr(call),
+        call.batch,
+        call.m,
+        increase,
+        *(_ptr(out) for out in outputs),
+        call.alpha.device,
+        call.stream,
+    )
 
 
 def _domain_ptr(call: _Call) -> int:

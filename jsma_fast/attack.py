@@ -26,7 +26,7 @@ import torch
 
 from . import _checks, ops
 from .catalogue import FAMILY, PRESETS
-from .choice import SearchSettings, Step
+from .choice import POLICIES, SearchSettings, Step
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .goals import Goal
 from .result import BUDGET, EMPTY_DOMAIN, NO_VALID_PAIR, SUCCESS, AttackResult
@@ -262,7 +262,7 @@ class JSMA:
         try:
             for start in range(0, rows, chunk):
                 part = slice(start, min(start + chunk, rows))
-                domain = self.spec.directions.start_domain(x_adv[part], self)
+                domain = POLICIES[self.spec.directions].start_domain(x_adv[part], self)
                 state = _Rows(
                     x=x_adv[part],
                     goal=targets.goal.part(part),
@@ -486,7 +486,7 @@ class _Loop:
         self.trace = trace
         variant = attack.spec
         self.recipe = variant.recipe(attack.jacobian)
-        self.directions = variant.directions
+        self.directions = POLICIES[variant.directions]
         self.per_step = 2 if attack.saliency == "pair" else 1
         self.settings = SearchSettings(
             rule=variant.rule,

@@ -1,6 +1,6 @@
 """Every named configuration, once: the variants of the family and the presets that reproduce
 published implementations. ``JSMA``, the command line, the report's stages, the benchmarks and
-the adapters read their choices, labels and help texts from here.
+the adapters read their choices, labels and help texts from here (without importing torch).
 
 Presets fix the options in which public implementations differ; the numeric hyperparameters
 (theta, gamma, clip range) stay the caller's.
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Dict, Mapping
 
-from .choice import BOTH
 from .variants import Variant
 
 _COMBEY = "Combey, Loison, Faucher, Hajri, Probabilistic Jacobian-based Saliency Maps (2020)"
@@ -67,7 +66,7 @@ FAMILY: Mapping[str, Variant] = MappingProxyType(
             ),
             Variant(
                 "maximal", "M-JSMA (both directions)", "the better of both directions each step",
-                _WIYATNO, directions=BOTH,
+                _WIYATNO, directions="both",
             ),
         )
     }

@@ -260,5 +260,5 @@ class BothDirections(Directions):
         )
 
 
-FIXED = FixedDirection()
-BOTH = BothDirections()
+#: The direction policies by the name a :class:`jsma_fast.variants.Variant` gives.
+POLICIES = {"fixed": FixedDirection(), "both": BothDirections()}

@@ -1,5 +1,6 @@
-"""The saliency searches of JSMA, computed by the native kernels (the caller of ``_C``'s
-searches on CPU arrays; ``_cuda`` calls its CUDA entries, ``_build`` its build facts).
+"""The saliency searches of JSMA, computed by the native kernels of ``_C`` (on CUDA arrays
+through :mod:`jsma_fast._cuda`, which launches them; :mod:`jsma_fast._build` reads the build
+information from ``_C`` too).
 
 Every search follows one contract (see ``docs/kernel-contract.md``). For each sample, with
 ``alpha`` the derivative of the target class and ``beta`` the summed derivative of the other

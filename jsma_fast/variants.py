@@ -39,10 +39,14 @@ never its name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .choice import BOTH, FIXED, Directions
-from .derivatives import Recipe
+if TYPE_CHECKING:  # the table is read without torch (the command line's choices and help)
+    from .derivatives import Recipe
+
+#: The direction policies (``jsma_fast.choice.POLICIES``): theta's sign, or the better of
+#: both directions at each step.
+DIRECTIONS = ("fixed", "both")
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,9 @@ class Variant:
             probabilities ``"others"`` becomes the exact ``"negated"`` (sum_j p_j = 1).
         distance_weighted: alpha and beta weighted by the distance to the bound (TJSMA).
         rule: ``"map"`` (the pairwise or single-feature saliency map) or ``"top2"``.
-        directions: the direction policy: theta's sign (:data:`jsma_fast.choice.FIXED`) or
-            the better of both per step (:data:`jsma_fast.choice.BOTH`).
+        directions: the direction policy, one of :data:`DIRECTIONS`: ``"fixed"`` (theta's
+            sign) or ``"both"`` (the better of both per step); ``jsma_fast.choice.POLICIES``
+            holds their code.
         jacobian: the outputs it differentiates whatever the attack's default, or None for
             the attack's ``jacobian`` option.
     """
@@ -71,19 +76,21 @@ class Variant:
     beta: str = "others"
     distance_weighted: bool = False
     rule: str = "map"
-    directions: Directions = FIXED
+    directions: str = "fixed"
     jacobian: Optional[str] = None
 
     @property
     def both_directions(self) -> bool:
-        return self.directions is BOTH
+        return self.directions == "both"
 
     def default_jacobian(self) -> str:
         """The ``jacobian`` an attack of this variant takes when none is given."""
         return self.jacobian or "logits"
 
-    def recipe(self, jacobian: str) -> Recipe:
+    def recipe(self, jacobian: str) -> "Recipe":
         """What alpha and beta are with derivatives of ``jacobian`` outputs."""
+        from .derivatives import Recipe
+
         beta = "negated" if self.beta == "others" and jacobian == "probs" else self.beta
         return Recipe(jacobian, beta, self.distance_weighted)
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from jsma_fast import JSMA
 from jsma_fast.cli import main
-from jsma_fast.evaluation import attack_dataset
+from jsma_fast.runner import attack_dataset
 
 NET = """
 import torch
@@ -122,10 +122,10 @@ def test_resume_keeps_the_chunks(work, tmp_path, capsys):
 
 
 BAD = [
-    (["--batch-size", "0"], "argument --batch-size: must be an int >= 1, got 0"),
-    (["--limit", "x"], "argument --limit: must be an int >= 1, got 'x'"),
-    (["--threads", "-2"], "argument --threads: must be an int >= 1, got -2"),
-    (["--seed", "-1"], "argument --seed: must be an int in [0, 2**64), got -1"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
+    (["--limit", "x"], "argument --limit: must be an integer, got 'x'"),
+    (["--threads", "-2"], "argument --threads: must be an integer >= 1, got '-2'"),
+    (["--seed", "-1"], "argument --seed: must be an integer in [0, 2**64), got '-1'"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["--gamma", "2"], "invalid attack option: gamma must be a number in (0, 1], got 2.0"),
     (["--theta", "nan"], "invalid attack option: theta must be a finite non-zero number"),
@@ -185,7 +185,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
     reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)",
 )
 def test_fashion_mnist_idx_files_through_the_idx_reader():
-    from jsma_fast.evaluation.loaders import load_data
+    from jsma_fast.cli.loaders import load_data
 
     x, y, what = load_data(str(FASHION), "test", limit=50)
     assert x.shape == (50, 1, 28, 28) and x.dtype == torch.float32

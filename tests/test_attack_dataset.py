@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from jsma_fast import JSMA
-from jsma_fast.evaluation import COLUMNS, attack_dataset, iter_attack_dataset
-from jsma_fast.evaluation.rows import random_targets
+from jsma_fast.runner import COLUMNS, attack_dataset, iter_attack_dataset
+from jsma_fast.runner.rows import random_targets
 
 N, CLASSES = 22, 4
 

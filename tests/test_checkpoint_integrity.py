@@ -16,8 +16,7 @@ from helpers import assert_same_arrays, rewrite_npz
 from torch import nn
 
 from jsma_fast import JSMA
-from jsma_fast.evaluation import ChunkStore, attack_dataset
-from jsma_fast.evaluation.checkpoint import ChunkError
+from jsma_fast.runner import ChunkError, ChunkStore, attack_dataset
 
 CONFIG = {"digits": 6, "gamma": 0.1}
 

@@ -298,8 +298,8 @@ def _scenarios(rank: int, init: str, root: str, queue) -> None:
     import torch.distributed as dist
     from torch import nn
 
-    from jsma_fast.evaluation.distributed import RankFailed, setup
-    from jsma_fast.evaluation.shards import open_store
+    from jsma_fast.runner.distributed import RankFailed, setup
+    from jsma_fast.runner.shards import open_store
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", WORLD_SIZE="2")
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)

@@ -256,7 +256,7 @@ def test_reproduce_report_and_resume_after_sigterm(tmp_path):
 
 
 def test_chunk_store_refuses_to_resume_other_settings(tmp_path):
-    from jsma_fast.evaluation import ChunkStore
+    from jsma_fast.runner import ChunkStore
 
     store = ChunkStore(tmp_path, {"digits": 6}, resume=False)
     store.save("increase", 0, {"success": np.array([True, False])})

@@ -49,3 +49,37 @@ def test_the_attack_is_imported_on_first_use():
     assert jsma_fast.AttackResult.__name__ == "AttackResult"
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = jsma_fast.no_such_name
+
+
+def _imported_modules(path) -> set:
+    """The absolute names of the jsma_fast modules ``path`` imports (relative imports
+    resolved against its package)."""
+    import ast
+
+    package = path.parent.relative_to(path.parents[2]).as_posix().replace("/", ".")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            module = ".".join(base) if node.level else ""
+            full = ".".join(p for p in (module, node.module or "") if p)
+            names.add(full)
+            names.update(f"{full}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize(
+    "layer, above",
+    [("evaluation", ("jsma_fast.cli",)), ("runner", ("jsma_fast.cli", "jsma_fast.evaluation"))],
+)
+def test_layers_do_not_import_the_layers_above(layer, above):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "jsma_fast" / layer
+    found = {
+        path.name: sorted(n for n in _imported_modules(path) if n.startswith(above))
+        for path in sorted(root.glob("*.py"))
+    }
+    assert {name: names for name, names in found.items() if names} == {}

@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from jsma_fast import JSMA
-from jsma_fast.evaluation import AdversarialTrainingReport, compare_attack, result_columns
+from jsma_fast.evaluation import AdversarialTrainingReport, compare_attack
 from jsma_fast.evaluation.config import ReproduceConfig
 from jsma_fast.evaluation.metrics import compute_metrics, mean_distance_per_pair
 from jsma_fast.evaluation.paper import PAPER
 from jsma_fast.evaluation.report import pct, render_report
 from jsma_fast.evaluation.report_files import write_files
 from jsma_fast.evaluation.runs import AttackRuns, ModelInfo
+from jsma_fast.runner import result_columns
 
 C, H, W = 3, 4, 4
 GAMMA = 0.5

@@ -110,9 +110,13 @@ def _art(model: torch.nn.Module, samples: int) -> Attack:
     from art.estimators.classification import PyTorchClassifier
 
     classifier = PyTorchClassifier(
-        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
-        nb_classes=NUM_CLASSES, clip_values=(0.0, 1.0), device_type="cpu",
-    )  # fmt: skip
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=NUM_CLASSES,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     art_attack = SaliencyMapMethod(
         classifier, theta=THETA, gamma=GAMMA, batch_size=samples, verbose=False
     )

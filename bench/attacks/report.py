@@ -76,12 +76,17 @@ def results_table(rows: Sequence[Row], baseline: Optional[Row]) -> str:
             speed = f"**{row.samples_per_s / baseline.samples_per_s:.1f}x**"
         runs = f" (median of {len(row.times)})" if len(row.times) > 1 else ""
         cells = [
-            library, config, str(row.samples), _time(row.wall_s) + runs,
-            f"{row.samples_per_s:.2f}", speed,
-            f"{row.peak_rss_increase_bytes / MIB:.0f} MiB", f"{100 * row.success_rate:.1f}%",
+            library,
+            config,
+            str(row.samples),
+            _time(row.wall_s) + runs,
+            f"{row.samples_per_s:.2f}",
+            speed,
+            f"{row.peak_rss_increase_bytes / MIB:.0f} MiB",
+            f"{100 * row.success_rate:.1f}%",
             f"{100 * row.mean_l0_fraction:.2f}%",
             *(_equal_cell(row, ref) for ref in REFERENCES),
-        ]  # fmt: skip
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

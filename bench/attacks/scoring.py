@@ -13,10 +13,23 @@ from bench.attacks.registry import ATTACKS, JSMA_FAST, REFERENCES
 from bench.common import equal_count
 
 CSV_FIELDS = (
-    "attack", "library", "status", "samples", "threads", "runs", "wall_s", "samples_per_s",
-    "peak_rss_increase_bytes", "success_rate", "mean_l0_fraction_success",
-    "equal_torchattacks", "equal_advertorch", "equal_art", "floor_s", "time_over_floor",
-)  # fmt: skip
+    "attack",
+    "library",
+    "status",
+    "samples",
+    "threads",
+    "runs",
+    "wall_s",
+    "samples_per_s",
+    "peak_rss_increase_bytes",
+    "success_rate",
+    "mean_l0_fraction_success",
+    "equal_torchattacks",
+    "equal_advertorch",
+    "equal_art",
+    "floor_s",
+    "time_over_floor",
+)
 
 
 @dataclass
@@ -65,8 +78,12 @@ class Row:
     def csv_record(self) -> dict[str, Any]:
         ok = self.status == "ok"
         return {
-            "attack": self.attack, "library": self.library, "status": self.status,
-            "samples": self.samples, "threads": self.threads, "runs": len(self.times),
+            "attack": self.attack,
+            "library": self.library,
+            "status": self.status,
+            "samples": self.samples,
+            "threads": self.threads,
+            "runs": len(self.times),
             "wall_s": f"{self.wall_s:.4f}" if ok else "",
             "samples_per_s": f"{self.samples_per_s:.3f}" if ok else "",
             "peak_rss_increase_bytes": self.peak_rss_increase_bytes if ok else "",
@@ -77,7 +94,7 @@ class Row:
             "equal_art": _opt(self.equal.get("art")),
             "floor_s": "" if self.floor_s is None else f"{self.floor_s:.4f}",
             "time_over_floor": "" if self.floor_s is None else f"{self.wall_s / self.floor_s:.3f}",
-        }  # fmt: skip
+        }
 
 
 def _opt(value: Optional[int]) -> str:

@@ -41,11 +41,24 @@ def run_worker(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.pt"
         command = [
-            sys.executable, "-m", "bench.attacks.worker", "--attack", name,
-            "--samples", str(samples), "--attack-samples", str(attack_samples),
-            "--threads", str(threads), "--repeats", str(repeats),
-            "--repeat-budget", str(repeat_budget), "--out", str(out),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "bench.attacks.worker",
+            "--attack",
+            name,
+            "--samples",
+            str(samples),
+            "--attack-samples",
+            str(attack_samples),
+            "--threads",
+            str(threads),
+            "--repeats",
+            str(repeats),
+            "--repeat-budget",
+            str(repeat_budget),
+            "--out",
+            str(out),
+        ]
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
@@ -118,10 +131,14 @@ def work(args: argparse.Namespace) -> dict[str, Any]:
     times, x_adv, result = timed_runs(run, x, y, target, args.repeats, args.repeat_budget)
     peak = peak_rss_bytes() - baseline
     out: dict[str, Any] = {
-        "attack": args.attack, "samples": n, "threads": torch.get_num_threads(),
-        "times": times, "peak_rss_increase_bytes": peak, "peak_reset": peak_reset,
+        "attack": args.attack,
+        "samples": n,
+        "threads": torch.get_num_threads(),
+        "times": times,
+        "peak_rss_increase_bytes": peak,
+        "peak_reset": peak_reset,
         "x_adv": x_adv.detach().cpu().contiguous(),
-    }  # fmt: skip
+    }
     if result is not None:
         out["iterations"] = result.iterations
         out["stop_code"] = result.stop_code

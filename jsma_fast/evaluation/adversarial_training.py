@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..mnist.training import accuracy, train_classifier
-from .columns import success_and_distortion
+from ..runner.columns import success_and_distortion
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class AdversarialTrainingReport:
         return self.success_after - self.success_before
 
 
-def fine_tune_on_adversarial(
+def fine_tune_on_adversarial(  # noqa: PLR0913 (public, keyword options)
     model: nn.Module,
     clean_x: torch.Tensor,
     clean_y: torch.Tensor,
@@ -98,18 +98,23 @@ def compare_attack(
 
     Args:
         before, after: AttackResults, or their columns (see
-            :func:`~jsma_fast.evaluation.result_columns`).
+            :func:`~jsma_fast.runner.result_columns`).
         clean_accuracy_before, clean_accuracy_after: the models' held-out accuracies.
         adversarial_samples, crafted, compared_digits: see :class:`AdversarialTrainingReport`.
     """
     success_before, distortion_before = success_and_distortion(before)
     success_after, distortion_after = success_and_distortion(after)
     return AdversarialTrainingReport(
-        clean_accuracy_before=clean_accuracy_before, clean_accuracy_after=clean_accuracy_after,
-        success_before=success_before, success_after=success_after,
-        distortion_before=distortion_before, distortion_after=distortion_after,
-        adversarial_samples=adversarial_samples, crafted=crafted, compared_digits=compared_digits,
-    )  # fmt: skip
+        clean_accuracy_before=clean_accuracy_before,
+        clean_accuracy_after=clean_accuracy_after,
+        success_before=success_before,
+        success_after=success_after,
+        distortion_before=distortion_before,
+        distortion_after=distortion_after,
+        adversarial_samples=adversarial_samples,
+        crafted=crafted,
+        compared_digits=compared_digits,
+    )
 
 
 __all__ = ["AdversarialTrainingReport", "accuracy", "compare_attack", "fine_tune_on_adversarial"]

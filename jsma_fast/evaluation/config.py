@@ -1,6 +1,6 @@
 """The settings of ``jsma-fast reproduce`` as one object, and the names its stages share.
 
-:class:`ReproduceConfig` is what the command line builds from its options (``jsma_fast.cli``)
+:class:`ReproduceConfig` is what the command line builds from its options (:mod:`jsma_fast.cli`)
 and what every stage of :mod:`jsma_fast.evaluation.reproduce` reads; Python callers can build
 one directly.
 """
@@ -20,6 +20,20 @@ STAGES: Tuple[Tuple[str, float], ...] = (("increase", 1.0), ("decrease", -1.0))
 VARIANT_STAGES: Tuple[str, ...] = tuple(name for name in FAMILY if name != "jsma")
 MODEL_LABELS = {"lenet": "the demo's LeNet (Adam)", "paper": "the paper-style LeNet (Caffe)"}
 DEFAULT_HARDNESS_GAMMAS: Tuple[float, ...] = (0.03, 0.05, 0.075, 0.1, 0.125, 0.145)
+
+
+class ConfigError(ValueError):
+    """A :class:`ReproduceConfig` field whose value turns out unusable once the run starts (a
+    ``source`` directory whose IDX files are damaged); :attr:`field` names the field and
+    :attr:`reason` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str, str]]:
+        return type(self), (self.field, self.reason)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..runner.columns import Columns, success_and_distortion
 from .adversarial_training import AdversarialTrainingReport
-from .columns import Columns, success_and_distortion
 from .detector import adjacent_msd
 from .distance import adversarial_distance, robustness
 from .hardness import hardness

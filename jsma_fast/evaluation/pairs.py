@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_int, check_real
-from .columns import result_columns
+from ..runner.columns import result_columns
 
 
 @dataclass(frozen=True)

