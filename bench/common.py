@@ -215,3 +215,17 @@ def write_csv(path: Path, fields: Sequence[str], records: Sequence[Mapping[str, 
         writer.writeheader()
         for record in records:
             writer.writerow(record)
+
+
+def art_classifier(model: torch.nn.Module) -> Any:
+    """ART's ``PyTorchClassifier`` around the demo's LeNet (1 x 28 x 28 digits in [0, 1])."""
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )

@@ -21,7 +21,14 @@ from typing import Callable, List, Optional
 
 import torch
 
-from bench.common import command, correct_digits, demo_lenet, environment, equal_count
+from bench.common import (
+    art_classifier,
+    command,
+    correct_digits,
+    demo_lenet,
+    environment,
+    equal_count,
+)
 from bench.results_file import RESULTS, write_section
 from jsma_fast import JSMA
 from jsma_fast.evaluation.paper import PAPER
@@ -66,22 +73,15 @@ def torchattacks_rows(model, x, y, original_n: int) -> dict:
 
 def art_rows(model, x, y, original_n: int) -> dict:
     from art.attacks.evasion import SaliencyMapMethod
-    from art.estimators.classification import PyTorchClassifier
 
     from jsma_fast.compat.art import SaliencyMapMethod as AdapterSMM
 
-    classifier = PyTorchClassifier(
-        model=model,
-        loss=torch.nn.CrossEntropyLoss(),
-        input_shape=(1, 28, 28),
-        nb_classes=10,
-        clip_values=(0.0, 1.0),
-    )
+    classifier = art_classifier(model)
     target = ((y + 1) % 10).numpy()
     x_np = x.numpy()
     adapter = AdapterSMM(classifier, theta=THETA, gamma=GAMMA, batch_size=len(x), verbose=False)
     adv, seconds = timed(lambda: adapter.generate(x_np, y=target))
-    reference = JSMA(theta=THETA, gamma=GAMMA, domain_rule="saturated", start_domain="unsaturated")(
+    reference = JSMA.preset("art", theta=THETA, gamma=GAMMA)(
         model, x, torch.from_numpy(target)
     ).x_adv
     original = SaliencyMapMethod(classifier, theta=THETA, gamma=GAMMA, batch_size=1, verbose=False)

@@ -34,6 +34,7 @@ from bench.attacks.floor import replay_floor
 from bench.common import (
     BENCH_DIR,
     ROOT,
+    art_classifier,
     command,
     correct_digits,
     demo_lenet,
@@ -121,21 +122,12 @@ def art_attack(
     """ART 1.20.1's SaliencyMapMethod, or with ``adapter`` jsma-fast's drop-in with its
     default arguments; ``run(x, target)`` with target None for its untargeted use (random
     targets other than the prediction)."""
-    from art.estimators.classification import PyTorchClassifier
-
     if adapter:
         from jsma_fast.compat.art import SaliencyMapMethod
     else:
         from art.attacks.evasion import SaliencyMapMethod
 
-    classifier = PyTorchClassifier(
-        model=model,
-        loss=torch.nn.CrossEntropyLoss(),
-        input_shape=(1, 28, 28),
-        nb_classes=10,
-        clip_values=(0.0, 1.0),
-        device_type="cpu",
-    )
+    classifier = art_classifier(model)
     attack = SaliencyMapMethod(
         classifier, theta=theta, gamma=GAMMA, batch_size=max(rows, 1), verbose=False
     )

@@ -14,56 +14,35 @@ import numpy as np
 from numpy.typing import NDArray
 
 Ptr = int
+F32 = NDArray[np.float32]
+I64 = NDArray[np.int64]
+Valid = NDArray[np.bool_]
 Domain = Optional[NDArray[Any]]
+#: (p, q, score, valid), each (batch,).
+Pairs = Tuple[I64, I64, F32, Valid]
 
 def pair_search(
-    alpha: NDArray[np.float32],
-    beta: NDArray[np.float32],
-    domain: Domain,
-    increase: bool,
-    num_threads: int,
-    simd: str = "auto",
-) -> Tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
-    """Exhaustive pair search: (p, q, score, valid), each (batch,)."""
+    alpha: F32, beta: F32, domain: Domain, increase: bool, num_threads: int, simd: str = "auto"
+) -> Pairs:
+    """Exhaustive pair search."""
 
 def pair_search_pruned(
-    alpha: NDArray[np.float32],
-    beta: NDArray[np.float32],
-    domain: Domain,
-    increase: bool,
-    num_threads: int,
-    simd: str = "auto",
-) -> Tuple[
-    NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_], NDArray[np.int64]
-]:
-    """Pruned exact pair search: (p, q, score, valid, candidates), each (batch,)."""
+    alpha: F32, beta: F32, domain: Domain, increase: bool, num_threads: int, simd: str = "auto"
+) -> Tuple[I64, I64, F32, Valid, I64]:
+    """Pruned exact pair search: the pairs and, per sample, the features searched."""
 
-def top2_search(
-    alpha: NDArray[np.float32], domain: Domain, increase: bool, num_threads: int
-) -> Tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
-    """The two largest (decrease: smallest) alpha in the domain: (p, q, score, valid)."""
+def top2_search(alpha: F32, domain: Domain, increase: bool, num_threads: int) -> Pairs:
+    """The two largest (decrease: smallest) alpha in the domain."""
 
 def feature_search(
-    alpha: NDArray[np.float32],
-    beta: NDArray[np.float32],
-    domain: Domain,
-    increase: bool,
-    num_threads: int,
-) -> Tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
+    alpha: F32, beta: F32, domain: Domain, increase: bool, num_threads: int
+) -> Tuple[I64, F32, Valid]:
     """Single-feature arg-max: (index, score, valid), each (batch,)."""
 
-def saliency_map(
-    alpha: NDArray[np.float32],
-    beta: NDArray[np.float32],
-    domain: Domain,
-    increase: bool,
-    num_threads: int,
-) -> NDArray[np.float32]:
+def saliency_map(alpha: F32, beta: F32, domain: Domain, increase: bool, num_threads: int) -> F32:
     """Single-feature saliency map, (batch, m)."""
 
-def _cuda_emulate_pair_search(
-    alpha: NDArray[np.float32], beta: NDArray[np.float32], domain: Domain, increase: bool
-) -> Tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
+def _cuda_emulate_pair_search(alpha: F32, beta: F32, domain: Domain, increase: bool) -> Pairs:
     """The CUDA pair search's decomposition run on the host (every build, for tests)."""
 
 def build_info() -> Dict[str, Any]:
@@ -75,7 +54,7 @@ def cuda_device_count() -> Tuple[int, str]:
 def simd_levels_runnable() -> List[str]:
     """SIMD levels this build can run on this CPU, narrowest first."""
 
-# Present in CUDA builds only.
+# Present in CUDA builds only: device pointers in, outputs written on the caller's stream.
 def cuda_pair_search(
     alpha: Ptr,
     beta: Ptr,

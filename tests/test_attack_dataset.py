@@ -13,7 +13,7 @@ from torch import nn
 
 from jsma_fast import JSMA
 from jsma_fast.runner import COLUMNS, attack_dataset, iter_attack_dataset
-from jsma_fast.runner.rows import random_targets
+from jsma_fast.targets import random_targets
 
 N, CLASSES = 22, 4
 
@@ -89,6 +89,9 @@ def test_random_targets_depend_on_the_row_only(problem):
         model, (x, y), attack, "random", batch_size=5, seed=9, progress=False
     ).columns
     assert not np.array_equal(seeded["target"], runs[0]["target"])
+    # One rule: JSMA's own "random" strategy draws the runner's targets for the same seed.
+    direct = JSMA(gamma=0.5, seed=9)(model, x, "random", y=y).target
+    np.testing.assert_array_equal(direct.numpy(), seeded["target"])
 
 
 def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_path):

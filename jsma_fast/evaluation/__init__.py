@@ -1,4 +1,4 @@
-"""The paper's evaluation (PAPER.md sections 5-7): class-pair study, hardness, adversarial
+"""The paper's evaluation (its sections 5-7): class-pair study, hardness, adversarial
 distance and robustness, the adjacent-pixel detector with its ROC, adversarial training, and
 the figures and report of ``jsma-fast reproduce``. Its attacks run through the data-set runner
 (:mod:`jsma_fast.runner`).

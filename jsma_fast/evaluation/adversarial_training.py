@@ -1,4 +1,4 @@
-"""Adversarial training (PAPER.md section 7): fine-tune a copy of the model on clean plus JSMA
+"""Adversarial training (the paper, section 7): fine-tune a copy of the model on clean plus JSMA
 samples labelled with their source class, then compare the attack before and after."""
 
 from __future__ import annotations

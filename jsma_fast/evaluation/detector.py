@@ -1,4 +1,4 @@
-"""The paper's detector (PAPER.md section 7): mean squared difference between adjacent pixels.
+"""The paper's detector (the paper, section 7): mean squared difference between adjacent pixels.
 
 score(x) = (sum of (x[h, w+1] - x[h, w])^2 + sum of (x[h+1, w] - x[h, w])^2) / (number of
 horizontal + vertical neighbour pairs), averaged over channels. Adversarial MNIST digits

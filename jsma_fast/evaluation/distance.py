@@ -1,4 +1,4 @@
-"""Adversarial distance A(x, t) and robustness R(F) (PAPER.md section 5).
+"""Adversarial distance A(x, t) and robustness R(F) (the paper, section 5).
 
 A(x, t) = 1 - (1/M) * #{i : S(x, t)[i] > 0}, with S the single-feature saliency map computed
 by the native kernel (:func:`jsma_fast.saliency_map`) from the forward derivatives of every

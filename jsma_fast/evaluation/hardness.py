@@ -1,4 +1,4 @@
-"""Hardness measure H(s, t) (PAPER.md section 5), integrated with the trapezoidal rule.
+"""Hardness measure H(s, t) (the paper, section 5), integrated with the trapezoidal rule.
 
 How eps(s, t, tau) is formed: for each Upsilon (``gamma``) value g in the list, tau_g(s, t) is
 the success rate of the pair (s, t) under budget g, and eps_g(s, t) the mean distortion

@@ -1,4 +1,4 @@
-"""Class-pair study (PAPER.md section 5): success rate and mean distortion per (source, target).
+"""Class-pair study (the paper, section 5): success rate and mean distortion per (source, target).
 
 Distortion is the paper's: the fraction of features changed (``l0_fraction``), averaged over
 the *successful* rows of a pair. Rows come from an ``"all"``-targets run, but any run works:

@@ -1,4 +1,4 @@
-"""The paper's toy example (PAPER.md section 2): a small MLP learns AND on [0, 1]^2, and its
+"""The paper's toy example (its section 2): a small MLP learns AND on [0, 1]^2, and its
 forward derivative is large exactly where the output flips."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ one row of results per attacked row.
 
 Determinism: batch ``i`` always holds rows ``[i * batch_size, (i + 1) * batch_size)`` of the
 data set, whatever the number of processes, and the ``"random"`` strategy draws each row's
-target from ``(seed, row index)`` alone (:func:`~jsma_fast.runner.rows.random_targets`).
+target from ``(seed, row index)`` alone (:func:`~jsma_fast.targets.random_targets`).
 One process and N processes therefore attack the same batches with the same targets and give
 bit-identical results (given the same torch threads per process, since some CPU kernels may
 round differently with another thread count).
@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from ..result import STOP_REASONS
+from ..targets import random_targets
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
 from .merge import merge_stage
-from .rows import Rows, random_targets
+from .rows import Rows
 from .shards import Chunk, make_chunks, open_store, run_chunks
 
 STAGE = "attack"
@@ -115,7 +116,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             ``attack(model, x, y_target, y=y)`` and returning an AttackResult.
         targets: a strategy name passed to the attack (``"next"``, ``"least_likely"``,
             ``"all"``, ``"untargeted"``, ...) but ``"random"``, drawn here per row
-            (:func:`~jsma_fast.runner.rows.random_targets`); one int class; or (N,) classes.
+            (:func:`~jsma_fast.targets.random_targets`); one int class; or (N,) classes.
         out: results directory: ``chunks/`` (resumable), ``results.npz`` (every column,
             rows in data set order), ``summary.json``. None: keep the columns in memory
             (one process only).

@@ -10,8 +10,6 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
 
 class Rows:
     """Row access to a data set.
@@ -102,34 +100,6 @@ class Rows:
             _hash_tensor(digest, x)
             _hash_tensor(digest, y)
         return digest.hexdigest()
-
-
-def random_targets(
-    rows: torch.Tensor, true_class: torch.Tensor, num_classes: int, seed: int
-) -> torch.Tensor:
-    """Targets uniform over the classes other than ``true_class``, one per row, each a
-    function of ``(seed, row index)`` only (so they do not depend on the batch or on which
-    process attacks the row).
-
-    ``target = (true_class + 1 + h % (C - 1)) % C`` with ``h`` the SplitMix64 hash of
-    ``seed * 2**64 / golden ratio`` plus the row index (modulo bias below ``C / 2**64``).
-
-    Args:
-        rows: (n,) int64 global row indices.
-        true_class: (n,) int64 source classes.
-        num_classes: C >= 2.
-        seed: int in [0, 2**64).
-    """
-    if num_classes < 2:
-        raise ValueError(f"random targets need at least 2 classes, the model has {num_classes}")
-    with np.errstate(over="ignore"):
-        z = np.asarray(rows.cpu().numpy(), dtype=np.uint64) + np.array([seed], np.uint64) * _GOLDEN
-        z = z + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    offset = torch.from_numpy((z % np.uint64(num_classes - 1)).astype(np.int64)) + 1
-    return (true_class + offset.to(true_class.device)) % num_classes
 
 
 def _is_dataset(obj: Any) -> bool:
