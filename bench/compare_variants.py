@@ -57,6 +57,9 @@ JSMA_FAST = {
     **{name: (f'{v.label}, `variant="{name}"`', dict(variant=name)) for name, v in FAMILY.items()},
     "art_preset": ('`JSMA.preset("art")`', dict(preset="art")),
 }
+#: The peers run beside jsma-fast: ART itself, jsma-fast's ART drop-in with its defaults, and
+#: torchattacks (the slowest, about 0.6 s per row).
+LIBRARIES = ("art", "art_adapter", "torchattacks")
 #: Non-targeted runs: every variant (JSMA-F is the non-targeted map on probabilities too).
 NON_TARGETED = tuple(FAMILY)
 TORCHATTACKS_DECREASE = (
@@ -409,17 +412,57 @@ def csv_records(rows: Sequence[Row], kind: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- main
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--digits", type=int, default=100)
     parser.add_argument("--threads", type=int, default=max(1, len(os.sched_getaffinity(0))))
     parser.add_argument("--skip-libraries", action="store_true", help="jsma-fast only")
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help=f"comma-separated peers to run, of {','.join(LIBRARIES)} (default: all)",
+    )
     parser.add_argument(
         "--write-results",
         action="store_true",
         help="update bench/RESULTS.md, the CSV and the README figure",
     )
     args = parser.parse_args(argv)
+    args.libraries = [] if args.skip_libraries else [n for n in args.libraries.split(",") if n]
+    unknown = sorted(set(args.libraries) - set(LIBRARIES))
+    if unknown:
+        parser.error(f"--libraries: unknown {unknown}; known: {','.join(LIBRARIES)}")
+    return args
+
+
+def measure_targeted(libraries: Sequence[str], model, x, y, target) -> list[Row]:
+    """Every jsma-fast attack and every peer on the all-targets rows, theta = +1 and -1."""
+    rows: list[Row] = []
+    for theta in (1.0, -1.0):
+        for key in JSMA_FAST:
+            rows.append(measure_jsma_fast(key, theta, model, x, y, target))
+            print(f"  {key} theta={theta:+.0f}: {rows[-1].wall_s:.2f} s", flush=True)
+        for library in libraries:
+            if library == "torchattacks" and theta < 0:
+                continue  # see TORCHATTACKS_DECREASE
+            rows.append(measure_library(library, theta, model, x, y, target))
+            print(f"  {library} theta={theta:+.0f}: {rows[-1].wall_s:.2f} s", flush=True)
+    return [r for r in rows if not r.error or r.library != "jsma-fast"]
+
+
+def measure_untargeted(libraries: Sequence[str], model, x, y) -> list[Row]:
+    rows = [measure_jsma_fast(k, 1.0, model, x, y, None) for k in NON_TARGETED]
+    for row in rows:
+        row.label = f"non-targeted {FAMILY[row.key].label}"
+    peers = [measure_library(lib, 1.0, model, x, y, None) for lib in libraries]
+    for row in peers:
+        random = row.key.startswith("art")
+        row.label += " (`y=None`: random targets)" if random else " (default mode: the next class)"
+    return rows + peers
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     facts = environment(f"{torch.get_num_threads()} PyTorch threads")  # the load at the start
     model, split = demo_lenet()
@@ -427,29 +470,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     x_all = x.repeat_interleave(9, dim=0)
     y_all = y.repeat_interleave(9)
     target = torch.tensor([t for label in y.tolist() for t in range(10) if t != label])
-    libraries = () if args.skip_libraries else ("art", "art_adapter", "torchattacks")
-
-    targeted: list[Row] = []
-    for theta in (1.0, -1.0):
-        for key in JSMA_FAST:
-            targeted.append(measure_jsma_fast(key, theta, model, x_all, y_all, target))
-            print(f"  {key} theta={theta:+.0f}: {targeted[-1].wall_s:.2f} s", flush=True)
-        for library in libraries:
-            if library == "torchattacks" and theta < 0:
-                continue  # see TORCHATTACKS_DECREASE
-            targeted.append(measure_library(library, theta, model, x_all, y_all, target))
-            print(f"  {library} theta={theta:+.0f}: {targeted[-1].wall_s:.2f} s", flush=True)
-    targeted = [r for r in targeted if not (r.key == "maximal" and r.theta < 0)]
-    untargeted = [measure_jsma_fast(k, 1.0, model, x, y, None) for k in NON_TARGETED]
-    for row in untargeted:
-        row.label = f"non-targeted {FAMILY[row.key].label}"
-    untargeted += [measure_library(lib, 1.0, model, x, y, None) for lib in libraries]
-    for row in untargeted[len(NON_TARGETED) :]:
-        row.label += (
-            " (`y=None`: random targets)"
-            if row.key.startswith("art")
-            else " (default mode: the next class)"
-        )
+    targeted = measure_targeted(args.libraries, model, x_all, y_all, target)
+    untargeted = measure_untargeted(args.libraries, model, x, y)
     for row in targeted:
         score(row, model, x_all, y_all, target)
     for row in untargeted:
