@@ -184,7 +184,11 @@ def test_callers_inputs_and_model_are_not_modified(problem, tmp_path):
             "targets must be a strategy name, one int class, or (22,) int classes",
         ),
         (dict(targets=torch.zeros(N)), ValueError, "dtype torch.float32"),
-        (dict(on_bad_chunk="ignore"), ValueError, "on_bad must be one of"),
+        (
+            dict(on_bad_chunk="ignore"),
+            ValueError,
+            "on_bad_chunk must be one of ('rerun', 'raise'), got 'ignore'",
+        ),
     ],
 )
 def test_bad_arguments(problem, tmp_path, kwargs, error, words):

@@ -25,6 +25,7 @@ import torch
 
 from ..result import STOP_REASONS
 from ..targets import random_targets
+from .checkpoint import ON_BAD
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
 from .merge import merge_stage
@@ -143,6 +144,8 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     _check(
         batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather, progress=progress
     )
+    if on_bad_chunk not in ON_BAD:
+        raise ValueError(f"on_bad_chunk must be one of {ON_BAD}, got {on_bad_chunk!r}")
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
