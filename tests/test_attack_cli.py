@@ -16,6 +16,10 @@ from jsma_fast.cli import main
 from jsma_fast.runner import attack_dataset
 
 NET = """
+import os
+import signal
+import time
+
 import torch
 from torch import nn
 
@@ -27,6 +31,11 @@ def build():
 
 def not_a_module():
     return 3
+
+
+def stopped_while_training():
+    os.kill(os.getpid(), signal.SIGTERM)  # as a job scheduler stops a run that is training
+    time.sleep(10)
 """
 
 
@@ -119,6 +128,15 @@ def test_resume_keeps_the_chunks(work, tmp_path, capsys):
     assert main(_args(work, tmp_path / "r")) == 0
     assert main(_args(work, tmp_path / "r", "--resume")) == 0
     assert "this run: 0 rows" in capsys.readouterr().out
+
+
+def test_sigterm_before_the_first_chunk_names_no_chunks_folder(work, tmp_path, capsys):
+    args = _args(work, tmp_path / "t")
+    args[args.index("--model") + 1] = f"{work / 'net.py'}:stopped_while_training"
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted (SIGTERM)" in err and "nothing to resume" in err, err
+    assert "chunks" not in err and not (tmp_path / "t" / "chunks").exists()
 
 
 BAD = [
