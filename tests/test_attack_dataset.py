@@ -5,6 +5,7 @@ inputs, bounded merge, and clear errors."""
 from __future__ import annotations
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -108,22 +109,12 @@ def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_p
     assert disk.summary["success_rate"] == memory.summary["success_rate"]
     assert (tmp_path / "summary.json").exists()
     assert len(list((tmp_path / "chunks" / "attack").glob("chunk-*.npz"))) == 6
-    again = attack_dataset(
-        model, (x, y), attack, "random", batch_size=4, keep_adv=True, out=tmp_path, progress=False
-    )
+    kwargs = dict(batch_size=4, keep_adv=True, out=tmp_path, progress=False)
+    again = attack_dataset(model, (x, y), attack, "random", resume=True, **kwargs)
     assert again.summary["rows_computed"] == 0
     _equal(again.load(), memory.columns)
-    fresh = attack_dataset(
-        model,
-        (x, y),
-        attack,
-        "random",
-        batch_size=4,
-        keep_adv=True,
-        out=tmp_path,
-        resume=False,
-        progress=False,
-    )
+    shutil.rmtree(tmp_path)  # a fresh start in the same folder: delete it first
+    fresh = attack_dataset(model, (x, y), attack, "random", **kwargs)
     assert fresh.summary["rows_computed"] == N
     _equal(fresh.load(), memory.columns)
 

@@ -139,7 +139,8 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--resume",
         action="store_true",
-        help="keep the chunks a previous run with the same settings completed",
+        help="keep the chunks a previous run with the same settings completed (without it, "
+        "an --out that holds results is refused, never replaced)",
     )
 
     execution = parser.add_argument_group("execution")
@@ -178,7 +179,7 @@ def run_attack(args: argparse.Namespace) -> int:
         raise CommandError(exc) from exc
     try:
         return _attack(args, ctx)
-    except RankFailed:
+    except (RankFailed, CommandError):
         raise
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         where = f"{ctx.where()}: " if ctx.distributed else ""
@@ -195,7 +196,36 @@ def run_attack(args: argparse.Namespace) -> int:
         ctx.close()
 
 
+def _reword(exc: Exception) -> Exception:
+    """The results folder's refusals, in the command line's words."""
+    from ..runner.folder import FolderInUse
+
+    if isinstance(exc, FolderInUse):
+        return CommandError(
+            f"--out {exc.path} is in use by another run ({exc.holder}): wait for it to end "
+            "(or stop it), or pass another --out"
+        )
+    return CommandError(
+        f"--out {exc.path} holds the results of an earlier run ({exc.files}, last written "
+        f"{exc.written}): run the same command with --resume to continue them, or pass a new "
+        "--out (or delete the folder) to start afresh"
+    )
+
+
 def _attack(args: argparse.Namespace, ctx: Any) -> int:
+    """Claims ``--out`` before anything else (so that a second run into it, or a run that
+    would replace earlier results, fails at once), then runs the attack."""
+    from ..runner.folder import claim_folder
+
+    lock = claim_folder(ctx, args.out, args.resume, args.gather, reword=_reword)
+    try:
+        return _attack_in_folder(args, ctx)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     from ..attack import JSMA
     from ..runner.dataset import attack_dataset
     from .loaders import load_data, model_spec

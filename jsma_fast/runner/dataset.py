@@ -28,6 +28,7 @@ from ..targets import random_targets
 from .checkpoint import ON_BAD
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
+from .folder import claim_folder, results_dir
 from .merge import merge_stage
 from .rows import Rows
 from .shards import Chunk, make_chunks, open_store, run_chunks
@@ -91,7 +92,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     targets: Any = "next",
     *,
     out: Optional[Union[str, Path]] = None,
-    resume: bool = True,
+    resume: bool = False,
     batch_size: int = 100,
     keep_adv: bool = False,
     seed: Optional[int] = None,
@@ -122,7 +123,10 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             rows in data set order), ``summary.json``. None: keep the columns in memory
             (one process only).
         resume: keep the chunks a previous run with the same configuration stored (each
-            chunk's checksum and identity are checked; bad chunks are recomputed).
+            chunk's checksum and identity are checked; bad chunks are recomputed). False
+            (the default) refuses an ``out`` that holds an earlier run's results
+            (:class:`~jsma_fast.runner.ResultsExist`) rather than replacing them: pass
+            ``resume=True`` to continue them, or another ``out`` (or delete the folder).
         batch_size: rows per attack call and per chunk; part of the configuration.
         keep_adv: also store the adversarial inputs (``x_adv``, N x sample size floats).
         seed: seed of ``"random"`` targets; default the attack's ``seed`` attribute, else 0.
@@ -139,6 +143,9 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     Raises:
         ValueError, TypeError: bad arguments (the message names the argument).
         ChunkError: a resume that the stored manifest refuses.
+        ResultsExist: ``out`` holds results and ``resume`` is False.
+        FolderInUse: another run (any process) is writing into ``out``; its lock file
+            ``out/.lock`` names it (only one run at a time may use a folder).
         RankFailed: another rank failed (its message is included).
     """
     _check(
@@ -151,16 +158,21 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:
         return _attack_in_memory(ctx, job, chunks, progress)
-    out = _results_dir(out)
-    store = open_store(
-        ctx,
-        out / "chunks",
-        _manifest(job, fingerprint),
-        resume=resume,
-        gather=gather,
-        on_bad=on_bad_chunk,
-    )
-    return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
+    out = results_dir(out)
+    lock = claim_folder(ctx, out, resume, gather)
+    try:
+        store = open_store(
+            ctx,
+            out / "chunks",
+            _manifest(job, fingerprint),
+            resume=resume,
+            gather=gather,
+            on_bad=on_bad_chunk,
+        )
+        return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _rows(dataset: Any) -> Rows:
@@ -168,13 +180,6 @@ def _rows(dataset: Any) -> Rows:
     if len(rows) == 0:
         raise ValueError("dataset must hold at least one row, got an empty data set")
     return rows
-
-
-def _results_dir(out: Union[str, Path]) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a directory, got the file {str(out)!r}")
-    return out
 
 
 def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
