@@ -287,6 +287,9 @@ def _print_summary(s: Dict[str, float], out: Path) -> None:
         f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
         f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}"
     )
+    skipped = s.get("rows_skipped_target_is_true_class", 0)
+    if skipped:
+        print(f"rows skipped: {skipped} whose true class is the target (not attacked)")
     print(
         "stop reasons: "
         + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in s if k.startswith("stopped_"))

@@ -207,7 +207,7 @@ def _attack_in_memory(
             "how the ranks' results reach rank 0), got None"
         )
     rows = len(job.rows)
-    summary = Summary()
+    summary = job.summary()
     parts = []
     start = time.perf_counter()
     with _bar(progress, rows) as bar:
@@ -235,7 +235,7 @@ def _attack_to_folder(
     computed_rows = sum(ctx.all_gather(computed))
 
     def merge() -> Dict[str, float]:
-        summary = Summary()
+        summary = job.summary()
         merge_stage(
             store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add, required=job.columns
         )
@@ -310,34 +310,65 @@ class _Job:
             "clean_predicted"
         ]
 
+    def summary(self) -> "Summary":
+        """An empty :class:`Summary` of this job's rows."""
+        return Summary(len(self.rows) if self.explicit else None)
+
+    @property
+    def explicit(self) -> bool:
+        """True when the caller gave the target classes (one int, or one per row)."""
+        return self.per_row is not None or isinstance(self.targets, int)
+
     def __call__(self, chunk: Chunk) -> Columns:
+        """The chunk's columns. Rows whose true class is their explicit target (which the
+        attack refuses) are not attacked: they are absent from the columns, and
+        :class:`Summary` counts them."""
         x, y = self.rows.batch(chunk.start, chunk.stop)
         x = x.to(self.device)
         y = None if y is None else y.to(self.device)
         with torch.no_grad():
             clean = self.model(x)
         predicted = clean.argmax(dim=1)
-        if self.per_row is not None:
-            y_target: Any = self.per_row[chunk.start : chunk.stop].to(self.device)
-        elif self.targets == "random":
-            index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
-            y_target = random_targets(
-                index, predicted if y is None else y, int(clean.shape[1]), self.seed
-            )
-        else:
-            y_target = self.targets
+        true = predicted if y is None else y
+        y_target = self._targets(chunk, true, int(clean.shape[1]))
+        rows = torch.arange(x.shape[0], device=x.device)
+        if self.explicit:
+            rows = rows[torch.as_tensor(y_target, device=x.device) != true]
+            if rows.numel() < x.shape[0]:
+                x, y = x[rows], None if y is None else y[rows]
+                if isinstance(y_target, torch.Tensor):
+                    y_target = y_target[rows]
         result = self.attack(self.model, x, y_target, y=y)
-        cols = result_columns(result, index_offset=chunk.start)
+        cols = result_columns(result)
+        source = rows.cpu().numpy()[cols["source_index"]]
+        cols["source_index"] = source + chunk.start
         if not self.keep_adv:
             cols.pop("x_adv")
-        cols["clean_predicted"] = predicted.cpu().numpy()[cols["source_index"] - chunk.start]
+        cols["clean_predicted"] = predicted.cpu().numpy()[source]
         return cols
+
+    def _targets(self, chunk: Chunk, true: torch.Tensor, classes: int) -> Any:
+        """What the attack gets as ``y_target`` for the chunk's rows."""
+        if self.per_row is not None:
+            return self.per_row[chunk.start : chunk.stop].to(true.device)
+        if self.targets == "random":
+            index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
+            return random_targets(index, true, classes, self.seed)
+        return self.targets
 
 
 class Summary:
-    """Running totals over chunks of columns (constant memory)."""
+    """Running totals over chunks of columns (constant memory).
 
-    def __init__(self) -> None:
+    Args:
+        skippable: data set rows when the targets are explicit (rows whose true class is
+            their target are then not attacked, and counted as the rows no chunk holds);
+            None otherwise.
+    """
+
+    def __init__(self, skippable: Optional[int] = None) -> None:
+        self.skippable = skippable
+        self.sources = 0
         self.rows = self.success = self.correct = self.success_correct = 0
         self.l0_success = 0.0
         self.iterations = 0
@@ -347,6 +378,7 @@ class Summary:
         ok = cols["success"].astype(bool)
         correct = cols["clean_predicted"] == cols["true_class"]
         self.rows += int(ok.size)
+        self.sources += int(np.unique(cols["source_index"]).size)
         self.success += int(ok.sum())
         self.correct += int(correct.sum())
         self.success_correct += int((ok & correct).sum())
@@ -361,7 +393,9 @@ class Summary:
         """The summary: ``rows`` (attacked rows), ``success_rate``, ``clean_accuracy``
         (share of rows whose source the model classified correctly before the attack),
         ``success_rate_clean_correct`` (success among those), ``mean_l0_fraction_success``,
-        ``mean_iterations``, ``stopped_<reason>`` counts, and for this run ``seconds``,
+        ``mean_iterations``, ``stopped_<reason>`` counts, ``rows_skipped_target_is_true_class``
+        (data set rows not attacked because their true class is the explicit target given
+        for them; 0 for strategies), and for this run ``seconds``,
         ``rows_computed`` (data set rows attacked now, not resumed), ``rows_per_second``
         and ``processes``."""
 
@@ -377,6 +411,8 @@ class Summary:
             "mean_iterations": ratio(self.iterations, self.rows),
         }
         out.update({f"stopped_{name}": int(n) for name, n in zip(STOP_REASONS, self.stops)})
+        skipped = 0 if self.skippable is None else self.skippable - self.sources
+        out["rows_skipped_target_is_true_class"] = skipped
         out.update(
             {
                 "seconds": seconds,
