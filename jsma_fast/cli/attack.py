@@ -134,6 +134,14 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         help="rows per attack call and per saved chunk (default: 100)",
     )
     output.add_argument(
+        "--model-fingerprint",
+        default=None,
+        metavar="TEXT",
+        help="identifies the model for --resume instead of a hash of its weights and its "
+        "outputs on a fixed probe batch; needed to resume with a model whose outputs differ "
+        "between calls (give the same TEXT in every run into --out)",
+    )
+    output.add_argument(
         "--keep-adv", action="store_true", help="also store the adversarial inputs in results.npz"
     )
     output.add_argument(
@@ -172,6 +180,7 @@ def run_attack(args: argparse.Namespace) -> int:
     failed), 2 (a bad option, data set, model or checkpoint: :class:`CommandError`) or 130
     (interrupted)."""
     from ..runner.distributed import RankFailed, describe, setup
+    from ..runner.fingerprint import ModelUnverifiable
 
     try:
         ctx = setup(threads=args.threads, device=args.device)
@@ -181,6 +190,13 @@ def run_attack(args: argparse.Namespace) -> int:
         return _attack(args, ctx)
     except (RankFailed, CommandError):
         raise
+    except ModelUnverifiable as exc:
+        raise CommandError(
+            f"cannot resume in --out {exc.path}: the model gives different outputs in two "
+            "calls on the same rows, so whether the stored chunks come from this model cannot "
+            "be checked; pass --model-fingerprint TEXT naming the model, the same in every run "
+            "into this folder, to vouch for it, or start afresh with a new --out"
+        ) from exc
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         where = f"{ctx.where()}: " if ctx.distributed else ""
         raise CommandError(f"{where}{exc}") from exc
@@ -270,6 +286,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
         seed=args.seed,
         gather=args.gather,
         progress=progress,
+        model_fingerprint=args.model_fingerprint or None,
         dist=ctx,
     )
     if ctx.is_main:

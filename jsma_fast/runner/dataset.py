@@ -28,6 +28,8 @@ from ..targets import random_targets
 from .checkpoint import ON_BAD
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
+from .fingerprint import UNVERIFIABLE, ModelUnverifiable
+from .fingerprint import model_fingerprint as fingerprint_model
 from .folder import claim_folder, results_dir
 from .merge import merge_stage
 from .rows import Rows
@@ -99,6 +101,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     gather: bool = False,
     progress: bool = True,
     fingerprint: Optional[str] = None,
+    model_fingerprint: Optional[str] = None,
     on_bad_chunk: str = "rerun",
     dist: Optional[Dist] = None,
 ) -> DatasetResults:
@@ -134,6 +137,11 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
         progress: show a progress bar (rank 0), in data set rows, with rows per second.
         fingerprint: identifies the data in the resume check instead of the default (all
             bytes of tensors; type, length and 8 items of a Dataset).
+        model_fingerprint: identifies the model in the resume check instead of the default:
+            a hash of its outputs on a fixed probe batch and of the parameters,
+            buffers and tensors it holds (:mod:`~jsma_fast.runner.fingerprint`). Needed to
+            resume with a model whose outputs differ between two calls (random layers);
+            pass the same string in every run into ``out``.
         on_bad_chunk: ``"rerun"`` (warn and recompute) or ``"raise"``.
         dist: the process context; default :func:`~jsma_fast.runner.distributed.setup`.
 
@@ -142,7 +150,9 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
 
     Raises:
         ValueError, TypeError: bad arguments (the message names the argument).
-        ChunkError: a resume that the stored manifest refuses.
+        ChunkError: a resume that the stored manifest refuses (another configuration, data
+            or model), or, as :class:`~jsma_fast.runner.fingerprint.ModelUnverifiable`, of a
+            model that cannot be fingerprinted without ``model_fingerprint``.
         ResultsExist: ``out`` holds results and ``resume`` is False.
         FolderInUse: another run (any process) is writing into ``out``; its lock file
             ``out/.lock`` names it (only one run at a time may use a folder).
@@ -153,6 +163,12 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     )
     if on_bad_chunk not in ON_BAD:
         raise ValueError(f"on_bad_chunk must be one of {ON_BAD}, got {on_bad_chunk!r}")
+    if model_fingerprint is not None and (
+        not isinstance(model_fingerprint, str) or not model_fingerprint
+    ):
+        raise TypeError(
+            f"model_fingerprint must be None or a non-empty string, got {model_fingerprint!r}"
+        )
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
@@ -161,10 +177,11 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     out = results_dir(out)
     lock = claim_folder(ctx, out, resume, gather)
     try:
+        model_id = ctx.on_main(lambda: _model_id(job, out, resume, model_fingerprint))
         store = open_store(
             ctx,
             out / "chunks",
-            _manifest(job, fingerprint),
+            _manifest(job, fingerprint, model_id),
             resume=resume,
             gather=gather,
             on_bad=on_bad_chunk,
@@ -182,7 +199,20 @@ def _rows(dataset: Any) -> Rows:
     return rows
 
 
-def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
+def _model_id(job: "_Job", out: Path, resume: bool, given: Optional[str]) -> str:
+    """The manifest's model entry: the caller's ``model_fingerprint``, else the model's
+    fingerprint; a resume of stored chunks refuses a model that has none."""
+    if given is not None:
+        return f"given: {given}"
+    found = fingerprint_model(job.model, job.probe())
+    if found is not None:
+        return found
+    if resume and any((out / "chunks").glob("*/chunk-*.npz")):
+        raise ModelUnverifiable(out)
+    return UNVERIFIABLE
+
+
+def _manifest(job: "_Job", fingerprint: Optional[str], model_id: Optional[str]) -> Dict[str, Any]:
     """What a resumed :func:`attack_dataset` must share with the run that wrote the chunks."""
     return {
         "kind": "attack_dataset",
@@ -193,7 +223,7 @@ def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
         "keep_adv": job.keep_adv,
         "rows": len(job.rows),
         "data": fingerprint if fingerprint is not None else job.rows.fingerprint(),
-        "model": model_fingerprint(job.model),
+        "model": model_id,
     }
 
 
@@ -310,6 +340,15 @@ class _Job:
             "clean_predicted"
         ]
 
+    def probe(self) -> torch.Tensor:
+        """What the model's fingerprint is computed on: two rows of the data's sample shape
+        and dtype, drawn uniformly from [0, 1) with a fixed seed (not the data's values, so
+        that another data set is reported as such, not as another model too)."""
+        x, _ = self.rows.batch(0, 1)
+        dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+        g = torch.Generator().manual_seed(0x6A736D61)
+        return torch.rand((2, *x.shape[1:]), generator=g, dtype=dtype).to(self.device)
+
     def summary(self) -> "Summary":
         """An empty :class:`Summary` of this job's rows."""
         return Summary(len(self.rows) if self.explicit else None)
@@ -422,20 +461,6 @@ class Summary:
             }
         )
         return out
-
-
-def model_fingerprint(model: Any) -> str:
-    """SHA-256 of a module's class and state_dict (names, dtypes, shapes, bytes); for other
-    callables, of their qualified name."""
-    digest = hashlib.sha256(type(model).__qualname__.encode())
-    if isinstance(model, torch.nn.Module):
-        for name, t in model.state_dict().items():
-            t = t.detach().cpu().contiguous()
-            digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
-    else:
-        digest.update(getattr(model, "__qualname__", repr(model)).encode())
-    return digest.hexdigest()
 
 
 def _check(**flags: Any) -> None:
