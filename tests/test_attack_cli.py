@@ -16,6 +16,10 @@ from jsma_fast.cli import main
 from jsma_fast.runner import attack_dataset
 
 NET = """
+import os
+import signal
+import time
+
 import torch
 from torch import nn
 
@@ -27,6 +31,11 @@ def build():
 
 def not_a_module():
     return 3
+
+
+def stopped_while_training():
+    os.kill(os.getpid(), signal.SIGTERM)  # as a job scheduler stops a run that is training
+    time.sleep(10)
 """
 
 
@@ -119,6 +128,30 @@ def test_resume_keeps_the_chunks(work, tmp_path, capsys):
     assert main(_args(work, tmp_path / "r")) == 0
     assert main(_args(work, tmp_path / "r", "--resume")) == 0
     assert "this run: 0 rows" in capsys.readouterr().out
+
+
+def test_one_target_class_skips_and_counts_the_rows_of_that_class(work, tmp_path, capsys):
+    with np.load(work / "data.npz") as d:
+        of_class_3 = int((d["y"] == 3).sum())
+    assert of_class_3 > 0
+    assert main(_args(work, tmp_path / "t", "--targets", "3", "--gamma", "0.5")) == 0
+    printed = capsys.readouterr().out
+    assert f"rows skipped: {of_class_3} whose true class is the target" in printed, printed
+    assert f"{14 - of_class_3} rows: success" in printed
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["rows_skipped_target_is_true_class"] == of_class_3
+    with np.load(tmp_path / "t" / "results.npz") as got:
+        assert (got["true_class"] != 3).all() and (got["target"] == 3).all()
+        assert len(got["target"]) == 14 - of_class_3
+
+
+def test_sigterm_before_the_first_chunk_names_no_chunks_folder(work, tmp_path, capsys):
+    args = _args(work, tmp_path / "t")
+    args[args.index("--model") + 1] = f"{work / 'net.py'}:stopped_while_training"
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted (SIGTERM)" in err and "nothing to resume" in err, err
+    assert "chunks" not in err and not (tmp_path / "t" / "chunks").exists()
 
 
 BAD = [

@@ -5,6 +5,7 @@ inputs, bounded merge, and clear errors."""
 from __future__ import annotations
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -108,22 +109,12 @@ def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_p
     assert disk.summary["success_rate"] == memory.summary["success_rate"]
     assert (tmp_path / "summary.json").exists()
     assert len(list((tmp_path / "chunks" / "attack").glob("chunk-*.npz"))) == 6
-    again = attack_dataset(
-        model, (x, y), attack, "random", batch_size=4, keep_adv=True, out=tmp_path, progress=False
-    )
+    kwargs = dict(batch_size=4, keep_adv=True, out=tmp_path, progress=False)
+    again = attack_dataset(model, (x, y), attack, "random", resume=True, **kwargs)
     assert again.summary["rows_computed"] == 0
     _equal(again.load(), memory.columns)
-    fresh = attack_dataset(
-        model,
-        (x, y),
-        attack,
-        "random",
-        batch_size=4,
-        keep_adv=True,
-        out=tmp_path,
-        resume=False,
-        progress=False,
-    )
+    shutil.rmtree(tmp_path)  # a fresh start in the same folder: delete it first
+    fresh = attack_dataset(model, (x, y), attack, "random", **kwargs)
     assert fresh.summary["rows_computed"] == N
     _equal(fresh.load(), memory.columns)
 
@@ -184,7 +175,11 @@ def test_callers_inputs_and_model_are_not_modified(problem, tmp_path):
             "targets must be a strategy name, one int class, or (22,) int classes",
         ),
         (dict(targets=torch.zeros(N)), ValueError, "dtype torch.float32"),
-        (dict(on_bad_chunk="ignore"), ValueError, "on_bad must be one of"),
+        (
+            dict(on_bad_chunk="ignore"),
+            ValueError,
+            "on_bad_chunk must be one of ('rerun', 'raise'), got 'ignore'",
+        ),
     ],
 )
 def test_bad_arguments(problem, tmp_path, kwargs, error, words):
@@ -231,3 +226,40 @@ def test_inconsistent_dataset_items_are_named(problem):
 
     with pytest.raises(ValueError, match=r"dataset rows 0\.\.4 do not form a batch"):
         attack_dataset(model, Ragged(x, y), JSMA(gamma=0.5), batch_size=5, progress=False)
+
+
+def test_rows_whose_true_class_is_the_target_are_skipped_and_counted(problem, tmp_path):
+    model, x, y = problem
+    y = y.clone()
+    y[:5] = 3  # the whole first chunk
+    y[7] = 3
+    attack = JSMA(gamma=0.5)
+    skipped = int((y == 3).sum())
+    result = attack_dataset(
+        model, (x, y), attack, 3, batch_size=5, keep_adv=True, out=tmp_path, progress=False
+    )
+    assert skipped > 5 and result.summary["rows_skipped_target_is_true_class"] == skipped
+    assert result.summary["rows"] == N - skipped
+    got = result.load()
+    attacked = torch.nonzero(y != 3).flatten()
+    assert got["source_index"].tolist() == attacked.tolist()
+    want = attack(model, x[attacked], 3, y=y[attacked])
+    for name in COLUMNS:
+        value = getattr(want, name).numpy()
+        value = attacked.numpy()[value] if name == "source_index" else value
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    with torch.no_grad():
+        clean = model(x).argmax(1).numpy()
+    np.testing.assert_array_equal(got["clean_predicted"], clean[attacked.numpy()])
+    summary = (tmp_path / "summary.json").read_text()
+    assert f'"rows_skipped_target_is_true_class": {skipped}' in summary
+    # per-row targets, and without labels (the clean prediction is the true class)
+    per_row = torch.where(torch.arange(N) % 2 == 0, y, (y + 1) % CLASSES)
+    rows = attack_dataset(model, (x, y), attack, per_row, batch_size=5, progress=False)
+    assert rows.columns["source_index"].tolist() == list(range(1, N, 2))
+    assert rows.summary["rows_skipped_target_is_true_class"] == (N + 1) // 2
+    unlabelled = attack_dataset(model, (x, None), attack, 1, batch_size=5, progress=False)
+    assert unlabelled.summary["rows_skipped_target_is_true_class"] == int((clean == 1).sum())
+    assert (unlabelled.columns["true_class"] != 1).all()
+    strategy = attack_dataset(model, (x, y), attack, "next", batch_size=5, progress=False)
+    assert strategy.summary["rows_skipped_target_is_true_class"] == 0

@@ -258,7 +258,7 @@ def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
     shutil.copyfile(chunks / "chunk-00003.npz", chunks / "chunk-00001.npz")
     rewrite_npz(chunks / "chunk-00002.npz", lambda a: a.update(l0=a["l0"][:1]))
     with pytest.warns(RuntimeWarning) as caught:
-        again = attack_dataset(model, (x, y), attack, "random", out=out, **kwargs)
+        again = attack_dataset(model, (x, y), attack, "random", out=out, resume=True, **kwargs)
     named = " ".join(str(w.message) for w in caught)
     assert "chunk-00001.npz" in named and "chunk-00002.npz" in named
     assert again.summary["rows_computed"] == 8  # only the two bad chunks
@@ -267,12 +267,12 @@ def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
 
 def test_attack_dataset_refuses_to_resume_another_configuration(tmp_path):
     model, x, y = _problem()
-    attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4, progress=False)
+    kwargs = dict(out=tmp_path, progress=False)
+    attack_dataset(model, (x, y), JSMA(gamma=0.5), batch_size=4, **kwargs)
+    kwargs["resume"] = True
     with pytest.raises(ChunkError, match=r"configuration \(differs in \['batch_size'\]\)"):
-        attack_dataset(model, (x, y), JSMA(gamma=0.5), out=tmp_path, batch_size=5, progress=False)
+        attack_dataset(model, (x, y), JSMA(gamma=0.5), batch_size=5, **kwargs)
     with pytest.raises(ChunkError, match=r"differs in \['attack'\]"):
-        attack_dataset(model, (x, y), JSMA(gamma=0.4), out=tmp_path, batch_size=4, progress=False)
+        attack_dataset(model, (x, y), JSMA(gamma=0.4), batch_size=4, **kwargs)
     with pytest.raises(ChunkError, match=r"differs in \['data'\]"):
-        attack_dataset(
-            model, (x * 0.5, y), JSMA(gamma=0.5), out=tmp_path, batch_size=4, progress=False
-        )
+        attack_dataset(model, (x * 0.5, y), JSMA(gamma=0.5), batch_size=4, **kwargs)

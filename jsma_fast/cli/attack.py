@@ -134,12 +134,21 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         help="rows per attack call and per saved chunk (default: 100)",
     )
     output.add_argument(
+        "--model-fingerprint",
+        default=None,
+        metavar="TEXT",
+        help="identifies the model for --resume instead of a hash of its weights and its "
+        "outputs on a fixed probe batch; needed to resume with a model whose outputs differ "
+        "between calls (give the same TEXT in every run into --out)",
+    )
+    output.add_argument(
         "--keep-adv", action="store_true", help="also store the adversarial inputs in results.npz"
     )
     output.add_argument(
         "--resume",
         action="store_true",
-        help="keep the chunks a previous run with the same settings completed",
+        help="keep the chunks a previous run with the same settings completed (without it, "
+        "an --out that holds results is refused, never replaced)",
     )
 
     execution = parser.add_argument_group("execution")
@@ -171,6 +180,7 @@ def run_attack(args: argparse.Namespace) -> int:
     failed), 2 (a bad option, data set, model or checkpoint: :class:`CommandError`) or 130
     (interrupted)."""
     from ..runner.distributed import RankFailed, describe, setup
+    from ..runner.fingerprint import ModelUnverifiable
 
     try:
         ctx = setup(threads=args.threads, device=args.device)
@@ -178,8 +188,15 @@ def run_attack(args: argparse.Namespace) -> int:
         raise CommandError(exc) from exc
     try:
         return _attack(args, ctx)
-    except RankFailed:
+    except (RankFailed, CommandError):
         raise
+    except ModelUnverifiable as exc:
+        raise CommandError(
+            f"cannot resume in --out {exc.path}: the model gives different outputs in two "
+            "calls on the same rows, so whether the stored chunks come from this model cannot "
+            "be checked; pass --model-fingerprint TEXT naming the model, the same in every run "
+            "into this folder, to vouch for it, or start afresh with a new --out"
+        ) from exc
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         where = f"{ctx.where()}: " if ctx.distributed else ""
         raise CommandError(f"{where}{exc}") from exc
@@ -195,7 +212,36 @@ def run_attack(args: argparse.Namespace) -> int:
         ctx.close()
 
 
+def _reword(exc: Exception) -> Exception:
+    """The results folder's refusals, in the command line's words."""
+    from ..runner.folder import FolderInUse
+
+    if isinstance(exc, FolderInUse):
+        return CommandError(
+            f"--out {exc.path} is in use by another run ({exc.holder}): wait for it to end "
+            "(or stop it), or pass another --out"
+        )
+    return CommandError(
+        f"--out {exc.path} holds the results of an earlier run ({exc.files}, last written "
+        f"{exc.written}): run the same command with --resume to continue them, or pass a new "
+        "--out (or delete the folder) to start afresh"
+    )
+
+
 def _attack(args: argparse.Namespace, ctx: Any) -> int:
+    """Claims ``--out`` before anything else (so that a second run into it, or a run that
+    would replace earlier results, fails at once), then runs the attack."""
+    from ..runner.folder import claim_folder
+
+    lock = claim_folder(ctx, args.out, args.resume, args.gather, reword=_reword)
+    try:
+        return _attack_in_folder(args, ctx)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     from ..attack import JSMA
     from ..runner.dataset import attack_dataset
     from .loaders import load_data, model_spec
@@ -240,6 +286,7 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
         seed=args.seed,
         gather=args.gather,
         progress=progress,
+        model_fingerprint=args.model_fingerprint or None,
         dist=ctx,
     )
     if ctx.is_main:
@@ -257,6 +304,9 @@ def _print_summary(s: Dict[str, float], out: Path) -> None:
         f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
         f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}"
     )
+    skipped = s.get("rows_skipped_target_is_true_class", 0)
+    if skipped:
+        print(f"rows skipped: {skipped} whose true class is the target (not attacked)")
     print(
         "stop reasons: "
         + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in s if k.startswith("stopped_"))

@@ -10,7 +10,8 @@ Ctrl-C), and turns what the command raises into one line on stderr and the exit 
   (:class:`~jsma_fast.runner.ChunkError`), or another error of the run already worded for the
   user (:class:`CommandError`);
 * 130: interrupted (SIGINT or SIGTERM); a resumable command says where its completed chunks
-  are and how to continue.
+  are and how to continue (only when there are some: an interruption before the first chunk,
+  e.g. while the model trains, says that nothing can be resumed).
 
 Any other exception is a bug and keeps its traceback.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from .args import UsageError
@@ -53,6 +55,18 @@ def _library_status(exc: BaseException) -> Optional[int]:
     return None
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What an interrupted resumable command left: its chunks folder, named only when it holds
+    completed chunks (an interruption during the model's training leaves none)."""
+    chunks = Path(args.out) / "chunks"
+    if chunks.is_dir() and any(chunks.glob("*/chunk-*.npz")):
+        return (
+            f": completed chunks are saved in {chunks}; run the same command with --resume "
+            "to continue."
+        )
+    return ": no chunk was completed, nothing to resume."
+
+
 def run_command(args: argparse.Namespace) -> int:
     """``args.run(args)``'s exit status (see the module docstring). ``args.fail`` is the
     command's ``parser.error``; ``args.resumable`` says whether ``args.out`` holds chunks that
@@ -64,12 +78,7 @@ def run_command(args: argparse.Namespace) -> int:
         args.fail(str(exc))  # exits with status 2
         raise  # not reached
     except (Interrupted, KeyboardInterrupt) as exc:
-        hint = ""
-        if getattr(args, "resumable", False):
-            hint = (
-                f": completed chunks are saved in {args.out / 'chunks'}; run the same command "
-                "with --resume to continue."
-            )
+        hint = _resume_hint(args) if getattr(args, "resumable", False) else ""
         print(f"\nInterrupted ({str(exc) or 'SIGINT'}){hint}", file=sys.stderr, flush=True)
         return 130
     except Exception as exc:

@@ -8,6 +8,8 @@ resumable chunks, on one process or under ``torchrun`` (see ``docs/scaling.md``)
 * :mod:`~jsma_fast.runner.checkpoint`: :class:`ChunkStore`, the checksummed chunk files.
 * :mod:`~jsma_fast.runner.shards`: chunks of a stage, which rank computes which, resuming.
 * :mod:`~jsma_fast.runner.merge`: the chunks of a stage gathered into one file.
+* :mod:`~jsma_fast.runner.folder`: the results folder's lock, and the refusal to replace
+  earlier results.
 * :mod:`~jsma_fast.runner.distributed`: the process context (one process or ``torchrun``).
 
 It knows of the attack only what an attack call returns (:class:`~jsma_fast.AttackResult`).
@@ -17,13 +19,16 @@ from .checkpoint import ChunkError, ChunkStore
 from .columns import COLUMNS, concat_columns, result_columns
 from .dataset import DatasetResults, attack_dataset, iter_attack_dataset
 from .distributed import RankFailed
+from .folder import FolderInUse, ResultsExist
 
 __all__ = [
     "COLUMNS",
     "ChunkError",
     "ChunkStore",
     "DatasetResults",
+    "FolderInUse",
     "RankFailed",
+    "ResultsExist",
     "attack_dataset",
     "concat_columns",
     "iter_attack_dataset",

@@ -38,7 +38,8 @@ from .columns import Columns
 FORMAT = 2
 _KIND = "jsma-fast chunk store"
 _META = "__chunk__"
-_ON_BAD = ("rerun", "raise")
+#: What :meth:`ChunkStore.load` may do with a bad chunk.
+ON_BAD = ("rerun", "raise")
 _CHUNK_NAME = re.compile(r"^chunk-(\d{5,})\.npz$")
 
 Span = Tuple[int, int]
@@ -107,8 +108,8 @@ class ChunkStore:
         create: bool = True,
         on_bad: str = "rerun",
     ) -> None:
-        if on_bad not in _ON_BAD:
-            raise ValueError(f"on_bad must be one of {_ON_BAD}, got {on_bad!r}")
+        if on_bad not in ON_BAD:
+            raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
         self.root = Path(root)
         self.on_bad = on_bad
         self.config = json.loads(json.dumps(config, sort_keys=True))

@@ -25,8 +25,12 @@ import torch
 
 from ..result import STOP_REASONS
 from ..targets import random_targets
+from .checkpoint import ON_BAD
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
+from .fingerprint import UNVERIFIABLE, ModelUnverifiable
+from .fingerprint import model_fingerprint as fingerprint_model
+from .folder import claim_folder, results_dir
 from .merge import merge_stage
 from .rows import Rows
 from .shards import Chunk, make_chunks, open_store, run_chunks
@@ -90,13 +94,14 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     targets: Any = "next",
     *,
     out: Optional[Union[str, Path]] = None,
-    resume: bool = True,
+    resume: bool = False,
     batch_size: int = 100,
     keep_adv: bool = False,
     seed: Optional[int] = None,
     gather: bool = False,
     progress: bool = True,
     fingerprint: Optional[str] = None,
+    model_fingerprint: Optional[str] = None,
     on_bad_chunk: str = "rerun",
     dist: Optional[Dist] = None,
 ) -> DatasetResults:
@@ -121,7 +126,10 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             rows in data set order), ``summary.json``. None: keep the columns in memory
             (one process only).
         resume: keep the chunks a previous run with the same configuration stored (each
-            chunk's checksum and identity are checked; bad chunks are recomputed).
+            chunk's checksum and identity are checked; bad chunks are recomputed). False
+            (the default) refuses an ``out`` that holds an earlier run's results
+            (:class:`~jsma_fast.runner.ResultsExist`) rather than replacing them: pass
+            ``resume=True`` to continue them, or another ``out`` (or delete the folder).
         batch_size: rows per attack call and per chunk; part of the configuration.
         keep_adv: also store the adversarial inputs (``x_adv``, N x sample size floats).
         seed: seed of ``"random"`` targets; default the attack's ``seed`` attribute, else 0.
@@ -129,6 +137,11 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
         progress: show a progress bar (rank 0), in data set rows, with rows per second.
         fingerprint: identifies the data in the resume check instead of the default (all
             bytes of tensors; type, length and 8 items of a Dataset).
+        model_fingerprint: identifies the model in the resume check instead of the default:
+            a hash of its outputs on a fixed probe batch and of the parameters,
+            buffers and tensors it holds (:mod:`~jsma_fast.runner.fingerprint`). Needed to
+            resume with a model whose outputs differ between two calls (random layers);
+            pass the same string in every run into ``out``.
         on_bad_chunk: ``"rerun"`` (warn and recompute) or ``"raise"``.
         dist: the process context; default :func:`~jsma_fast.runner.distributed.setup`.
 
@@ -137,27 +150,46 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
 
     Raises:
         ValueError, TypeError: bad arguments (the message names the argument).
-        ChunkError: a resume that the stored manifest refuses.
+        ChunkError: a resume that the stored manifest refuses (another configuration, data
+            or model), or, as :class:`~jsma_fast.runner.fingerprint.ModelUnverifiable`, of a
+            model that cannot be fingerprinted without ``model_fingerprint``.
+        ResultsExist: ``out`` holds results and ``resume`` is False.
+        FolderInUse: another run (any process) is writing into ``out``; its lock file
+            ``out/.lock`` names it (only one run at a time may use a folder).
         RankFailed: another rank failed (its message is included).
     """
     _check(
         batch_size=batch_size, keep_adv=keep_adv, resume=resume, gather=gather, progress=progress
     )
+    if on_bad_chunk not in ON_BAD:
+        raise ValueError(f"on_bad_chunk must be one of {ON_BAD}, got {on_bad_chunk!r}")
+    if model_fingerprint is not None and (
+        not isinstance(model_fingerprint, str) or not model_fingerprint
+    ):
+        raise TypeError(
+            f"model_fingerprint must be None or a non-empty string, got {model_fingerprint!r}"
+        )
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:
         return _attack_in_memory(ctx, job, chunks, progress)
-    out = _results_dir(out)
-    store = open_store(
-        ctx,
-        out / "chunks",
-        _manifest(job, fingerprint),
-        resume=resume,
-        gather=gather,
-        on_bad=on_bad_chunk,
-    )
-    return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
+    out = results_dir(out)
+    lock = claim_folder(ctx, out, resume, gather)
+    try:
+        model_id = ctx.on_main(lambda: _model_id(job, out, resume, model_fingerprint))
+        store = open_store(
+            ctx,
+            out / "chunks",
+            _manifest(job, fingerprint, model_id),
+            resume=resume,
+            gather=gather,
+            on_bad=on_bad_chunk,
+        )
+        return _attack_to_folder(ctx, store, job, chunks, out, gather, progress)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _rows(dataset: Any) -> Rows:
@@ -167,14 +199,20 @@ def _rows(dataset: Any) -> Rows:
     return rows
 
 
-def _results_dir(out: Union[str, Path]) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a directory, got the file {str(out)!r}")
-    return out
+def _model_id(job: "_Job", out: Path, resume: bool, given: Optional[str]) -> str:
+    """The manifest's model entry: the caller's ``model_fingerprint``, else the model's
+    fingerprint; a resume of stored chunks refuses a model that has none."""
+    if given is not None:
+        return f"given: {given}"
+    found = fingerprint_model(job.model, job.probe())
+    if found is not None:
+        return found
+    if resume and any((out / "chunks").glob("*/chunk-*.npz")):
+        raise ModelUnverifiable(out)
+    return UNVERIFIABLE
 
 
-def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
+def _manifest(job: "_Job", fingerprint: Optional[str], model_id: Optional[str]) -> Dict[str, Any]:
     """What a resumed :func:`attack_dataset` must share with the run that wrote the chunks."""
     return {
         "kind": "attack_dataset",
@@ -185,7 +223,7 @@ def _manifest(job: "_Job", fingerprint: Optional[str]) -> Dict[str, Any]:
         "keep_adv": job.keep_adv,
         "rows": len(job.rows),
         "data": fingerprint if fingerprint is not None else job.rows.fingerprint(),
-        "model": model_fingerprint(job.model),
+        "model": model_id,
     }
 
 
@@ -199,7 +237,7 @@ def _attack_in_memory(
             "how the ranks' results reach rank 0), got None"
         )
     rows = len(job.rows)
-    summary = Summary()
+    summary = job.summary()
     parts = []
     start = time.perf_counter()
     with _bar(progress, rows) as bar:
@@ -227,7 +265,7 @@ def _attack_to_folder(
     computed_rows = sum(ctx.all_gather(computed))
 
     def merge() -> Dict[str, float]:
-        summary = Summary()
+        summary = job.summary()
         merge_stage(
             store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add, required=job.columns
         )
@@ -302,34 +340,74 @@ class _Job:
             "clean_predicted"
         ]
 
+    def probe(self) -> torch.Tensor:
+        """What the model's fingerprint is computed on: two rows of the data's sample shape
+        and dtype, drawn uniformly from [0, 1) with a fixed seed (not the data's values, so
+        that another data set is reported as such, not as another model too)."""
+        x, _ = self.rows.batch(0, 1)
+        dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+        g = torch.Generator().manual_seed(0x6A736D61)
+        return torch.rand((2, *x.shape[1:]), generator=g, dtype=dtype).to(self.device)
+
+    def summary(self) -> "Summary":
+        """An empty :class:`Summary` of this job's rows."""
+        return Summary(len(self.rows) if self.explicit else None)
+
+    @property
+    def explicit(self) -> bool:
+        """True when the caller gave the target classes (one int, or one per row)."""
+        return self.per_row is not None or isinstance(self.targets, int)
+
     def __call__(self, chunk: Chunk) -> Columns:
+        """The chunk's columns. Rows whose true class is their explicit target (which the
+        attack refuses) are not attacked: they are absent from the columns, and
+        :class:`Summary` counts them."""
         x, y = self.rows.batch(chunk.start, chunk.stop)
         x = x.to(self.device)
         y = None if y is None else y.to(self.device)
         with torch.no_grad():
             clean = self.model(x)
         predicted = clean.argmax(dim=1)
-        if self.per_row is not None:
-            y_target: Any = self.per_row[chunk.start : chunk.stop].to(self.device)
-        elif self.targets == "random":
-            index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
-            y_target = random_targets(
-                index, predicted if y is None else y, int(clean.shape[1]), self.seed
-            )
-        else:
-            y_target = self.targets
+        true = predicted if y is None else y
+        y_target = self._targets(chunk, true, int(clean.shape[1]))
+        rows = torch.arange(x.shape[0], device=x.device)
+        if self.explicit:
+            rows = rows[torch.as_tensor(y_target, device=x.device) != true]
+            if rows.numel() < x.shape[0]:
+                x, y = x[rows], None if y is None else y[rows]
+                if isinstance(y_target, torch.Tensor):
+                    y_target = y_target[rows]
         result = self.attack(self.model, x, y_target, y=y)
-        cols = result_columns(result, index_offset=chunk.start)
+        cols = result_columns(result)
+        source = rows.cpu().numpy()[cols["source_index"]]
+        cols["source_index"] = source + chunk.start
         if not self.keep_adv:
             cols.pop("x_adv")
-        cols["clean_predicted"] = predicted.cpu().numpy()[cols["source_index"] - chunk.start]
+        cols["clean_predicted"] = predicted.cpu().numpy()[source]
         return cols
+
+    def _targets(self, chunk: Chunk, true: torch.Tensor, classes: int) -> Any:
+        """What the attack gets as ``y_target`` for the chunk's rows."""
+        if self.per_row is not None:
+            return self.per_row[chunk.start : chunk.stop].to(true.device)
+        if self.targets == "random":
+            index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
+            return random_targets(index, true, classes, self.seed)
+        return self.targets
 
 
 class Summary:
-    """Running totals over chunks of columns (constant memory)."""
+    """Running totals over chunks of columns (constant memory).
 
-    def __init__(self) -> None:
+    Args:
+        skippable: data set rows when the targets are explicit (rows whose true class is
+            their target are then not attacked, and counted as the rows no chunk holds);
+            None otherwise.
+    """
+
+    def __init__(self, skippable: Optional[int] = None) -> None:
+        self.skippable = skippable
+        self.sources = 0
         self.rows = self.success = self.correct = self.success_correct = 0
         self.l0_success = 0.0
         self.iterations = 0
@@ -339,6 +417,7 @@ class Summary:
         ok = cols["success"].astype(bool)
         correct = cols["clean_predicted"] == cols["true_class"]
         self.rows += int(ok.size)
+        self.sources += int(np.unique(cols["source_index"]).size)
         self.success += int(ok.sum())
         self.correct += int(correct.sum())
         self.success_correct += int((ok & correct).sum())
@@ -353,7 +432,9 @@ class Summary:
         """The summary: ``rows`` (attacked rows), ``success_rate``, ``clean_accuracy``
         (share of rows whose source the model classified correctly before the attack),
         ``success_rate_clean_correct`` (success among those), ``mean_l0_fraction_success``,
-        ``mean_iterations``, ``stopped_<reason>`` counts, and for this run ``seconds``,
+        ``mean_iterations``, ``stopped_<reason>`` counts, ``rows_skipped_target_is_true_class``
+        (data set rows not attacked because their true class is the explicit target given
+        for them; 0 for strategies), and for this run ``seconds``,
         ``rows_computed`` (data set rows attacked now, not resumed), ``rows_per_second``
         and ``processes``."""
 
@@ -369,6 +450,8 @@ class Summary:
             "mean_iterations": ratio(self.iterations, self.rows),
         }
         out.update({f"stopped_{name}": int(n) for name, n in zip(STOP_REASONS, self.stops)})
+        skipped = 0 if self.skippable is None else self.skippable - self.sources
+        out["rows_skipped_target_is_true_class"] = skipped
         out.update(
             {
                 "seconds": seconds,
@@ -378,20 +461,6 @@ class Summary:
             }
         )
         return out
-
-
-def model_fingerprint(model: Any) -> str:
-    """SHA-256 of a module's class and state_dict (names, dtypes, shapes, bytes); for other
-    callables, of their qualified name."""
-    digest = hashlib.sha256(type(model).__qualname__.encode())
-    if isinstance(model, torch.nn.Module):
-        for name, t in model.state_dict().items():
-            t = t.detach().cpu().contiguous()
-            digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
-    else:
-        digest.update(getattr(model, "__qualname__", repr(model)).encode())
-    return digest.hexdigest()
 
 
 def _check(**flags: Any) -> None:
