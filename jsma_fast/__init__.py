@@ -4,8 +4,9 @@ CPU and CUDA kernels for its pairwise saliency search.
 Layers: ``cli -> attack / evaluation -> ops -> _C``.
 
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
-import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``) is imported, with
-torch, the first time it is used.
+import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``), the refinement (``refine``,
+``refine_result``) and the minimum-L0 mode (``sparsest``) are imported, with torch, the first
+time they are used.
 """
 
 from importlib import import_module
@@ -24,12 +25,22 @@ from .ops import (
 __version__ = build_info()["version"]
 
 #: Names whose modules need torch, imported on first access.
-_LAZY = {"JSMA": ".attack", "AttackResult": ".result", "STOP_REASONS": ".result"}
+_LAZY = {
+    "JSMA": ".attack",
+    "AttackResult": ".result",
+    "STOP_REASONS": ".result",
+    "refine": ".refinement",
+    "refine_result": ".refinement",
+    "sparsest": ".minimum_l0",
+}
 
 __all__ = [
     "JSMA",
     "AttackResult",
     "STOP_REASONS",
+    "refine",
+    "refine_result",
+    "sparsest",
     "FeatureSelection",
     "PairSelection",
     "build_info",

@@ -10,7 +10,7 @@ import torch
 from helpers import NUM_CLASSES, SAMPLE_SHAPE, dyadic_inputs, dyadic_model, generic_model
 
 from jsma_fast import JSMA
-from jsma_fast.refine import ORDERS, refine, refine_result
+from jsma_fast.refinement import ORDERS, refine, refine_result
 
 M = math.prod(SAMPLE_SHAPE)
 
@@ -144,7 +144,7 @@ def test_restores_what_is_not_needed(rng):
 
 
 def test_the_default_order_is_documented():
-    from jsma_fast import refine as module
+    from jsma_fast import refinement as module
 
     assert module.DEFAULT_ORDER in ORDERS
     assert f'``"{module.DEFAULT_ORDER}"`` (default' in refine.__doc__

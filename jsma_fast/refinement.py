@@ -20,6 +20,17 @@ leading run of accepted candidates is read off the prefixes, the leading run of 
 off the singles, so every batch settles at least one decision per row and the result is the
 one-pass greedy's, decision for decision.
 
+The orders (:data:`ORDERS`; ties are broken by feature index, so every order is
+deterministic):
+
+- ``"margin"`` (the default, the sparsest in our measurements, docs/sparsest.md): a batched
+  forward pass first restores each changed feature alone; features are then tried from the
+  one whose lone restore leaves the largest adversarial margin (target score minus the best
+  other score; untargeted: best other score minus the true class's) to the smallest. It costs
+  one extra forward per changed feature.
+- ``"magnitude"``: the smallest ``|x_adv - x|`` first.
+- ``"index"``: the flattened feature index, ascending.
+
 Guarantees (for every row): a row that is not adversarial is returned unchanged; a row that is
 adversarial stays adversarial; every feature of the output equals either ``x_adv``'s or
 ``x``'s (so L0 never increases, features that were not changed stay untouched, and the output
@@ -41,7 +52,7 @@ ORDERS = ("margin", "magnitude", "index")
 #: The default order, chosen by measurement (``bench.compare_l0 --orders``, docs/sparsest.md).
 DEFAULT_ORDER = "margin"
 #: Candidates of a row decided per batch, by default.
-DEFAULT_LOOKAHEAD = 16
+DEFAULT_LOOKAHEAD = 1
 
 
 def refine(
@@ -57,7 +68,8 @@ def refine(
     require_eval: bool = True,
 ) -> torch.Tensor:
     """Restores, row by row, the changed features of ``x_adv`` that the row does not need to
-    stay adversarial; returns the refined inputs (a new tensor).
+    stay adversarial; returns the refined inputs (a new tensor). See the module docstring for
+    the algorithm and its guarantees.
 
     Args:
         model: a torch.nn.Module in eval mode (or any callable) mapping (n, ...) inputs to
@@ -69,20 +81,14 @@ def refine(
             not its true class (target == -1).
         true_class: (N,) int true classes, needed by untargeted rows; None: the model's
             prediction on ``x``.
-        order: the order in which a row's changed features are tried:
-
-            - ``"margin"`` (default, the sparsest in our measurements): first a batched
-              forward pass restores each changed feature alone; features are then tried
-              from the one whose lone restore leaves the largest adversarial margin (target
-              score minus the best other score; untargeted: best other score minus the true
-              class's) to the smallest. Costs one extra forward per changed feature.
-            - ``"magnitude"``: the smallest ``|x_adv - x|`` first.
-            - ``"index"``: the flattened feature index, ascending.
-
-            Ties are broken by feature index, so the order is deterministic.
+        order: the order in which a row's changed features are tried (:data:`ORDERS`; ties
+            by feature index): ``"margin"`` (default, the sparsest in our measurements),
+            ``"magnitude"`` or ``"index"``, described in the module docstring.
         batch_size: the most inputs per forward pass; None: a whole round at once.
-        lookahead: candidates of a row decided by one batch (>= 1). It changes only the
-            speed, not the result (up to the model's own batch-size dependent rounding).
+        lookahead: candidates of a row decided by one batch (>= 1), ``2 * lookahead - 1``
+            trials per row. It changes the speed, not the result (up to the model's own
+            batch-size dependent rounding). The default, 1, needs the fewest forward passes
+            (the fastest on the CPU); larger values make fewer, larger batches.
         require_eval: refuse a torch.nn.Module in training mode.
 
     Returns:
@@ -98,27 +104,13 @@ def refine(
     batch = _positive_int("batch_size", batch_size, allow_none=True)
     ahead = _positive_int("lookahead", lookahead, allow_none=False)
     n = x.shape[0]
-    sample_shape = tuple(x.shape[1:])
-    num_features = math.prod(sample_shape)
-    original = x.detach().reshape(n, num_features).clone()
-    current = x_adv.detach().reshape(n, num_features).clone()
-    forward = _Forward(model, sample_shape, batch)
+    original = x.detach().reshape(n, math.prod(x.shape[1:])).clone()
+    current = x_adv.detach().reshape(original.shape).clone()
+    forward = _Forward(model, tuple(x.shape[1:]), batch)
     with torch.no_grad():
         targets, true = _labels(forward, original, target, true_class)
-        if n == 0:
-            return current.reshape(x_adv.shape)
-        adversarial = _adversarial(forward(current), targets, true)
-        changed = (current != original) & adversarial[:, None]
-        rows = changed.any(dim=1).nonzero().squeeze(1)
-        if rows.numel():
-            candidates = _ordered_candidates(
-                forward, order, original[rows], current[rows], changed[rows], targets[rows],
-                true[rows],
-            )  # fmt: skip
-            current[rows] = _greedy(
-                forward, original[rows], current[rows], candidates, targets[rows], true[rows],
-                ahead,
-            )  # fmt: skip
+        if n:
+            _refine_rows(forward, original, current, targets, true, order, ahead)
     return current.reshape(x_adv.shape)
 
 
@@ -213,6 +205,22 @@ class _Forward:
         if not parts:
             return flat.new_zeros((0, 0))
         return torch.cat(parts)
+
+
+def _refine_rows(forward, original, current, targets, true, order: str, ahead: int) -> None:
+    """Refines the flat rows ``current`` (n, M) in place."""
+    adversarial = _adversarial(forward(current), targets, true)
+    changed = (current != original) & adversarial[:, None]
+    rows = changed.any(dim=1).nonzero().squeeze(1)
+    if rows.numel():
+        candidates = _ordered_candidates(
+            forward, order, original[rows], current[rows], changed[rows], targets[rows],
+            true[rows],
+        )  # fmt: skip
+        current[rows] = _greedy(
+            forward, original[rows], current[rows], candidates, targets[rows], true[rows],
+            ahead,
+        )  # fmt: skip
 
 
 def _adversarial(logits: torch.Tensor, target: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
