@@ -8,7 +8,12 @@ import torch
 from helpers import NUM_CLASSES, dyadic_inputs, dyadic_model
 
 from jsma_fast import JSMA
-from jsma_fast.minimum_l0 import PORTFOLIO, run_portfolio, sparsest
+from jsma_fast.minimum_l0 import (
+    PORTFOLIO_TARGETED,
+    PORTFOLIO_UNTARGETED,
+    run_portfolio,
+    sparsest,
+)
 from jsma_fast.refinement import refine_result
 
 SMALL = (
@@ -37,7 +42,7 @@ def test_the_per_row_minimum_of_the_portfolio(rng, y_target):
     x = dyadic_inputs(24, _seed(rng))
     gamma = float(rng.choice([0.2, 0.5, 1.0]))
     runs = _members(model, x, y_target, None, SMALL, gamma)
-    got = run_portfolio(model, x, y_target, portfolio=SMALL, gamma=gamma)
+    got = run_portfolio(model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0)
     result = got.result
 
     never = torch.iinfo(torch.int64).max
@@ -87,7 +92,7 @@ def test_one_member_is_the_refined_attack(rng):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(10, _seed(rng))
     y = torch.from_numpy(rng.integers(0, NUM_CLASSES, size=10))
-    want = _members(model, x, "untargeted", y, PORTFOLIO[:1], 0.3)[0]
+    want = _members(model, x, "untargeted", y, PORTFOLIO_UNTARGETED[:1], 0.3)[0]
     got = sparsest(model, x, y=y, members=1)
     for name in ("x_adv", "success", "l0", "predicted", "target", "true_class", "stop_code"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
@@ -102,6 +107,15 @@ def test_deterministic_and_inputs_untouched(rng):
     assert torch.equal(x, copy)
     assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.l0, b.l0)
     assert a.x_adv.min() >= 0 and a.x_adv.max() <= 1
+
+
+def test_the_default_portfolios():
+    model = dyadic_model(0)
+    x = dyadic_inputs(4, 1)
+    names = [name for name, _ in PORTFOLIO_UNTARGETED]
+    assert run_portfolio(model, x, skip_at=0).names == names
+    names = [name for name, _ in PORTFOLIO_TARGETED]
+    assert run_portfolio(model, x, "next", members=2).names == names[:2]
 
 
 def test_max_seconds_zero_runs_only_the_first_member():
