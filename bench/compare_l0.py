@@ -132,6 +132,7 @@ def our_attacks(targeted: bool) -> dict[str, Callable[..., torch.Tensor]]:
         'TJSMA, `JSMA(variant="tjsma")`': lambda m, x, y, t: tjsma(m, x, y, t).x_adv,
         "TJSMA then `refine`": tjsma_refined,
         "`sparsest` (minimum-L0 mode)": lambda m, x, y, t: sparsest(m, x, t, y=y).x_adv,
+        "`sparsest(members=2)`": lambda m, x, y, t: sparsest(m, x, t, y=y, members=2).x_adv,
     }
 
 
@@ -247,6 +248,16 @@ def verdicts(untargeted: Sequence[Row], targeted: Sequence[Row]) -> list[str]:
             f"L0 {mean:.2f} against sigma-zero's {ref:.2f} at 1000 steps; {ours.seconds:.1f} s "
             f"against sigma-zero's {s100.seconds:.1f} s at 100 steps "
             f"({ours.seconds / s100.seconds:.2f}x): goal {'met' if met else 'NOT met'}."
+        )
+    two = find(untargeted, "`sparsest(members=2)`")
+    if two and s100:
+        mean = two.l0[two.success].float().mean().item()
+        ref = s100.l0[s100.success].float().mean().item()
+        lines.append(
+            f"- Untargeted, at sigma-zero's 100-step time: `sparsest(members=2)` "
+            f"{two.success.float().mean().item():.0%} success, mean L0 {mean:.2f} in "
+            f"{two.seconds:.1f} s; sigma-zero {s100.success.float().mean().item():.0%}, "
+            f"{ref:.2f} in {s100.seconds:.1f} s."
         )
     ours, fmn = find(targeted, "`sparsest`"), find(targeted, "FMN")
     if ours and fmn:
