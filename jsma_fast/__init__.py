@@ -9,8 +9,9 @@ and knows of it only the :class:`AttackResult` it returns; ``ops`` (the searches
 native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arrays.
 
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
-import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``) is imported, with
-torch, the first time it is used.
+import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``), the refinement (``refine``,
+``refine_result``) and the minimum-L0 mode (``sparsest``) are imported, with torch, the first
+time they are used.
 """
 
 from importlib import import_module
@@ -29,12 +30,22 @@ from .ops import (
 __version__ = build_info()["version"]
 
 #: Names whose modules need torch, imported on first access.
-_LAZY = {"JSMA": ".attack", "AttackResult": ".result", "STOP_REASONS": ".result"}
+_LAZY = {
+    "JSMA": ".attack",
+    "AttackResult": ".result",
+    "STOP_REASONS": ".result",
+    "refine": ".refinement",
+    "refine_result": ".refinement",
+    "sparsest": ".minimum_l0",
+}
 
 __all__ = [
     "JSMA",
     "AttackResult",
     "STOP_REASONS",
+    "refine",
+    "refine_result",
+    "sparsest",
     "FeatureSelection",
     "PairSelection",
     "build_info",

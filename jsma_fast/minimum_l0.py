@@ -1,0 +1,248 @@
+"""The minimum-L0 mode: a small portfolio of JSMA variants and directions on the same rows,
+each result refined (:func:`jsma_fast.refine`), the sparsest successful one kept per row.
+
+One JSMA run is one greedy path through the input space; another variant or direction often
+finds a sparser one for the same row, and refinement removes the changes a path did not need.
+:func:`sparsest` runs the members of :data:`PORTFOLIO_UNTARGETED` (or
+:data:`PORTFOLIO_TARGETED`) one after the other (each through :class:`jsma_fast.JSMA`, the
+native search and the batched loop), refines each member's output, and keeps per row the
+successful output with the fewest changed features (the earliest member on ties). A later
+member attacks only the rows whose best L0 so far is above ``skip_at``: rows already
+adversarial (L0 0) cost one forward pass in the first member and nothing after.
+
+Use it to measure the L0 robustness of a model (how few features an attack needs); for the
+paper's algorithm use ``JSMA()``, for a strong attack at a fixed budget ``JSMA(variant=
+"tjsma")`` (docs/sparsest.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from . import _checks
+from .attack import JSMA
+from .refinement import DEFAULT_ORDER, ORDERS, refine_result
+from .result import AttackResult
+
+#: The members tried on untargeted calls, in order: (name, JSMA options). Chosen by
+#: measurement on the demo LeNet (``python -m bench.compare_l0 --portfolio``,
+#: docs/sparsest.md): each is the candidate that lowered the mean L0 the most per second of
+#: attack and refinement given the members before it, kept while that gain was at least 0.02
+#: pixel per second on 100 rows (M-JSMA and the other directions gained less).
+PORTFOLIO_UNTARGETED: Tuple[Tuple[str, Dict[str, Any]], ...] = (
+    ("tjsma+", dict(variant="tjsma", theta=1.0)),
+    ("wjsma-", dict(variant="wjsma", theta=-1.0)),
+    ("top2-", dict(variant="top2", theta=-1.0)),
+    ("top2+", dict(variant="top2", theta=1.0)),
+)
+#: The members tried on targeted calls, chosen the same way. M-JSMA comes first: it is the
+#: only candidate that reached every target.
+PORTFOLIO_TARGETED: Tuple[Tuple[str, Dict[str, Any]], ...] = (
+    ("maximal", dict(variant="maximal", theta=1.0)),
+    ("wjsma-", dict(variant="wjsma", theta=-1.0)),
+    ("wjsma+", dict(variant="wjsma", theta=1.0)),
+    ("tjsma+", dict(variant="tjsma", theta=1.0)),
+    ("tjsma-", dict(variant="tjsma", theta=-1.0)),
+)
+#: The default fraction of features a member may change (larger than the paper's 14.5%: a
+#: row that needs more is not given up by the minimum-L0 mode).
+DEFAULT_GAMMA = 0.3
+#: Later members skip rows whose best L0 is at most this: measured on the demo LeNet, no
+#: later member improved a row the first left at 2 pixels or fewer (6 untargeted rows of
+#: 100), one did at 3.
+DEFAULT_SKIP_AT = 2
+#: Options a member may set; the others are the call's.
+MEMBER_OPTIONS = ("variant", "theta", "saliency", "jacobian", "domain_rule", "start_domain")
+
+
+@dataclass
+class PortfolioRun:
+    """What :func:`run_portfolio` did.
+
+    Attributes:
+        result: the per-row sparsest successful outputs, an AttackResult of R rows.
+        member: (R,) int64, the index in ``names`` of the member whose output each row keeps
+            (the first member for rows no member broke).
+        names: the members run, in order.
+        rows: rows each member attacked.
+        seconds: wall time of each member (attack and refinement).
+    """
+
+    result: AttackResult
+    member: torch.Tensor
+    names: List[str] = field(default_factory=list)
+    rows: List[int] = field(default_factory=list)
+    seconds: List[float] = field(default_factory=list)
+
+
+def sparsest(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y_target: Any = "untargeted",
+    *,
+    y: Optional[Any] = None,
+    **options: Any,
+) -> AttackResult:
+    """The sparsest successful adversarial input per row found by the portfolio.
+
+    Args:
+        model: a torch.nn.Module in eval mode (or any callable), (N, ...) -> (N, C) scores.
+        x: (N, ...) inputs in [clip_min, clip_max]; not modified.
+        y_target: ``"untargeted"`` (default: success is any class but the true one), or any
+            targets :class:`jsma_fast.JSMA` takes ((N,) classes, ``"next"``, ``"all"``, ...).
+        y: (N,) true labels; default: the model's predictions on ``x``.
+        **options: see :func:`run_portfolio`.
+
+    Returns:
+        An AttackResult (R rows, as ``JSMA(...)(model, x, y_target, y=y)`` would give) whose
+        ``x_adv``, ``l0``, ``l0_fraction``, ``predicted``, ``success``, ``iterations`` and
+        ``stop_code`` are those of the member kept for each row.
+    """
+    return run_portfolio(model, x, y_target, y=y, **options).result
+
+
+def run_portfolio(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y_target: Any = "untargeted",
+    *,
+    y: Optional[Any] = None,
+    portfolio: Optional[Sequence[Tuple[str, Dict[str, Any]]]] = None,
+    members: Optional[int] = None,
+    max_seconds: Optional[float] = None,
+    skip_at: int = DEFAULT_SKIP_AT,
+    gamma: float = DEFAULT_GAMMA,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+    refine_order: str = DEFAULT_ORDER,
+    batch_size: Optional[int] = None,
+    num_threads: Optional[int] = None,
+) -> PortfolioRun:
+    """:func:`sparsest` with its details.
+
+    Args:
+        model, x, y_target, y: as :func:`sparsest`.
+        portfolio: (name, options) pairs, each options a dict of :data:`MEMBER_OPTIONS`
+            (e.g. ``("tjsma-", dict(variant="tjsma", theta=-1.0))``); default
+            :data:`PORTFOLIO_UNTARGETED` when ``y_target == "untargeted"``, else
+            :data:`PORTFOLIO_TARGETED`.
+        members: run only the first ``members`` members (a deterministic effort budget).
+        max_seconds: start no member after this many seconds (the first always runs); the
+            rows' results then depend on the machine's speed.
+        skip_at: a member after the first attacks only the rows whose best L0 so far is above
+            this (rows at L0 0 are always skipped).
+        gamma, clip_min, clip_max, batch_size, num_threads: :class:`jsma_fast.JSMA`'s, for
+            every member.
+        refine_order: the ``order`` of :func:`jsma_fast.refine`.
+
+    Returns a :class:`PortfolioRun`.
+    """
+    chosen = _checked_portfolio(_default(portfolio, y_target), members)
+    max_seconds, skip_at = _checked_budget(max_seconds, skip_at)
+    _checks.check_choice(refine_order, "refine_order", ORDERS)
+    shared = dict(gamma=gamma, clip_min=clip_min, clip_max=clip_max)
+    shared.update(batch_size=batch_size, num_threads=num_threads)
+    attacks = [(name, JSMA(**shared, **options)) for name, options in chosen]  # checks them
+    refined = dict(order=refine_order, batch_size=batch_size)
+    start = time.perf_counter()
+    run: Optional[PortfolioRun] = None
+    for index, (name, attack) in enumerate(attacks):
+        if index and max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+        began = time.perf_counter()
+        if run is None:
+            result = refine_result(model, x, attack(model, x, y_target, y=y), **refined)
+            member = torch.zeros(len(result), dtype=torch.int64, device=result.l0.device)
+            run = PortfolioRun(result=result, member=member)
+            attacked = len(result)
+        else:
+            attacked = _improve(run, index, model, x, attack, skip_at, refined)
+        run.names.append(name)
+        run.rows.append(attacked)
+        run.seconds.append(time.perf_counter() - began)
+    return run  # type: ignore[return-value]  (the first member always runs)
+
+
+_NEVER = torch.iinfo(torch.int64).max
+
+
+def _improve(run: PortfolioRun, index: int, model, x, attack, skip_at: int, refined) -> int:
+    """Runs ``attack`` (member ``index``) on the rows of ``run`` whose best L0 is above
+    ``skip_at`` (or that no member broke yet), refines it, and keeps its sparser successes.
+    Returns the number of rows attacked."""
+    best = run.result
+    best_l0 = torch.where(best.success, best.l0, _NEVER)
+    rows = (best_l0 > skip_at).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return 0
+    source = best.source_index[rows]
+    target = best.target[rows]
+    # JSMA's rows are all targeted or all untargeted (target -1).
+    y_target: Any = target if bool((target >= 0).all()) else "untargeted"
+    x_rows = x[source.to(x.device)]
+    result = attack(model, x_rows, y_target, y=best.true_class[rows])
+    result = refine_result(model, x_rows, result, **refined)
+    better = result.success & (result.l0 < best_l0[rows])
+    _take(best, result, rows, better)
+    run.member[rows[better]] = index
+    return rows.numel()
+
+
+def _take(best: AttackResult, result: AttackResult, rows, better) -> None:
+    """Copies the rows ``better`` of ``result`` into the rows ``rows[better]`` of ``best``."""
+    where = rows[better]
+    for name in ("x_adv", "success", "iterations", "l0", "l0_fraction", "predicted", "stop_code"):
+        getattr(best, name)[where] = getattr(result, name)[better]
+
+
+def _default(portfolio: Any, y_target: Any) -> Any:
+    if portfolio is not None:
+        return portfolio
+    untargeted = isinstance(y_target, str) and y_target == "untargeted"
+    return PORTFOLIO_UNTARGETED if untargeted else PORTFOLIO_TARGETED
+
+
+def _checked_budget(max_seconds: Any, skip_at: Any) -> Tuple[Optional[float], int]:
+    if max_seconds is not None:
+        max_seconds = _checks.check_real(max_seconds, "max_seconds")
+        if max_seconds < 0:
+            raise ValueError(f"max_seconds must be None or a number >= 0, got {max_seconds}")
+    skip_at = _checks.check_int(skip_at, "skip_at")
+    if skip_at < 0:
+        raise ValueError(f"skip_at must be an int >= 0, got {skip_at}")
+    return max_seconds, skip_at
+
+
+def _checked_portfolio(portfolio: Any, members: Any) -> List[Tuple[str, Dict[str, Any]]]:
+    if isinstance(portfolio, (str, bytes)) or not isinstance(portfolio, Sequence):
+        raise TypeError(
+            f"portfolio must be a sequence of (name, options) pairs, got {type(portfolio).__name__}"
+        )
+    if not portfolio:
+        raise ValueError("portfolio must hold at least one (name, options) pair, got none")
+    out = []
+    for i, item in enumerate(portfolio):
+        if (
+            not isinstance(item, (tuple, list))
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], dict)
+        ):
+            raise TypeError(f"portfolio[{i}] must be a (name, options dict) pair, got {item!r}")
+        unknown = sorted(set(item[1]) - set(MEMBER_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"portfolio[{i}] ({item[0]!r}) sets {unknown}; a member may set only "
+                f"{MEMBER_OPTIONS} (the others are sparsest()'s arguments)"
+            )
+        out.append((item[0], dict(item[1])))
+    if members is not None:
+        count = _checks.check_int(members, "members")
+        if count < 1:
+            raise ValueError(f"members must be None or an int >= 1, got {count}")
+        out = out[:count]
+    return out

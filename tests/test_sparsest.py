@@ -1,0 +1,147 @@
+"""jsma_fast.sparsest: the per-row minimum of its portfolio, each member refined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import NUM_CLASSES, dyadic_inputs, dyadic_model
+
+from jsma_fast import JSMA
+from jsma_fast.minimum_l0 import (
+    PORTFOLIO_TARGETED,
+    PORTFOLIO_UNTARGETED,
+    run_portfolio,
+    sparsest,
+)
+from jsma_fast.refinement import refine_result
+
+SMALL = (
+    ("tjsma+", dict(variant="tjsma", theta=1.0)),
+    ("jsma-", dict(variant="jsma", theta=-1.0)),
+    ("top2+", dict(variant="top2", theta=1.0)),
+    ("maximal", dict(variant="maximal", theta=0.5)),
+)
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**31))
+
+
+def _members(model, x, y_target, y, portfolio, gamma):
+    """Each member run alone on every row and refined."""
+    return [
+        refine_result(model, x, JSMA(gamma=gamma, **options)(model, x, y_target, y=y))
+        for _, options in portfolio
+    ]
+
+
+@pytest.mark.parametrize("y_target", ["untargeted", "next"])
+def test_the_per_row_minimum_of_the_portfolio(rng, y_target):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(24, _seed(rng))
+    gamma = float(rng.choice([0.2, 0.5, 1.0]))
+    runs = _members(model, x, y_target, None, SMALL, gamma)
+    got = run_portfolio(model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0)
+    result = got.result
+
+    never = torch.iinfo(torch.int64).max
+    l0 = torch.stack([torch.where(r.success, r.l0, never) for r in runs])  # (members, R)
+    best = l0.min(dim=0)
+    success = torch.stack([r.success for r in runs]).any(dim=0)
+    assert torch.equal(result.success, success)
+    assert torch.equal(result.l0[success], best.values[success])
+    # The earliest member among the sparsest ones is kept, with its output.
+    member = torch.where(success, best.indices, 0)
+    assert torch.equal(got.member, member)
+    for r in range(len(result)):
+        kept = runs[int(member[r])]
+        assert torch.equal(result.x_adv[r], kept.x_adv[r])
+        assert result.predicted[r] == kept.predicted[r]
+        assert result.stop_code[r] == kept.stop_code[r]
+    assert torch.equal(result.target, runs[0].target)
+    assert torch.equal(result.l0, (result.x_adv != x[result.source_index]).flatten(1).sum(1))
+    assert got.names == [name for name, _ in SMALL]
+    # Rows the first member broke with L0 0 are not attacked again.
+    assert got.rows[0] == len(result)
+    assert all(
+        rows <= int((runs[0].l0 > 0).sum() + (~runs[0].success).sum()) for rows in got.rows[1:]
+    )
+    # The portfolio helps somewhere on most draws; it never hurts.
+    assert (result.l0[runs[0].success] <= runs[0].l0[runs[0].success]).all()
+
+
+def test_all_targets_and_skipping(rng):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(6, _seed(rng))
+    runs = _members(model, x, "all", None, SMALL[:2], 1.0)
+    got = run_portfolio(model, x, "all", portfolio=SMALL[:2], gamma=1.0, skip_at=3)
+    assert len(got.result) == 6 * (NUM_CLASSES - 1)
+    first = runs[0]
+    skipped = first.success & (first.l0 <= 3)
+    assert got.rows[1] == int((~skipped).sum())
+    # Skipped rows keep the first member's output; the others take the sparser one.
+    assert torch.equal(got.result.x_adv[skipped], first.x_adv[skipped])
+    never = torch.iinfo(torch.int64).max
+    l0 = torch.stack([torch.where(r.success, r.l0, never) for r in runs]).min(dim=0).values
+    rest = ~skipped & got.result.success
+    assert torch.equal(got.result.l0[rest], l0[rest])
+
+
+def test_one_member_is_the_refined_attack(rng):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(10, _seed(rng))
+    y = torch.from_numpy(rng.integers(0, NUM_CLASSES, size=10))
+    want = _members(model, x, "untargeted", y, PORTFOLIO_UNTARGETED[:1], 0.3)[0]
+    got = sparsest(model, x, y=y, members=1)
+    for name in ("x_adv", "success", "l0", "predicted", "target", "true_class", "stop_code"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+def test_deterministic_and_inputs_untouched(rng):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(12, _seed(rng))
+    copy = x.clone()
+    a = sparsest(model, x, portfolio=SMALL)
+    b = sparsest(model, x, portfolio=SMALL)
+    assert torch.equal(x, copy)
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.l0, b.l0)
+    assert a.x_adv.min() >= 0 and a.x_adv.max() <= 1
+
+
+def test_the_default_portfolios():
+    model = dyadic_model(0)
+    x = dyadic_inputs(4, 1)
+    names = [name for name, _ in PORTFOLIO_UNTARGETED]
+    assert run_portfolio(model, x, skip_at=0).names == names
+    names = [name for name, _ in PORTFOLIO_TARGETED]
+    assert run_portfolio(model, x, "next", members=2).names == names[:2]
+
+
+def test_max_seconds_zero_runs_only_the_first_member():
+    model = dyadic_model(0)
+    x = dyadic_inputs(4, 1)
+    run = run_portfolio(model, x, portfolio=SMALL, max_seconds=0)
+    assert run.names == ["tjsma+"]
+
+
+@pytest.mark.parametrize(
+    "options, error, words",
+    [
+        (dict(portfolio="tjsma"), TypeError, ["portfolio", "sequence", "str"]),
+        (dict(portfolio=()), ValueError, ["portfolio", "at least one"]),
+        (dict(portfolio=[("a", 1)]), TypeError, ["portfolio[0]", "pair", "('a', 1)"]),
+        (dict(portfolio=[("a", dict(gamma=0.5))]), ValueError, ["portfolio[0]", "gamma"]),
+        (dict(portfolio=[("a", dict(variant="nope"))]), ValueError, ["variant", "nope"]),
+        (dict(members=0), ValueError, ["members", ">= 1", "0"]),
+        (dict(skip_at=-1), ValueError, ["skip_at", ">= 0", "-1"]),
+        (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
+        (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
+        (dict(gamma=2.0), ValueError, ["gamma", "(0, 1]"]),
+    ],
+)
+def test_bad_options(options, error, words):
+    with pytest.raises(error) as info:
+        run_portfolio(dyadic_model(0), dyadic_inputs(2, 1), **options)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
