@@ -105,7 +105,7 @@ def sparsest(
     return run_portfolio(model, x, y_target, y=y, **options).result
 
 
-def run_portfolio(
+def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     y_target: Any = "untargeted",

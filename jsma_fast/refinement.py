@@ -55,7 +55,7 @@ DEFAULT_ORDER = "margin"
 DEFAULT_LOOKAHEAD = 1
 
 
-def refine(
+def refine(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     x_adv: torch.Tensor,
