@@ -90,17 +90,17 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         for p in (
             Preset(
                 "paper",
-                "the paper's Algorithms 2 and 3: removal on saturation",
+                "Algorithms 2 and 3: removal on saturation",
                 {**_PAPER_LOOP, "domain_rule": "saturated", "start_domain": "unsaturated"},
             ),
             Preset(
                 "cleverhans",
-                "cleverhans 3.1: removal once used",
+                "version 3.1: removal once used",
                 {**_PAPER_LOOP, "domain_rule": "used", "start_domain": "unsaturated"},
             ),
             Preset(
                 "advertorch",
-                "advertorch: removal once used, the domain starts full",
+                "removal once used, the domain starts full",
                 {**_PAPER_LOOP, "domain_rule": "used", "start_domain": "all"},
             ),
             # ART 1.20.1 SaliencyMapMethod: the two largest target-class gradients in the
