@@ -146,8 +146,12 @@ def test_cli_refuses_to_replace_results_and_names_resume(work, tmp_path, capsys)
 def holder(tmp_path):
     """Another process holding the lock of ``tmp_path / "busy"``."""
     folder = tmp_path / "busy"
+    # Outside the source tree, where the installed package (with its _C) is the one imported.
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         lines = iter(proc.stdout.readline, "")  # (an editable install may print first)
