@@ -229,3 +229,14 @@ def art_classifier(model: torch.nn.Module) -> Any:
         clip_values=(0.0, 1.0),
         device_type="cpu",
     )
+
+
+def save_figure(fig: Any, path: Path, dpi: int) -> Path:
+    """Writes a finished matplotlib figure to ``path`` (its folder created) and closes it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

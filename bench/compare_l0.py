@@ -35,7 +35,15 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from bench.common import ROOT, command, correct_digits, demo_lenet, environment, library_version
+from bench.common import (
+    ROOT,
+    command,
+    correct_digits,
+    demo_lenet,
+    environment,
+    library_version,
+    save_figure,
+)
 from bench.results_file import RESULTS, write_section
 
 SECTION = "sparsest"
@@ -220,11 +228,7 @@ def success_curves(panels: dict[str, Sequence[Row]], path: Path, budget: int = 6
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def verdicts(untargeted: Sequence[Row], targeted: Sequence[Row]) -> list[str]:

@@ -40,6 +40,7 @@ from bench.common import (
     demo_lenet,
     environment,
     equal_count,
+    save_figure,
     write_csv,
 )
 from bench.results_file import RESULTS, write_section
@@ -308,11 +309,7 @@ def success_curves(rows: Sequence[Row], num_features: int, path: Path) -> Path:
     ax.set_title("Demo LeNet, 100 digits x 9 targets, theta = +1")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def model_fact(accuracy: float, held_out: int, digits: int) -> str:
