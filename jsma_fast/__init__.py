@@ -9,9 +9,9 @@ and knows of it only the :class:`AttackResult` it returns; ``ops`` (the searches
 native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arrays.
 
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
-import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``), the refinement (``refine``,
-``refine_result``) and the minimum-L0 mode (``sparsest``) are imported, with torch, the first
-time they are used.
+import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``, and from its input space
+``StepWarning`` and ``FeatureArray``), the refinement (``refine``, ``refine_result``) and the
+minimum-L0 mode (``sparsest``) are imported, with torch, the first time they are used.
 """
 
 from importlib import import_module
@@ -37,6 +37,8 @@ _LAZY = {
     "refine": ".refinement",
     "refine_result": ".refinement",
     "sparsest": ".minimum_l0",
+    "StepWarning": ".space",
+    "FeatureArray": ".space",
 }
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "refine",
     "refine_result",
     "sparsest",
+    "StepWarning",
+    "FeatureArray",
     "FeatureSelection",
     "PairSelection",
     "build_info",

@@ -30,6 +30,17 @@ from .choice import POLICIES, SearchSettings, Step
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
 from .goals import Goal
 from .result import BUDGET, EMPTY_DOMAIN, NO_VALID_PAIR, SUCCESS, AttackResult
+from .space import (
+    THETA_UNITS,
+    Bound,
+    Normalization,
+    Space,
+    as_bound,
+    check_bounds,
+    check_inside,
+    make_space,
+    warn_short_steps,
+)
 from .targets import TargetPlan, plan_targets
 from .trace import AttackTrace, maybe_section
 from .variants import Variant
@@ -49,15 +60,28 @@ class JSMA:
 
     Args:
         theta: change applied to each chosen feature per iteration (+1 / -1 in the paper; any
-            non-zero magnitude). Its sign selects the increase or decrease saliency map; the
-            ``maximal`` variant chooses the direction per step and takes theta > 0.
+            non-zero magnitude), in ``theta_units``. Its sign selects the increase or decrease
+            saliency map; the ``maximal`` variant chooses the direction per step and takes
+            theta > 0.
         gamma: maximum fraction of features changed, the paper's Upsilon, in (0, 1].
         variant: a name of :data:`jsma_fast.catalogue.FAMILY` (formulas and sources in
             :mod:`jsma_fast.variants`): ``"jsma"`` (the paper's map, default), ``"jsma_f"``
             (the paper's map on the probabilities), ``"wjsma"`` and ``"tjsma"``
             (probability-weighted maps, the strongest on MNIST), ``"top2"`` (ART's rule: the
             two largest target derivatives), ``"maximal"`` (M-JSMA: both directions per step).
-        clip_min, clip_max: valid range of every feature.
+        clip_min, clip_max: valid range of the features: numbers, or arrays broadcastable to
+            the inputs' shape (N, ...): per channel (e.g. (C, 1, 1)), per feature (one
+            sample's shape) or per row. Every variant, direction, domain rule, TJSMA's distance
+            and the outputs use each feature's own bounds.
+        theta_units: ``"range"``: theta is a fraction of each feature's range
+            ``clip_max - clip_min``, so theta = +1 pushes a feature to its bound on any scale
+            ([0, 1], [0, 255], normalised per-channel bounds) and the saliency ranks features
+            by the derivative per step; on [0, 1] it equals ``"absolute"``: theta in input
+            units (cleverhans, advertorch, ART; their presets keep it). An absolute step that
+            cannot reach the bounds within the budget warns (:class:`StepWarning`).
+        normalization: ``(mean, std)``: the model expects ``(x - mean) / std`` (per channel,
+            along dimension 1) while the attack, its bounds and its outputs stay in the
+            inputs' own space, e.g. pixels in [0, 1]; None: the model takes x as it is.
         saliency: ``"pair"`` (the paper's Algorithm 3) or ``"single"`` (one feature per step).
         jacobian: ``"logits"`` (the paper's choice) or ``"probs"`` (softmax outputs; the
             paper's map then uses beta = -alpha exactly, since the probabilities sum to 1);
@@ -89,6 +113,8 @@ class JSMA:
 
     Shape:
         - x: (N, ...) with every element a feature, inside [clip_min, clip_max].
+        - mask (optional, at the call): bool, broadcastable to (N, ...): True where a feature
+          may change.
         - y_target: (N,) int class indices, one int, or a strategy: ``"random"``, ``"next"``,
           ``"least_likely"``, ``"all"``, ``"untargeted"`` (see :mod:`jsma_fast.targets`).
         - result.x_adv: (R, ...) with R = N, or N * (C - 1) for ``"all"``.
@@ -105,8 +131,10 @@ class JSMA:
     theta: float = 1.0
     gamma: float = 0.145
     variant: str = "jsma"
-    clip_min: float = 0.0
-    clip_max: float = 1.0
+    clip_min: Bound = 0.0
+    clip_max: Bound = 1.0
+    theta_units: str = "range"
+    normalization: Optional[Normalization] = None
     saliency: str = "pair"
     jacobian: Optional[str] = None
     domain_rule: str = "used"
@@ -187,6 +215,7 @@ class JSMA:
         y_target: Any = "random",
         *,
         y: Optional[Any] = None,
+        mask: Optional[Any] = None,
         trace: Optional[AttackTrace] = None,
     ) -> AttackResult:
         """Crafts adversarial samples of ``x`` classified as ``y_target`` by ``model``.
@@ -199,33 +228,43 @@ class JSMA:
                 the true one; rows then have ``target == -1``). See the class docstring.
             y: (N,) true labels, for the strategies and to reject targets equal to them;
                 default: the model's predictions on ``x``.
+            mask: the search domain the attack may use, bool broadcastable to x's shape
+                (N, ...): one sample's shape (shared) or per row. False features never
+                change; the domain rules apply inside it. None: every feature.
             trace: an :class:`jsma_fast.trace.AttackTrace` that records each step (rows,
                 time per section, optionally the search inputs); None records nothing.
         """
         self._check_model(model)
         self._check_inputs(x)
+        space = make_space(self, x, mask)
+        sample_shape = tuple(x.shape[1:])
+        flat = x.detach().reshape(x.shape[0], math.prod(sample_shape))
+        check_inside(self, space, flat, x.shape)
+        warn_short_steps(self, space, self.budget(flat.shape[1]))
         with _model_state_kept(model):
-            return self._attack(model, x, y_target, y, trace)
+            if self.normalization is not None:
+                model = self.normalization.wrap(model, x)
+            return self._attack(model, flat, sample_shape, space, y_target, y, trace)
 
-    def _attack(
+    def _attack(  # noqa: PLR0913 (the checked arguments of __call__)
         self,
         model: Callable[[torch.Tensor], torch.Tensor],
-        x: torch.Tensor,
+        flat: torch.Tensor,
+        sample_shape: Tuple[int, ...],
+        space: Space,
         y_target: Any,
         y: Optional[Any],
         trace: Optional[AttackTrace],
     ) -> AttackResult:
-        """:meth:`__call__` on checked arguments."""
-        sample_shape = tuple(x.shape[1:])
-        num_features = math.prod(sample_shape)
-        flat = x.detach().reshape(x.shape[0], num_features)
+        """:meth:`__call__` on checked arguments: ``flat`` (N, M) inputs."""
+        num_features = flat.shape[1]
         with torch.no_grad():
-            clean_logits = self._batched_logits(model, flat, sample_shape)
+            clean_logits = self._batched_logits(model, flat, sample_shape, space)
         targets = plan_targets(y_target, y=y, clean_logits=clean_logits, seed=self.seed)
 
         original = flat[targets.source_index]
         x_adv, iterations, predicted, stop_code = self._attack_rows(
-            model, original, targets, sample_shape, trace
+            model, original, targets, space.rows(targets.source_index), sample_shape, trace
         )
         l0 = (x_adv != original).sum(dim=1)
         rows = original.shape[0]
@@ -247,11 +286,12 @@ class JSMA:
         model: Callable[[torch.Tensor], torch.Tensor],
         original: torch.Tensor,
         targets: TargetPlan,
+        space: Space,
         sample_shape: Tuple[int, ...],
         trace: Optional[AttackTrace],
     ) -> Tuple[torch.Tensor, ...]:
-        """Runs the loop over ``original`` ((rows, M), one row per target) in chunks of
-        ``batch_size`` rows; returns ``(x_adv, iterations, predicted, stop_code)``."""
+        """Runs the loop over ``original`` ((rows, M), one row per target, in ``space``) in
+        chunks of ``batch_size`` rows; returns ``(x_adv, iterations, predicted, stop_code)``."""
         rows = original.shape[0]
         x_adv = original.clone()
         iterations = torch.zeros(rows, dtype=torch.int64, device=original.device)
@@ -262,9 +302,13 @@ class JSMA:
         try:
             for start in range(0, rows, chunk):
                 part = slice(start, min(start + chunk, rows))
-                domain = POLICIES[self.spec.directions].start_domain(x_adv[part], self)
+                part_space = space.rows(torch.arange(part.start, part.stop, device=x_adv.device))
+                domain = POLICIES[self.spec.directions].start_domain(x_adv[part], self, part_space)
+                if part_space.mask is not None:
+                    domain &= part_space.mask
                 state = _Rows(
                     x=x_adv[part],
+                    space=part_space,
                     goal=targets.goal.part(part),
                     domain=domain,
                     used=torch.zeros_like(domain) if self.budget_rule == "features" else None,
@@ -323,20 +367,16 @@ class JSMA:
             return
         if not torch.isfinite(x).all():
             raise ValueError("x must be finite, got NaN or inf values")
-        lo, hi = x.min().item(), x.max().item()
-        if lo < self.clip_min or hi > self.clip_max:
-            raise ValueError(
-                f"x must lie in [clip_min, clip_max] = [{self.clip_min}, {self.clip_max}], got "
-                f"values in [{lo}, {hi}]"
-            )
 
     # ------------------------------------------------------------------ helpers
 
-    def _batched_logits(self, model, flat: torch.Tensor, sample_shape) -> torch.Tensor:
-        """The model's outputs on copies of the clean inputs (the model never sees ``x``)."""
+    def _batched_logits(self, model, flat: torch.Tensor, sample_shape, space: Space):
+        """The model's outputs (N, C) on copies of the clean inputs (the model never sees
+        ``x``)."""
         chunk = self.batch_size or max(flat.shape[0], 1)
         if flat.shape[0] == 0:  # no samples: ask the model for its class count on one dummy
-            dummy = flat.new_full((1, flat.shape[1]), self.clip_min)
+            lower = space.lo[:1] if space.lo.shape[0] else flat.new_zeros((1, flat.shape[1]))
+            dummy = lower.expand(1, flat.shape[1]).clone()
             return _finite(
                 model_outputs(model, dummy, sample_shape)[:0], lambda: "on the clean inputs"
             )
@@ -364,14 +404,9 @@ def _checked(attack: JSMA) -> Dict[str, Any]:
     if not 0 < c["gamma"] <= 1:
         raise ValueError(f"gamma must be a number in (0, 1], got {c['gamma']!r}")
     for name in ("clip_min", "clip_max"):
-        c[name] = _checks.check_number(c[name], name)
-        if not math.isfinite(c[name]):
-            raise ValueError(f"{name} must be a finite number, got {c[name]!r}")
-    if not c["clip_min"] < c["clip_max"]:
-        raise ValueError(
-            f"clip_min must be < clip_max, got clip_min={c['clip_min']!r}, "
-            f"clip_max={c['clip_max']!r}"
-        )
+        c[name] = as_bound(c[name], name)
+    check_bounds(c["clip_min"], c["clip_max"])
+    c["normalization"] = Normalization.of(c["normalization"])
     variant = FAMILY[_checks.check_choice(c["variant"], "variant", tuple(FAMILY))]
     if c["jacobian"] is None:
         c["jacobian"] = variant.default_jacobian()
@@ -382,6 +417,7 @@ def _checked(attack: JSMA) -> Dict[str, Any]:
         ("start_domain", START_DOMAINS),
         ("budget_rule", BUDGET_RULES),
         ("method", ops.PAIR_METHODS),
+        ("theta_units", THETA_UNITS),
     ):
         _checks.check_choice(c[name], name, allowed)
     variant.check(theta=c["theta"], saliency=c["saliency"], jacobian=c["jacobian"])
@@ -459,6 +495,7 @@ class _Rows:
     per-row outputs are views into the attack's result tensors."""
 
     x: torch.Tensor  #: (n, M) adversarial inputs, updated in place
+    space: Space  #: the rows' bounds, steps and user domain
     goal: Goal  #: what each row is after
     domain: torch.Tensor  #: (n, M) bool, features still in the search domain
     used: Optional[torch.Tensor]  #: (n, M) bool, features ever chosen (budget="features")
@@ -531,8 +568,7 @@ class _Loop:
                     lowered,
                     rows.goal.part(rows_going),
                     attack.increase,
-                    attack.clip_min,
-                    attack.clip_max,
+                    rows.space.rows(rows_going),
                 )
                 choice = self.directions.choose(step, self.settings, self._recorder())
             stopped = rows_going[~choice.valid]
@@ -568,28 +604,27 @@ class _Loop:
         self, forward: ForwardPass, going, rows_going, rows: _Rows, classes
     ) -> Derivatives:
         """alpha, beta (k, S, M) of the classes (k, S) searched for the rows ``rows_going``
-        (positions ``going`` of the forward pass)."""
-        attack, distance = self.attack, None
+        (positions ``going`` of the forward pass), per step: weighted by the distance to the
+        bound (TJSMA) or by each feature's range (steps in range units, per-feature bounds)."""
+        space = rows.space.rows(rows_going)
+        weight = space.weight
         if self.recipe.distance_weighted:
             x = rows.x[rows_going]
-            distance = attack.clip_max - x if attack.increase else x - attack.clip_min
-        return _no_nan(forward.derivatives(going, classes, self.recipe, distance))
+            weight = space.hi - x if self.attack.increase else x - space.lo
+        return _no_nan(forward.derivatives(going, classes, self.recipe, weight))
 
     def _move(self, rows: _Rows, active, features: torch.Tensor, direction: torch.Tensor) -> None:
-        """Moves the chosen features of the rows ``active`` by ``direction * |theta|`` and
-        updates the search domain."""
-        attack = self.attack
-        step = direction.to(rows.x.dtype) * abs(attack.theta)
-        up = direction > 0
+        """Moves the chosen features of the rows ``active`` one step in ``direction`` within
+        their bounds and updates the search domain."""
+        space, up = rows.space, direction > 0
         for j in range(features.shape[1]):
             feature = features[:, j]
-            changed = (rows.x[active, feature] + step).clamp(attack.clip_min, attack.clip_max)
+            changed = space.moved(rows.x, active, feature, up)
             rows.x[active, feature] = changed
             if rows.used is not None:
                 rows.used[active, feature] = True
-            if attack.domain_rule == "used":
+            if self.attack.domain_rule == "used":
                 rows.domain[active, feature] = False
             else:
-                rows.domain[active, feature] = torch.where(
-                    up, changed < attack.clip_max, changed > attack.clip_min
-                )
+                hi, lo = space.at(space.hi, active, feature), space.at(space.lo, active, feature)
+                rows.domain[active, feature] = torch.where(up, changed < hi, changed > lo)

@@ -5,12 +5,16 @@ the adapters read their choices, labels and help texts from here (without import
 Presets fix the options in which public implementations differ; the numeric hyperparameters
 (theta, gamma, clip range) stay the caller's.
 
-| preset         | rule         | F      | leaves the search domain     | budget                   |
-|----------------|--------------|--------|------------------------------|--------------------------|
-| ``paper``      | pairwise map | logits | when saturated (Algorithm 2) | floor(M gamma / 2) steps |
-| ``cleverhans`` | pairwise map | logits | once used; starts unsaturated| floor(M gamma / 2) steps |
-| ``advertorch`` | pairwise map | logits | once used; starts full       | floor(M gamma / 2) steps |
-| ``art``        | top-2 alpha  | logits | when saturated               | changed <= gamma M       |
+| preset         | rule         | F      | leaves the domain           | budget            | theta |
+|----------------|--------------|--------|-----------------------------|-------------------|-------|
+| ``paper``      | pairwise map | logits | when saturated (Alg. 2)     | M gamma / 2 steps | range |
+| ``cleverhans`` | pairwise map | logits | used; starts unsaturated    | M gamma / 2 steps | abs.  |
+| ``advertorch`` | pairwise map | logits | used; starts full           | M gamma / 2 steps | abs.  |
+| ``art``        | top-2 alpha  | logits | when saturated              | M gamma changed   | abs.  |
+
+Step budgets are rounded down. theta: the paper's theta = +1 on [0, 1] pushes a feature to its
+bound, which ``"range"`` units keep on any scale; the three libraries add theta in input units
+(abs.: ``theta_units="absolute"``), clipped. On [0, 1] inputs both agree.
 
 F is what is differentiated, and ``art``'s budget (changed features) is checked after each
 step. advertorch differentiates whatever the model returns and ART's ``class_gradient`` the
@@ -83,6 +87,8 @@ class Preset:
 
 
 _PAPER_LOOP: Dict[str, Any] = {"jacobian": "logits", "method": "exact"}
+#: The libraries add theta in input units (clipped to the bounds).
+_ABSOLUTE: Dict[str, Any] = {"theta_units": "absolute"}
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
@@ -96,12 +102,12 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             Preset(
                 "cleverhans",
                 "version 3.1: removal once used",
-                {**_PAPER_LOOP, "domain_rule": "used", "start_domain": "unsaturated"},
+                {**_PAPER_LOOP, **_ABSOLUTE, "domain_rule": "used", "start_domain": "unsaturated"},
             ),
             Preset(
                 "advertorch",
                 "removal once used, the domain starts full",
-                {**_PAPER_LOOP, "domain_rule": "used", "start_domain": "all"},
+                {**_PAPER_LOOP, **_ABSOLUTE, "domain_rule": "used", "start_domain": "all"},
             ),
             # ART 1.20.1 SaliencyMapMethod: the two largest target-class gradients in the
             # domain, removal on saturation, "go on while distinct chosen features / M <= gamma".
@@ -109,6 +115,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "art",
                 "ART 1.20.1's SaliencyMapMethod: top-2 rule, budget on chosen features",
                 {
+                    **_ABSOLUTE,
                     "variant": "top2",
                     "jacobian": "logits",
                     "domain_rule": "saturated",

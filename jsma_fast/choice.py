@@ -18,6 +18,7 @@ import torch
 from . import ops
 from .derivatives import Derivatives
 from .goals import Goal
+from .space import Space
 from .trace import SearchInputs
 
 Recorder = Optional[Callable[[SearchInputs], None]]
@@ -80,8 +81,7 @@ def choose_best(
     available: torch.Tensor,
     x: torch.Tensor,
     negate_class: torch.Tensor,
-    clip_min: float,
-    clip_max: float,
+    bounds: Tuple[torch.Tensor, torch.Tensor],
     settings: SearchSettings,
     record: Recorder = None,
 ) -> Choice:
@@ -91,17 +91,15 @@ def choose_best(
         derivs: alpha, beta (k, C, M): one alpha and beta per class (C = 1 for the targeted
             ``maximal`` variant, every class for the non-targeted one).
         available: (k, M) bool, features still in the search domain.
-        x: (k, M) current inputs: a feature moves up only below clip_max, down only above
-            clip_min.
+        x: (k, M) current inputs: a feature moves up only below its upper bound, down only
+            above its lower bound.
         negate_class: (k, C) bool, classes to lower rather than raise (the true class of a
             non-targeted attack): their features move against the sign of A.
         record: called with a copy of the stacked search's inputs (tracing), or None.
     """
     k, classes, _ = derivs.alpha.shape
     device = derivs.alpha.device
-    alpha, beta, domain, direction = _stack_searches(
-        derivs, available, x, negate_class, clip_min, clip_max
-    )
+    alpha, beta, domain, direction = _stack_searches(derivs, available, x, negate_class, bounds)
     if record is not None:
         record(_copy(alpha, beta, domain, "increase", settings))
     sel, features = _map_search(alpha, beta, domain, "increase", settings)
@@ -122,8 +120,7 @@ def _stack_searches(
     available: torch.Tensor,
     x: torch.Tensor,
     negate_class: torch.Tensor,
-    clip_min: float,
-    clip_max: float,
+    bounds: Tuple[torch.Tensor, torch.Tensor],
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The searches of :func:`choose_best` as rows of one increase search.
 
@@ -140,8 +137,9 @@ def _stack_searches(
     pattern_direction = torch.tensor([1, -1], dtype=torch.int8, device=device)
     class_sign = 1 - 2 * negate_class.to(torch.int8)  # (k, C): -1 for the classes to lower
     direction = pattern_direction[None, None, :] * class_sign[:, :, None]  # (k, C, 2)
-    movable_up = available & (x < clip_max)
-    movable_down = available & (x > clip_min)
+    lower, upper = bounds
+    movable_up = available & (x < upper)
+    movable_down = available & (x > lower)
     domain = torch.where(
         (direction > 0)[..., None], movable_up[:, None, None, :], movable_down[:, None, None, :]
     ).reshape(k * classes * 2, m)
@@ -188,8 +186,9 @@ class Directions:
     """How a variant's steps choose the way features move: the start of the search domain,
     the classes searched per row and the step's choice."""
 
-    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
-        """(n, M) bool: the features of ``x`` (n, M) in the search domain at the start."""
+    def start_domain(self, x: torch.Tensor, attack: Any, space: Space) -> torch.Tensor:
+        """(n, M) bool: the features of ``x`` (n, M), with bounds in ``space``, in the search
+        domain at the start (before the user's mask)."""
         raise NotImplementedError
 
     def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
@@ -211,18 +210,17 @@ class Step:
     lowered: torch.Tensor  #: (k, S) bool, classes to lower rather than raise
     goal: Goal
     increase: bool  #: the attack's step points up (theta > 0)
-    clip_min: float
-    clip_max: float
+    space: Space  #: the rows' bounds
 
 
 class FixedDirection(Directions):
     """Every feature moves by theta's sign; one search a row, for the goal's alpha class, in
     the form of the goal's map."""
 
-    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
+    def start_domain(self, x: torch.Tensor, attack: Any, space: Space) -> torch.Tensor:
         if attack.start_domain == "all":
             return torch.ones_like(x, dtype=torch.bool)
-        return x < attack.clip_max if attack.increase else x > attack.clip_min
+        return x < space.hi if attack.increase else x > space.lo
 
     def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
         classes = goal.alpha_class(index)[:, None]
@@ -239,9 +237,9 @@ class FixedDirection(Directions):
 class BothDirections(Directions):
     """Each step compares an increase and a decrease search for every class the goal names
     and moves the winner's features its way (M-JSMA). The domain starts full: a feature moves
-    up only below clip_max and down only above clip_min."""
+    up only below its upper bound and down only above its lower bound."""
 
-    def start_domain(self, x: torch.Tensor, attack: Any) -> torch.Tensor:
+    def start_domain(self, x: torch.Tensor, attack: Any, space: Space) -> torch.Tensor:
         return torch.ones_like(x, dtype=torch.bool)
 
     def classes(self, goal: Goal, index: torch.Tensor, num_classes: int) -> Searched:
@@ -253,8 +251,7 @@ class BothDirections(Directions):
             step.domain,
             step.x,
             step.lowered,
-            step.clip_min,
-            step.clip_max,
+            (step.space.lo, step.space.hi),
             settings,
             record,
         )

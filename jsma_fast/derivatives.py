@@ -15,9 +15,11 @@ F (logits Z or probabilities p), never the whole Jacobian. A :class:`Recipe` say
 ========================  ============================  =========================================
 
 With ``distance_weighted`` both are multiplied by the distance from each feature to the bound
-it moves towards (TJSMA). The work is split in two phases, so that the loop can look at the
-outputs before it pays for derivatives: :class:`ForwardPass` runs the model once and keeps the
-graph; :meth:`ForwardPass.derivatives` takes the VJPs for the rows that go on.
+it moves towards (TJSMA); steps in range units on per-feature bounds multiply them by each
+feature's range (the derivative per step). The work is split in two phases, so that the loop
+can look at the outputs before it pays for derivatives: :class:`ForwardPass` runs the model
+once and keeps the graph; :meth:`ForwardPass.derivatives` takes the VJPs for the rows that go
+on.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class ForwardPass:
         index: torch.Tensor,
         classes: torch.Tensor,
         recipe: Recipe,
-        distance: Optional[torch.Tensor] = None,
+        weight: Optional[torch.Tensor] = None,
     ) -> Derivatives:
         """alpha and beta of class ``classes[i, s]`` for the row ``index[i]``: (k, S, M) each.
 
@@ -164,12 +166,13 @@ class ForwardPass:
             index: (k,) int64 rows of this pass that need derivatives.
             classes: (k, S) int64 classes of each of those rows (S = 1 for one class a row).
             recipe: what alpha and beta are.
-            distance: (k, M) distance of each feature of the rows ``index`` to the bound it
-                moves towards, in the inputs' dtype; required when
-                ``recipe.distance_weighted``.
+            weight: (k, M) or (1, M) factor of alpha and beta per feature of the rows
+                ``index``, in the inputs' dtype: the distance to the bound each feature moves
+                towards (required when ``recipe.distance_weighted``), or the feature's range;
+                None: 1.
         """
-        if recipe.distance_weighted and distance is None:
-            raise ValueError("distance is required for a distance-weighted recipe")
+        if recipe.distance_weighted and weight is None:
+            raise ValueError("the distance weight is required for a distance-weighted recipe")
         outputs = self._outputs
         columns = classes.shape[1]
         if index.numel() == 0:
@@ -190,9 +193,9 @@ class ForwardPass:
             beta = grads[columns][:, None, :] - alpha
         elif recipe.beta == "weighted":
             beta = torch.stack(grads[columns:], dim=1)
-        if recipe.distance_weighted:
-            alpha = alpha * distance[:, None, :]
-            beta = None if beta is None else beta * distance[:, None, :]
+        if weight is not None:
+            alpha = alpha * weight[:, None, :]
+            beta = None if beta is None else beta * weight[:, None, :]
         alpha = alpha.to(torch.float32).contiguous()
         if recipe.beta == "negated":
             beta = -alpha  # exact: for F = p, sum_j dp_j/dx = 0

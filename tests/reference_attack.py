@@ -152,15 +152,30 @@ def reference_variant(
     domain_rule="used",
     start_domain="unsaturated",
     budget_rule="steps",
+    theta_units="range",
+    mask=None,
 ):
     """Attacks one sample x (any shape) with any variant; ``target=None`` is non-targeted.
-    ``jacobian=None``: the probabilities for JSMA-F, else the logits.
+    ``jacobian=None``: the probabilities for JSMA-F, else the logits. clip_min and clip_max
+    are numbers or arrays broadcastable to x's shape; ``theta_units="range"``: theta is a
+    fraction of each feature's range and the map reads the derivatives per unit of range;
+    ``mask``: bool, broadcastable to x's shape, the features that may change.
     Returns (x_adv, success, iterations, reason)."""
     if jacobian is None:
         jacobian = "probs" if variant == "jsma_f" else "logits"
     sample_shape = x.shape
     x_adv = x.detach().reshape(-1).clone()
     m = x_adv.numel()
+    # Per-feature bounds, one value per feature, in the input's dtype.
+    lo64 = np.broadcast_to(np.asarray(clip_min, dtype=np.float64), tuple(sample_shape)).ravel()
+    hi64 = np.broadcast_to(np.asarray(clip_max, dtype=np.float64), tuple(sample_shape)).ravel()
+    clip_min = torch.tensor(lo64, dtype=x.dtype)
+    clip_max = torch.tensor(hi64, dtype=x.dtype)
+    relative = theta_units == "range"
+    step = torch.tensor(
+        abs(theta) * (hi64 - lo64) if relative else np.full(m, abs(theta)), dtype=x.dtype
+    )
+    unit = torch.tensor(hi64 - lo64 if relative else np.ones(m), dtype=x.dtype)
     targeted = target is not None
     up = theta > 0
     per_step = 2 if saliency == "pair" else 1
@@ -168,8 +183,9 @@ def reference_variant(
     if variant == "maximal" or start_domain == "all":
         domain = np.ones(m, dtype=bool)
     else:
-        values = x_adv.numpy()
-        domain = values < clip_max if up else values > clip_min
+        domain = (x_adv < clip_max).numpy() if up else (x_adv > clip_min).numpy()
+    if mask is not None:
+        domain &= np.broadcast_to(np.asarray(mask, dtype=bool), tuple(sample_shape)).ravel()
     used = np.zeros(m, dtype=bool)
     # The map's conditions: the direction of theta, or its opposite for a non-targeted attack.
     mode = "increase" if up == targeted else "decrease"
@@ -186,17 +202,18 @@ def reference_variant(
         if domain.sum() < per_step:
             return x_adv.view(sample_shape), False, iterations, "empty_domain"
         probabilities = _softmax(logits.to(jac.dtype))
-        values = x_adv.numpy()
+        movable_up, movable_down = (x_adv < clip_max).numpy(), (x_adv > clip_min).numpy()
         moves = []  # (score, features, direction) of each search, in the kernels' order
         if variant == "maximal":
             classes = [target] if targeted else list(range(jac.shape[0]))
             for c in classes:
                 alpha, beta = _class_derivatives(jac, probabilities, c, variant, jacobian)
+                alpha, beta = alpha * unit, None if beta is None else beta * unit
                 alpha = alpha.numpy().astype(np.float32)
                 beta = -alpha if beta is None else beta.numpy().astype(np.float32)
                 for pattern, sign in (("increase", 1), ("decrease", -1)):
                     direction = -sign if (not targeted and c == true_class) else sign
-                    movable = domain & (values < clip_max if direction > 0 else values > clip_min)
+                    movable = domain & (movable_up if direction > 0 else movable_down)
                     if saliency == "pair":
                         score, p, q = _best_pair(alpha, beta, movable, pattern)
                         moves.append((score, [p, q], direction))
@@ -206,8 +223,9 @@ def reference_variant(
         else:
             c = target if targeted else true_class
             alpha, beta = _class_derivatives(jac, probabilities, c, variant, jacobian)
-            if variant == "tjsma":
-                distance = (clip_max - x_adv) if up else (x_adv - clip_min)
+            alpha, beta = alpha * unit, None if beta is None else beta * unit
+            if variant == "tjsma":  # the distance to the bound, in units of the step
+                distance = ((clip_max - x_adv) if up else (x_adv - clip_min)) / unit
                 alpha, beta = distance * alpha, distance * beta
             alpha = alpha.numpy().astype(np.float32)
             beta = -alpha if beta is None else beta.numpy().astype(np.float32)
@@ -227,12 +245,15 @@ def reference_variant(
             return x_adv.view(sample_shape), False, iterations, "no_valid_pair"
         with torch.no_grad():
             for i in chosen:
-                changed = x_adv[i] + direction * abs(theta)
-                x_adv[i] = changed.clamp(clip_min, clip_max)
+                if relative and abs(theta) >= 1:  # a whole range: onto the bound
+                    x_adv[i] = clip_max[i] if direction > 0 else clip_min[i]
+                else:
+                    changed = x_adv[i] + direction * step[i]
+                    x_adv[i] = changed.clamp(clip_min[i], clip_max[i])
                 used[i] = True
                 if domain_rule == "used":
                     domain[i] = False
                 else:
-                    value = float(x_adv[i])
-                    domain[i] = value < clip_max if direction > 0 else value > clip_min
+                    value = x_adv[i]
+                    domain[i] = bool(value < clip_max[i] if direction > 0 else value > clip_min[i])
         iterations += 1
