@@ -350,8 +350,9 @@ def check_inside(attack: Any, space: Space, flat: torch.Tensor, x_shape: Sequenc
 
 
 def warn_short_steps(attack: Any, space: Space, steps: int) -> None:
-    """Warns (:class:`StepWarning`) when absolute steps cannot take some feature to its bound:
-    once chosen a feature leaves the domain (``domain_rule="used"``); otherwise it can move
+    """Warns (:class:`StepWarning`) when absolute steps cannot take some feature to its bound
+    while the same theta in range units would take it further (a range wider than 1).
+    Once chosen, a feature leaves the domain (``domain_rule="used"``); otherwise it can move
     once a step, within ``steps`` steps (a budget of changed features does not count
     repeated moves, so it bounds none)."""
     if attack.theta_units != "absolute" or space.lo.numel() == 0:
@@ -361,7 +362,7 @@ def warn_short_steps(attack: Any, space: Space, steps: int) -> None:
     moves = 1 if attack.domain_rule == "used" else max(steps, 1)
     reach = abs(attack.theta) * moves
     widest = float((space.hi - space.lo).max())
-    if reach < widest:
+    if reach < widest and widest > 1:  # ranges up to 1: range units would not go further
         warnings.warn(
             f"theta={attack.theta!r} is an absolute step (theta_units='absolute'): a feature "
             f"moves at most {reach:g} within the budget, while the features span up to "

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import jsma_fast
+from jsma_fast.catalogue import PRESETS
 
 SHAPE = (1, 6, 6)
 M = 36
@@ -112,7 +113,8 @@ def test_torchattacks_batch_size_and_method_do_not_change_results(ta):
     assert torch.equal(chunked, full)
 
 
-def test_torchattacks_normalization_is_applied(ta):
+@pytest.mark.parametrize("variant", ["jsma", "jsma_f", "wjsma", "tjsma", "top2", "maximal"])
+def test_torchattacks_normalization_is_applied(ta, variant):
     mean, std = [0.3], [0.2]
     inner = _model()
 
@@ -126,10 +128,11 @@ def test_torchattacks_normalization_is_applied(ta):
 
     x = _images()
     labels = Normalised()(x).argmax(1)
-    atk = ta.JSMA(inner, theta=1.0, gamma=0.5)
+    atk = ta.JSMA(inner, theta=1.0, gamma=0.5, variant=variant)
     atk.set_normalization_used(mean=mean, std=std)
     adv = atk((x - mean[0]) / std[0], labels)  # torchattacks takes normalised inputs then
-    want = _torchattacks_reference(1.0, 0.5)(Normalised().eval(), x, "next", y=labels)
+    reference = _torchattacks_reference(1.0, 0.5, variant=variant)
+    want = reference(Normalised().eval(), x, "next", y=labels)
     torch.testing.assert_close(adv, (want.x_adv - mean[0]) / std[0])
 
 
@@ -182,7 +185,10 @@ def _classifier(model, **kwargs):
 
 
 def _art_reference(theta, gamma, clip=(0.0, 1.0), preset="art", **kwargs) -> jsma_fast.JSMA:
-    """The attack the adapter documents: ``JSMA.preset(preset)`` on the classifier's range."""
+    """The attack the adapter documents: ``JSMA.preset(preset)`` on the classifier's range,
+    theta in input units."""
+    if "theta_units" not in PRESETS[preset].options:
+        kwargs.setdefault("theta_units", "absolute")
     return jsma_fast.JSMA.preset(
         preset, theta=theta, gamma=gamma, clip_min=clip[0], clip_max=clip[1], **kwargs
     )
@@ -278,6 +284,34 @@ def test_art_preprocessing_clip_values_and_batch_size(art_adapter):
             classifier, theta=1.0, gamma=0.5, batch_size=batch_size, verbose=False
         )
         np.testing.assert_array_equal(attack.generate(x, targets.numpy()), want.x_adv.numpy())
+
+
+def test_art_per_feature_clip_values_are_honoured(art_adapter):
+    """Array clip_values (ART 1.20.1's own attack fails on them) are each feature's bounds,
+    with theta in input units as in ART, for every preset."""
+    from art.attacks.evasion import SaliencyMapMethod as ArtSaliencyMapMethod
+
+    model = _model()
+    g = np.random.default_rng(3)
+    lo = g.uniform(-0.5, 0.0, size=SHAPE).astype(np.float32)
+    hi = g.uniform(0.5, 2.0, size=SHAPE).astype(np.float32)
+    x = (lo + g.random((6,) + SHAPE) * (hi - lo)).astype(np.float32)
+    targets = (model(torch.from_numpy(x)).argmax(1) + 1) % CLASSES
+    for clip_values in ((lo, hi), (lo.ravel(), hi.ravel())):
+        classifier = _classifier(model, clip_values=clip_values)
+        for preset in ("art", "paper"):
+            attack = art_adapter.SaliencyMapMethod(
+                classifier, theta=0.5, gamma=0.5, preset=preset, verbose=False
+            )
+            adv = attack.generate(x, targets.numpy())
+            want = _art_reference(0.5, 0.5, clip=(lo, hi), preset=preset)
+            want = want(model, torch.from_numpy(x), targets)
+            np.testing.assert_array_equal(adv, want.x_adv.numpy())
+            assert (adv >= lo).all() and (adv <= hi).all() and (adv != x).any()
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        ArtSaliencyMapMethod(_classifier(model, clip_values=(lo, hi)), verbose=False).generate(
+            x, targets.numpy()
+        )
 
 
 def test_art_rejects_bad_inputs_like_art(art_adapter):

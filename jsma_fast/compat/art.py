@@ -15,9 +15,11 @@ Change one import::
 
 ``classifier`` is an ART ``PyTorchClassifier``: the attack runs its ``.model`` behind the
 classifier's own preprocessing (e.g. ``preprocessing=(mean, std)``), on its device, with its
-``clip_values`` as the valid range. It runs ``jsma_fast.JSMA.preset(preset, theta=theta,
-gamma=gamma, clip_min, clip_max = classifier.clip_values, batch_size=batch_size,
-progress=verbose)`` (plus ``variant`` and ``method`` when given). With the default
+``clip_values`` as the valid range (numbers or per-feature arrays). It runs
+``jsma_fast.JSMA.preset(preset, theta=theta, gamma=gamma, clip_min, clip_max =
+classifier.clip_values, theta_units="absolute", batch_size=batch_size, progress=verbose)``
+(plus ``variant`` and ``method`` when given): theta is in input units, as in ART, with every
+preset. With the default
 ``preset="art"`` that is ART 1.20.1's algorithm: the two largest target derivatives in the
 search domain, removal on saturation, and "go on while the distinct chosen features / M <=
 gamma"; it gives ART's outputs on the variants benchmark (``bench/RESULTS.md``). ``"logits"``
@@ -39,8 +41,9 @@ estimators                any ClassGradientsMixin           ``PyTorchClassifier`
                                                             ``EstimatorError``)
 ``clip_values=None``      no clipping, no domain            ``ValueError``: the attack needs a
                                                             valid range
-per-feature clip_values   supported                         refused with a ``ValueError``
-                                                            naming ``clip_values``
+per-feature (array)       ``generate`` fails for arrays of  honoured per feature (arrays
+clip_values               the input shape (NumPy broadcast  broadcastable to the input shape,
+                          error, ART 1.20.1)                or flat, one value per feature)
 inputs outside            accepted                          ``ValueError`` naming ``x``
 clip_values
 preprocessing defences    applied through class_gradient    framework (PyTorch) preprocessing
@@ -166,21 +169,24 @@ class SaliencyMapMethod(EvasionAttack):
     # ------------------------------------------------------------------ configuration
 
     def _clip_range(self) -> tuple:
+        """The classifier's ``clip_values`` as the attack's bounds: numbers, or per-feature
+        arrays (broadcastable to the input shape, or flat with one value per feature)."""
         clip_values = self.estimator.clip_values
         if clip_values is None:
             raise ValueError(
                 "classifier.clip_values must be set (min, max): the saliency map attack changes "
                 "features up to a bound, got clip_values=None"
             )
+        input_shape = tuple(self.estimator.input_shape)
         bounds = []
-        for name, value in zip(("min", "max"), clip_values):
+        for value in clip_values:
             value = np.asarray(value, dtype=np.float64)
-            if value.size == 0 or not np.all(value == value.flat[0]):
-                raise ValueError(
-                    f"classifier.clip_values must give one {name} for every feature, got "
-                    f"per-feature values {value!r}"
-                )
-            bounds.append(float(value.flat[0]))
+            if value.ndim == 0:
+                bounds.append(float(value))
+            elif value.size == int(np.prod(input_shape)) and value.shape != input_shape:
+                bounds.append(value.reshape(input_shape))  # one value per feature, flat
+            else:
+                bounds.append(value)
         return bounds[0], bounds[1]
 
     def jsma(self) -> JSMA:
@@ -195,8 +201,10 @@ class SaliencyMapMethod(EvasionAttack):
                     f"or pass preset='paper' to run {name}={value!r} on the paper's loop"
                 )
         clip_min, clip_max = self._clip_range()
+        units = {} if "theta_units" in fixed else {"theta_units": "absolute"}  # ART's theta
         return JSMA.preset(
             self.preset,
+            **units,
             theta=float(self.theta) if _is_real(self.theta) else self.theta,
             gamma=float(self.gamma) if _is_real(self.gamma) else self.gamma,
             clip_min=clip_min,

@@ -146,6 +146,7 @@ class JSMA(_Attack):
             variant=self.variant,
             clip_min=0.0,
             clip_max=1.0,
+            theta_units="absolute",  # torchattacks adds theta (on [0, 1] the same as "range")
             saliency="pair",
             domain_rule="used",
             start_domain="unsaturated",
