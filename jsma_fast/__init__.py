@@ -9,9 +9,10 @@ and knows of it only the :class:`AttackResult` it returns; ``ops`` (the searches
 native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arrays.
 
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
-import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``, and from its input space
-``StepWarning`` and ``FeatureArray``), the refinement (``refine``, ``refine_result``) and the
-minimum-L0 mode (``sparsest``) are imported, with torch, the first time they are used.
+import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``, and from its input
+space ``StepWarning``, ``FeatureArray`` and ``Normalized``), the refinement (``refine``,
+``refine_result``) and the minimum-L0 mode (``sparsest``) are imported, with torch, the first
+time they are used.
 """
 
 from importlib import import_module
@@ -39,6 +40,7 @@ _LAZY = {
     "sparsest": ".minimum_l0",
     "StepWarning": ".space",
     "FeatureArray": ".space",
+    "Normalized": ".space",
 }
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "sparsest",
     "StepWarning",
     "FeatureArray",
+    "Normalized",
     "FeatureSelection",
     "PairSelection",
     "build_info",

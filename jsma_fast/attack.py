@@ -243,7 +243,8 @@ class JSMA:
         warn_short_steps(self, space, self.budget(flat.shape[1]))
         with _model_state_kept(model):
             if self.normalization is not None:
-                model = self.normalization.wrap(model, x)
+                self.normalization.check_channels(x)
+                model = self.normalization.module(model)
             return self._attack(model, flat, sample_shape, space, y_target, y, trace)
 
     def _attack(  # noqa: PLR0913 (the checked arguments of __call__)

@@ -171,28 +171,41 @@ class Normalization:
     def channels(self) -> int:
         return max(len(self.mean), len(self.std))
 
-    def wrap(
-        self, model: Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``model`` behind ``(x - mean) / std`` for inputs shaped like ``like`` (N, C, ...).
+    def module(self, model: Callable[[torch.Tensor], torch.Tensor]) -> "Normalized":
+        """``model`` behind this normalisation."""
+        return Normalized(model, self.mean, self.std)
 
-        Raises:
-            ValueError: per-channel values that do not match ``like``'s dimension 1.
-        """
+    def check_channels(self, like: torch.Tensor) -> None:
+        """Raises ValueError when per-channel values do not match ``like``'s dimension 1."""
         channels = self.channels()
         if channels > 1 and (like.dim() < 2 or like.shape[1] != channels):
             raise ValueError(
                 f"normalization has {channels} values per channel, but x has shape "
                 f"{tuple(like.shape)}: its dimension 1 must have {channels} entries"
             )
-        shape = (1, -1) + (1,) * (like.dim() - 2)
-        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape)
-        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape)
 
-        def normalised(x: torch.Tensor) -> torch.Tensor:
-            return model((x - mean) / std)
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` for x (N, C, ...), computed in x's dtype."""
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        return (x - mean) / std
 
-        return normalised
+
+class Normalized(torch.nn.Module):
+    """A model that takes normalised inputs, seen from the inputs' own space:
+    ``Normalized(model, mean, std)(x) == model((x - mean) / std)``, mean and std one value or
+    one per index of dimension 1. ``JSMA(normalization=(mean, std))`` attacks through it; the
+    module form serves any other caller (a data-set run, another library)."""
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], mean: Any, std: Any):
+        super().__init__()
+        self.model = model
+        self.normalization = Normalization.of((mean, std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.normalization.check_channels(x)
+        return self.model(self.normalization.apply(x))
 
 
 def _per_channel(value: Any, name: str) -> Tuple[float, ...]:
@@ -322,8 +335,19 @@ def _mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
     return _flat(mask.to(x.device), x)
 
 
-def check_inside(attack: Any, space: Space, flat: torch.Tensor, x_shape: Sequence[int]) -> None:
-    """Every input (N, M) lies within its feature's bounds (those of ``attack``).
+#: What the range error offers, in the library's words.
+FIXES = (
+    "give the range of your data (clip_min / clip_max take a number, or an array per channel "
+    "or per feature); for a model that takes normalised inputs, attack the raw inputs with "
+    "normalization=(mean, std)"
+)
+
+
+def check_inside(
+    attack: Any, space: Space, flat: torch.Tensor, x_shape: Sequence[int], fixes: str = FIXES
+) -> None:
+    """Every input (N, M) lies within its feature's bounds (those of ``attack``); ``fixes``
+    ends the error.
 
     Raises:
         ValueError: naming the range of x, how many values lie outside, the first of them and
@@ -343,9 +367,7 @@ def check_inside(attack: Any, space: Space, flat: torch.Tensor, x_shape: Sequenc
         f"x must lie in [clip_min, clip_max]{bounds}, got values in [{flat.min().item()}, "
         f"{flat.max().item()}]: {int(outside.sum())} values of x (shape {tuple(x_shape)}) lie "
         f"outside, the first at row {row}, feature {feature}: {flat[row, feature].item()!r} "
-        f"outside [{lo!r}, {hi!r}]. Give the range of your data (clip_min / clip_max take a "
-        "number, or an array per channel or per feature); for a model that takes normalised "
-        "inputs, attack the raw inputs with normalization=(mean, std)"
+        f"outside [{lo!r}, {hi!r}]; {fixes}"
     )
 
 

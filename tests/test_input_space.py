@@ -301,3 +301,33 @@ def test_inputs_outside_their_bounds_name_the_fix():
     z = (_pixels(2) - 0.5) / 0.25
     with pytest.raises(ValueError, match=r"x must lie in .* normalization=\(mean, std\)"):
         JSMA()(net, z, "next")
+
+
+# ----------------------------------------------------------------------------- the data-set runner
+
+
+def test_runner_predicts_through_the_attacks_normalization(tmp_path):
+    from jsma_fast import Normalized
+    from jsma_fast.runner import attack_dataset
+
+    net, x = _Net(seed=7).eval(), _pixels()
+    attack = JSMA(normalization=(MEAN, STD))
+    got = attack_dataset(net, (x, None), attack, "untargeted", batch_size=5, progress=False)
+    with torch.no_grad():
+        want = Normalized(net, MEAN, STD)(x).argmax(1)
+    assert got.load()["clean_predicted"].tolist() == want.tolist()
+
+
+def test_runner_resume_refuses_another_mask(tmp_path):
+    from jsma_fast.runner import ChunkError, attack_dataset
+
+    net, x = _Net(seed=7).eval(), _pixels()
+    mask = torch.zeros(SAMPLE_SHAPE, dtype=torch.bool)
+    mask[0] = True
+    run = dict(batch_size=5, progress=False, out=tmp_path / "out")
+    attack_dataset(net, (x, None), JSMA(), "next", mask=mask, **run)
+    with pytest.raises(ChunkError, match="mask"):
+        attack_dataset(net, (x, None), JSMA(), "next", mask=~mask, resume=True, **run)
+    again = attack_dataset(net, (x, None), JSMA(), "next", mask=mask, resume=True, **run)
+    changed = torch.from_numpy(again.load()["l0"])
+    assert (changed > 0).any()

@@ -21,14 +21,13 @@ from typing import Any, Dict
 from ..catalogue import FAMILY, PRESETS, choices_help
 from . import args as _args
 from .exits import CommandError
+from .input_space import add_input_space_arguments, check_range, input_space_options, load_mask
 
 #: Attack options passed to JSMA only when given, so its own defaults (and any option a newer
 #: JSMA adds) apply otherwise: (flag, keyword, type, help).
 _ATTACK_OPTIONS = (
     ("--theta", "theta", float, "change per feature and step (default: +1)"),
     ("--gamma", "gamma", float, "maximum fraction of features changed (default: 0.145)"),
-    ("--clip-min", "clip_min", float, "smallest feature value (default: 0)"),
-    ("--clip-max", "clip_max", float, "largest feature value (default: 1)"),
     ("--saliency", "saliency", str, "pair or single (default: pair)"),
     (
         "--jacobian",
@@ -104,6 +103,7 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, _, kind, text in _ATTACK_OPTIONS:
         attack.add_argument(flag, type=kind, default=None, help=text)
+    add_input_space_arguments(parser)
 
     targets = parser.add_argument_group("targets")
     targets.add_argument(
@@ -261,6 +261,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
         if getattr(args, key) is not None
     }
     options["seed"] = args.seed
+    options.update(input_space_options(args, x))
     try:
         attack = JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
     except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
@@ -269,6 +270,8 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
         ) from None
     except ValueError as exc:
         raise ValueError(f"invalid attack option: {exc}") from None
+    mask = load_mask(args.mask, x, args.limit)
+    check_range(attack, x, mask)
     say(
         f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "
         f"{args.targets!r}, on {ctx.world_size} process(es), device {ctx.device}: {attack}",
@@ -287,6 +290,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
         gather=args.gather,
         progress=progress,
         model_fingerprint=args.model_fingerprint or None,
+        mask=mask,
         dist=ctx,
     )
     if ctx.is_main:

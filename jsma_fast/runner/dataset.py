@@ -32,7 +32,7 @@ from .fingerprint import UNVERIFIABLE, ModelUnverifiable
 from .fingerprint import model_fingerprint as fingerprint_model
 from .folder import claim_folder, results_dir
 from .merge import merge_stage
-from .rows import Rows
+from .rows import RowMask, Rows
 from .shards import Chunk, make_chunks, open_store, run_chunks
 
 STAGE = "attack"
@@ -77,12 +77,14 @@ def iter_attack_dataset(
     batch_size: int = 100,
     keep_adv: bool = False,
     seed: Optional[int] = None,
+    mask: Any = None,
 ) -> Iterator[Columns]:
     """Attacks the data set batch by batch in this process and yields each batch's columns
     (see :func:`attack_dataset` for the arguments and the columns)."""
     _check(batch_size=batch_size, keep_adv=keep_adv)
     rows = Rows(dataset)
     job = _Job(model, rows, attack, targets, batch_size, keep_adv, _seed(seed, attack))
+    job.restrict(mask)
     for chunk in make_chunks(len(rows), batch_size):
         yield job(chunk)
 
@@ -103,6 +105,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     fingerprint: Optional[str] = None,
     model_fingerprint: Optional[str] = None,
     on_bad_chunk: str = "rerun",
+    mask: Any = None,
     dist: Optional[Dist] = None,
 ) -> DatasetResults:
     """Attacks every row of a data set in fixed batches; resumable and distributed.
@@ -143,6 +146,9 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             resume with a model whose outputs differ between two calls (random layers);
             pass the same string in every run into ``out``.
         on_bad_chunk: ``"rerun"`` (warn and recompute) or ``"raise"``.
+        mask: the features the attack may change, bool: one sample's shape (shared) or the
+            data set's (N, ...) (per row); passed to each call as ``attack(..., mask=...)``
+            and part of the resume check. None: every feature.
         dist: the process context; default :func:`~jsma_fast.runner.distributed.setup`.
 
     Returns:
@@ -170,6 +176,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             f"model_fingerprint must be None or a non-empty string, got {model_fingerprint!r}"
         )
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
+    job.restrict(mask)
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:
@@ -214,7 +221,9 @@ def _model_id(job: "_Job", out: Path, resume: bool, given: Optional[str]) -> str
 
 def _manifest(job: "_Job", fingerprint: Optional[str], model_id: Optional[str]) -> Dict[str, Any]:
     """What a resumed :func:`attack_dataset` must share with the run that wrote the chunks."""
+    mask = {} if job.mask is None else {"mask": job.mask.fingerprint()}
     return {
+        **mask,
         "kind": "attack_dataset",
         "attack": repr(job.attack),
         "targets": job.targets_id,
@@ -305,6 +314,9 @@ class _Job:
         self.model, self.rows, self.attack, self.seed = model, rows, attack, seed
         self.batch_size, self.keep_adv = batch_size, keep_adv
         self.device = _device_of(model)
+        #: the model as the attack sees it (behind the attack's normalisation, if any)
+        self.view = _model_view(model, attack)
+        self.mask: Optional[RowMask] = None
         self.per_row: Optional[torch.Tensor] = None
         if isinstance(targets, str):
             self.targets: Any = targets
@@ -340,6 +352,11 @@ class _Job:
             "clean_predicted"
         ]
 
+    def restrict(self, mask: Any) -> None:
+        """Passes ``mask`` (see :func:`attack_dataset`) to every attack call."""
+        if mask is not None:
+            self.mask = RowMask(mask, self.rows)
+
     def probe(self) -> torch.Tensor:
         """What the model's fingerprint is computed on: two rows of the data's sample shape
         and dtype, drawn uniformly from [0, 1) with a fixed seed (not the data's values, so
@@ -366,7 +383,7 @@ class _Job:
         x = x.to(self.device)
         y = None if y is None else y.to(self.device)
         with torch.no_grad():
-            clean = self.model(x)
+            clean = self.view(x)
         predicted = clean.argmax(dim=1)
         true = predicted if y is None else y
         y_target = self._targets(chunk, true, int(clean.shape[1]))
@@ -377,7 +394,8 @@ class _Job:
                 x, y = x[rows], None if y is None else y[rows]
                 if isinstance(y_target, torch.Tensor):
                     y_target = y_target[rows]
-        result = self.attack(self.model, x, y_target, y=y)
+        mask = {} if self.mask is None else {"mask": self.mask.rows(chunk, rows)}
+        result = self.attack(self.model, x, y_target, y=y, **mask)
         cols = result_columns(result)
         source = rows.cpu().numpy()[cols["source_index"]]
         cols["source_index"] = source + chunk.start
@@ -394,6 +412,13 @@ class _Job:
             index = torch.arange(chunk.start, chunk.stop, dtype=torch.int64)
             return random_targets(index, true, classes, self.seed)
         return self.targets
+
+
+def _model_view(model: Callable[[torch.Tensor], torch.Tensor], attack: Any):
+    """The model as ``attack`` sees it: behind its ``normalization`` (a
+    :class:`jsma_fast.JSMA` option), so that clean predictions match the attack's."""
+    normalization = getattr(attack, "normalization", None)
+    return model if normalization is None else normalization.module(model)
 
 
 class Summary:

@@ -127,3 +127,43 @@ def _hash_tensor(digest: Any, t: Optional[torch.Tensor]) -> None:
     t = t.detach().cpu().contiguous()
     digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
     digest.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+
+
+class RowMask:
+    """The features an attack may change, for the rows of a data set: one boolean array of
+    one sample's shape (shared by every row) or of the data set's shape (N, ...), one per row.
+
+    Raises:
+        TypeError: not a boolean tensor or array.
+        ValueError: a shape that is neither.
+    """
+
+    def __init__(self, mask: Any, rows: Rows) -> None:
+        if isinstance(mask, np.ndarray):
+            mask = torch.from_numpy(np.array(mask))
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, (torch.Tensor, np.ndarray)) else type(mask)
+            raise TypeError(
+                "mask must be a boolean tensor or array (True where a feature may change), "
+                f"got {got}"
+            )
+        sample = tuple(rows.batch(0, 1)[0].shape[1:])
+        shape = tuple(mask.shape)
+        self.per_row = shape == (len(rows),) + sample
+        if shape != sample and not self.per_row:
+            raise ValueError(
+                f"mask must have one sample's shape {sample} or the data set's "
+                f"{(len(rows),) + sample}, got {shape}"
+            )
+        self.mask = mask.detach().clone()
+
+    def rows(self, chunk: Any, kept: torch.Tensor) -> torch.Tensor:
+        """The mask of the chunk's rows ``kept`` (positions in the chunk), on their device."""
+        if not self.per_row:
+            return self.mask.to(kept.device)
+        return self.mask[chunk.start : chunk.stop].to(kept.device)[kept]
+
+    def fingerprint(self) -> str:
+        data = self.mask.cpu().numpy()
+        digest = hashlib.sha256(repr(data.shape).encode() + np.packbits(data).tobytes())
+        return "sha256:" + digest.hexdigest()
