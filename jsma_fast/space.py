@@ -202,6 +202,7 @@ class Normalized(torch.nn.Module):
         super().__init__()
         self.model = model
         self.normalization = Normalization.of((mean, std))
+        self.training = bool(getattr(model, "training", False))  # in the model's mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.normalization.check_channels(x)

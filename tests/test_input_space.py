@@ -331,3 +331,15 @@ def test_runner_resume_refuses_another_mask(tmp_path):
     again = attack_dataset(net, (x, None), JSMA(), "next", mask=mask, resume=True, **run)
     changed = torch.from_numpy(again.load()["l0"])
     assert (changed > 0).any()
+
+
+def test_the_module_form_equals_the_option():
+    from jsma_fast import Normalized
+
+    net, x = _Net(seed=7).eval(), _pixels()
+    wrapped = Normalized(net, MEAN, STD)
+    assert not wrapped.training  # in its model's mode: the attack takes it as it is
+    by_module = JSMA(variant="tjsma")(wrapped, x, "next")
+    by_option = JSMA(variant="tjsma", normalization=(MEAN, STD))(net, x, "next")
+    assert torch.equal(by_module.x_adv, by_option.x_adv)
+    assert by_option.success.any()
