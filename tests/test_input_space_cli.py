@@ -52,24 +52,26 @@ def work(tmp_path_factory) -> Path:
 
 
 def _run(work: Path, out: Path, data: str, *extra: str) -> int:
-    return main(
-        [
-            "attack",
-            "--model",
-            f"{work / 'net.py'}:build",
-            "--data",
-            str(work / data),
-            "--targets",
-            "next",
-            "--batch-size",
-            "5",
-            "--no-progress",
-            "--keep-adv",
-            "--out",
-            str(out),
-            *extra,
-        ]
-    )
+    return main(_run_args(work, out, data, *extra))
+
+
+def _run_args(work: Path, out: Path, data: str, *extra: str) -> list:
+    return [
+        "attack",
+        "--model",
+        f"{work / 'net.py'}:build",
+        "--data",
+        str(work / data),
+        "--targets",
+        "next",
+        "--batch-size",
+        "5",
+        "--no-progress",
+        "--keep-adv",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _load(out: Path):
@@ -144,6 +146,29 @@ def test_absolute_steps_on_a_wide_range_warn(work, tmp_path):
             work, tmp_path / "out", str(scaled), "--clip-max", "255", "--theta-units", "absolute"
         )
     assert code == 0
+
+
+def test_the_warning_is_one_line_of_the_command(work, tmp_path):
+    """Outside pytest (which records warnings itself) the command prints its own line."""
+    import subprocess
+    import sys
+
+    scaled = tmp_path / "scaled.npz"
+    with np.load(work / "pixels.npz") as data:
+        np.savez(scaled, x=data["x"] * 255, y=data["y"])
+    args = _run_args(work, tmp_path / "out", str(scaled))
+    args += ["--clip-max", "255", "--theta-units", "absolute"]
+    done = subprocess.run(
+        [sys.executable, "-m", "jsma_fast.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "absolute step" in line]
+    assert len(lines) == 1 and lines[0].startswith("jsma-fast attack: warning: theta=1.0")
+    assert "StepWarning" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -72,6 +73,8 @@ def run_command(args: argparse.Namespace) -> int:
     command's ``parser.error``; ``args.resumable`` says whether ``args.out`` holds chunks that
     ``--resume`` keeps."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line(args.command)
     try:
         return args.run(args)
     except UsageError as exc:
@@ -89,3 +92,14 @@ def run_command(args: argparse.Namespace) -> int:
         return status
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.formatwarning = shown
+
+
+def _one_line(command: str):
+    """Warnings as the command's own lines (``jsma-fast attack: warning: ...``), without the
+    source line Python shows under them."""
+
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        return f"jsma-fast {command}: warning: {message}\n"
+
+    return format_warning
