@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from jsma_fast import JSMA, StepWarning
+from jsma_fast import JSMA
 from jsma_fast.cli import main
 from jsma_fast.runner import attack_dataset
 
@@ -138,14 +138,17 @@ def test_mask_keeps_the_other_features(work, tmp_path, name):
     np.testing.assert_array_equal(got["x_adv"], want["x_adv"])
 
 
-def test_absolute_steps_on_a_wide_range_warn(work, tmp_path):
+def test_absolute_steps_on_a_wide_range_warn(work, tmp_path, capsys):
     scaled = tmp_path / "scaled.npz"
-    np.savez(scaled, x=np.load(work / "pixels.npz")["x"] * 255, y=np.load(work / "pixels.npz")["y"])
-    with pytest.warns(StepWarning, match="absolute step"):
-        code = _run(
-            work, tmp_path / "out", str(scaled), "--clip-max", "255", "--theta-units", "absolute"
-        )
-    assert code == 0
+    with np.load(work / "pixels.npz") as data:
+        np.savez(scaled, x=data["x"] * 255, y=data["y"])
+    extra = ["--clip-max", "255", "--theta-units", "absolute"]
+    assert _run(work, tmp_path / "out", str(scaled), *extra) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "absolute step" in line]
+    assert len(lines) == 1 and lines[0].startswith("jsma-fast attack: warning: theta=1.0")
+    assert _run(work, tmp_path / "out2", str(scaled), "--clip-max", "255") == 0
+    assert "warning" not in capsys.readouterr().err  # range units reach the bounds
 
 
 def test_the_warning_is_one_line_of_the_command(work, tmp_path):

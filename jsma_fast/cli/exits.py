@@ -72,9 +72,14 @@ def run_command(args: argparse.Namespace) -> int:
     """``args.run(args)``'s exit status (see the module docstring). ``args.fail`` is the
     command's ``parser.error``; ``args.resumable`` says whether ``args.out`` holds chunks that
     ``--resume`` keeps."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # _OneLine shows each distinct warning once
+        warnings.showwarning = _OneLine(args.command)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    shown = warnings.formatwarning
-    warnings.formatwarning = _one_line(args.command)
     try:
         return args.run(args)
     except UsageError as exc:
@@ -92,14 +97,18 @@ def run_command(args: argparse.Namespace) -> int:
         return status
     finally:
         signal.signal(signal.SIGTERM, previous)
-        warnings.formatwarning = shown
 
 
-def _one_line(command: str):
-    """Warnings as the command's own lines (``jsma-fast attack: warning: ...``), without the
-    source line Python shows under them."""
+class _OneLine:
+    """Shows warnings as the command's own lines (``jsma-fast attack: warning: ...``), each
+    distinct one once (not once per batch), without the source line Python adds."""
 
-    def format_warning(message, category, filename, lineno, line=None) -> str:
-        return f"jsma-fast {command}: warning: {message}\n"
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.seen: set = set()
 
-    return format_warning
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"jsma-fast {self.command}: warning: {message}"
+        if text not in self.seen:
+            self.seen.add(text)
+            print(text, file=sys.stderr, flush=True)
