@@ -11,8 +11,8 @@ native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arra
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
 import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``, and from its input
 space ``StepWarning``, ``FeatureArray`` and ``Normalized``), the refinement (``refine``,
-``refine_result``) and the minimum-L0 mode (``sparsest``) are imported, with torch, the first
-time they are used.
+``refine_result``), the swap search (``swap_search``) and the minimum-L0 mode (``sparsest``)
+are imported, with torch, the first time they are used.
 """
 
 from importlib import import_module
@@ -37,6 +37,7 @@ _LAZY = {
     "STOP_REASONS": ".result",
     "refine": ".refinement",
     "refine_result": ".refinement",
+    "swap_search": ".local_search",
     "sparsest": ".minimum_l0",
     "StepWarning": ".space",
     "FeatureArray": ".space",
@@ -49,6 +50,7 @@ __all__ = [
     "STOP_REASONS",
     "refine",
     "refine_result",
+    "swap_search",
     "sparsest",
     "StepWarning",
     "FeatureArray",

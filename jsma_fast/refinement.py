@@ -132,6 +132,21 @@ def refine_result(
         A new AttackResult: ``x_adv``, ``l0``, ``l0_fraction`` and ``predicted`` refined,
         every other field copied (a successful row stays successful).
     """
+
+    def restore(original: torch.Tensor) -> torch.Tensor:
+        return refine(
+            model, original, result.x_adv, target=result.target,
+            true_class=result.true_class, **options,
+        )  # fmt: skip
+
+    return with_x_adv(model, x, result, restore, options.get("batch_size"))
+
+
+def with_x_adv(model, x: torch.Tensor, result: Any, change: Callable, batch_size=None):
+    """A new AttackResult: ``result`` with ``x_adv = change(original rows)`` and ``l0``,
+    ``l0_fraction`` and ``predicted`` recomputed, every other field copied; ``x`` are the
+    inputs the attack was given (``result.source_index`` indexes them). ``change`` must keep
+    successful rows successful (refine, swap_search)."""
     from .result import AttackResult
 
     if not isinstance(result, AttackResult):
@@ -150,18 +165,15 @@ def refine_result(
             f"got {tuple(x.shape[1:])}"
         )
     original = x.detach()[index.to(x.device)]
-    refined = refine(
-        model, original, result.x_adv, target=result.target, true_class=result.true_class,
-        **options,
-    )  # fmt: skip
-    rows = refined.shape[0]
-    num_features = max(math.prod(refined.shape[1:]), 1)
-    l0 = (refined != original).reshape(rows, -1).sum(dim=1)
-    forward = _Forward(model, tuple(refined.shape[1:]), options.get("batch_size"))
+    changed = change(original)
+    rows = changed.shape[0]
+    num_features = max(math.prod(changed.shape[1:]), 1)
+    l0 = (changed != original).reshape(rows, -1).sum(dim=1)
+    forward = _Forward(model, tuple(changed.shape[1:]), batch_size)
     with torch.no_grad():
-        predicted = forward(refined.reshape(rows, -1)).argmax(dim=1) if rows else result.predicted
+        predicted = forward(changed.reshape(rows, -1)).argmax(dim=1) if rows else result.predicted
     return AttackResult(
-        x_adv=refined,
+        x_adv=changed,
         success=result.success.clone(),
         iterations=result.iterations.clone(),
         l0=l0,

@@ -8,7 +8,9 @@ import torch
 from helpers import NUM_CLASSES, dyadic_inputs, dyadic_model
 
 from jsma_fast import JSMA
+from jsma_fast.local_search import swap_search_result
 from jsma_fast.minimum_l0 import (
+    DEFAULT_REFINE_ORDER,
     PORTFOLIO_TARGETED,
     PORTFOLIO_UNTARGETED,
     run_portfolio,
@@ -28,12 +30,14 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31))
 
 
-def _members(model, x, y_target, y, portfolio, gamma):
-    """Each member run alone on every row and refined."""
-    return [
-        refine_result(model, x, JSMA(gamma=gamma, **options)(model, x, y_target, y=y))
-        for _, options in portfolio
-    ]
+def _members(model, x, y_target, y, portfolio, gamma, search=True):
+    """Each member run alone on every row, refined (magnitude order) and searched."""
+    out = []
+    for _, options in portfolio:
+        result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
+        result = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
+        out.append(swap_search_result(model, x, result) if search else result)
+    return out
 
 
 @pytest.mark.parametrize("y_target", ["untargeted", "next"])
@@ -88,12 +92,13 @@ def test_all_targets_and_skipping(rng):
     assert torch.equal(got.result.l0[rest], l0[rest])
 
 
-def test_one_member_is_the_refined_attack(rng):
+@pytest.mark.parametrize("search", [True, False])
+def test_one_member_is_the_refined_attack(rng, search):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(10, _seed(rng))
     y = torch.from_numpy(rng.integers(0, NUM_CLASSES, size=10))
-    want = _members(model, x, "untargeted", y, PORTFOLIO_UNTARGETED[:1], 0.3)[0]
-    got = sparsest(model, x, y=y, members=1)
+    want = _members(model, x, "untargeted", y, PORTFOLIO_UNTARGETED[:1], 0.3, search)[0]
+    got = sparsest(model, x, y=y, members=1, search=search)
     for name in ("x_adv", "success", "l0", "predicted", "target", "true_class", "stop_code"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
 
@@ -137,6 +142,7 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(skip_at=-1), ValueError, ["skip_at", ">= 0", "-1"]),
         (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
         (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
+        (dict(search=1), TypeError, ["search"]),
         (dict(gamma=2.0), ValueError, ["gamma", "(0, 1]"]),
     ],
 )

@@ -1,0 +1,330 @@
+"""Local search for sparser adversarial inputs: moves that lower L0 by one, guided by the
+gradient at the current input.
+
+:func:`jsma_fast.refine` stops at an input from which no changed feature can be restored on
+its own. Often one can still reach a sparser adversarial input by restoring *two* changed
+features and changing *one* new feature instead. :func:`swap_search` tries such moves, round
+after round, for every row at once:
+
+1. one forward and backward pass per active row gives the gradient ``g`` of the adversarial
+   margin (target score minus the best other score; untargeted: the best other score minus
+   the true class's) at the current input ``c``;
+2. each changed feature ``i`` gets the first-order change of the margin when it is restored,
+   ``g[i] * (x[i] - c[i])``; each unchanged feature ``j`` the larger of ``g[j] * (clip_max -
+   x[j])`` and ``g[j] * (clip_min - x[j])``, the value it would be set to being the bound that
+   gives it (``clip_max`` on ties);
+3. the moves of a row, in order: restore one of the ``singles`` best changed features; then
+   restore two of the ``removals`` best and set one of the ``additions`` best unchanged
+   features, by the sum of the three first-order changes, largest first (ties: the earlier
+   removal pair, then the earlier addition; features rank by their scores, ties by index);
+4. the moves are evaluated in tiers (``tiers``: the first ``tiers[0]`` moves, then the next
+   ``tiers[1]`` for the rows none of the first made adversarial, ...), one batched forward
+   pass per tier; a row takes the adversarial move of its first successful tier with the
+   largest margin (the earlier move on ties), and leaves the search when no tier has one.
+
+Every accepted move lowers the row's L0 by exactly one, so the search ends after at most L0
+rounds per row. Guarantees, for every row: a row that is not adversarial is returned
+unchanged; an adversarial row stays adversarial and its L0 never increases; each feature of
+the output is ``x_adv``'s, ``x``'s, ``clip_min`` or ``clip_max`` (so the output stays inside
+``[clip_min, clip_max]`` when ``x_adv`` does); the caller's tensors are not modified and the
+model only sees fresh copies.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import torch
+
+from . import _checks
+from .refinement import (
+    _adversarial,
+    _check_model,
+    _check_pair,
+    _Forward,
+    _labels,
+    _margin,
+    _positive_int,
+    with_x_adv,
+)
+
+#: Changed features tried alone per round, by default.
+DEFAULT_SINGLES = 2
+#: Changed features paired for the two-for-one moves, by default.
+DEFAULT_REMOVALS = 12
+#: Unchanged features a two-for-one move may set, by default.
+DEFAULT_ADDITIONS = 6
+#: Moves evaluated per tier, by default: on the demo LeNet nearly every accepted move is
+#: among the first four (``bench.compare_l0``, docs/sparsest.md).
+DEFAULT_TIERS = (4, 12)
+
+
+def swap_search(  # noqa: PLR0913 (public, keyword options)
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    *,
+    target: Optional[Any] = None,
+    true_class: Optional[Any] = None,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+    singles: int = DEFAULT_SINGLES,
+    removals: int = DEFAULT_REMOVALS,
+    additions: int = DEFAULT_ADDITIONS,
+    tiers: Sequence[int] = DEFAULT_TIERS,
+    max_rounds: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    require_eval: bool = True,
+) -> torch.Tensor:
+    """Lowers the L0 of the adversarial rows of ``x_adv`` by one-for-none and two-for-one
+    moves (module docstring); returns the new inputs (a new tensor).
+
+    Args:
+        model: a torch.nn.Module in eval mode (or any differentiable callable) mapping
+            (n, ...) inputs to (n, C) class scores; it gets fresh tensors.
+        x: (N, ...) original inputs, floating point, finite.
+        x_adv: (N, ...) adversarial inputs, same shape, dtype and device as ``x``, finite.
+        target: (N,) int target classes, -1 for untargeted rows; None: every row untargeted.
+        true_class: (N,) int true classes; None: the model's prediction on ``x``.
+        clip_min, clip_max: the bounds a newly changed feature is set to (clip_min <
+            clip_max).
+        singles: changed features tried alone per round (>= 0).
+        removals: changed features paired in the two-for-one moves (>= 0; fewer than 2: none).
+        additions: unchanged features a two-for-one move may set (>= 0).
+        tiers: moves evaluated per tier, each >= 1 (a non-empty sequence).
+        max_rounds: the most rounds (>= 1); None: until no row finds a move.
+        batch_size: the most inputs per forward pass; None: a whole tier at once.
+        require_eval: refuse a torch.nn.Module in training mode.
+
+    Returns:
+        (N, ...) tensor, same dtype and device as ``x_adv``.
+
+    Raises:
+        TypeError, ValueError: naming the argument, what was expected and what was given.
+    """
+    _check_model(model, require_eval)
+    _check_pair(x, x_adv)
+    bounds = _checked_bounds(clip_min, clip_max)
+    sizes = _checked_sizes(singles, removals, additions, tiers)
+    rounds = _positive_int("max_rounds", max_rounds, allow_none=True)
+    batch = _positive_int("batch_size", batch_size, allow_none=True)
+    n = x.shape[0]
+    original = x.detach().reshape(n, math.prod(x.shape[1:])).clone()
+    current = x_adv.detach().reshape(original.shape).clone()
+    forward = _Forward(model, tuple(x.shape[1:]), batch)
+    with torch.no_grad():
+        targets, true = _labels(forward, original, target, true_class)
+        if n:
+            active = _adversarial(forward(current), targets, true)
+            _search(forward, original, current, (targets, true), active, bounds, sizes, rounds)
+    return current.reshape(x_adv.shape)
+
+
+def swap_search_result(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    result: Any,
+    **options: Any,
+):
+    """:func:`swap_search` applied to an :class:`jsma_fast.AttackResult` of ``model`` on ``x``
+    (as :func:`jsma_fast.refine_result`); ``options`` are :func:`swap_search`'s keywords.
+    Returns a new AttackResult with ``x_adv``, ``l0``, ``l0_fraction`` and ``predicted``
+    updated."""
+
+    def search(original: torch.Tensor) -> torch.Tensor:
+        return swap_search(
+            model, original, result.x_adv, target=result.target,
+            true_class=result.true_class, **options,
+        )  # fmt: skip
+
+    return with_x_adv(model, x, result, search, options.get("batch_size"))
+
+
+# ---------------------------------------------------------------------------- the rounds
+
+
+def _search(forward, original, current, labels, active, bounds, sizes, rounds) -> None:
+    """Runs the rounds on the flat rows ``current`` (n, M) in place."""
+    rows = (active & (current != original).any(dim=1)).nonzero().squeeze(1)
+    done = 0
+    while rows.numel() and (rounds is None or done < rounds):
+        row_labels = tuple(t[rows] for t in labels)
+        moved, took = _round(forward, original[rows], current[rows], row_labels, bounds, sizes)
+        kept = rows[took]
+        current[kept] = moved[took]
+        # A row at L0 0 has nothing left to restore.
+        rows = kept[(current[kept] != original[kept]).any(dim=1)]
+        done += 1
+
+
+def _round(forward, original, current, labels, bounds, sizes):
+    """One round for the rows given (n of them): returns ``(new, took)``, the (n, M) rows
+    after their move (``current``'s where none) and the (n,) rows that took one."""
+    with torch.enable_grad():
+        gradient = _margin_gradient(forward, current, labels)
+    moves = _moves(gradient, original, current, bounds, sizes)
+    new = current.clone()
+    took = torch.zeros(current.shape[0], dtype=torch.bool, device=current.device)
+    start = 0
+    for size in sizes[3]:
+        pending = ~took & moves.valid[:, start : start + size].any(dim=1)
+        rows = pending.nonzero().squeeze(1)
+        if rows.numel():
+            picked, found = _tier(forward, original, current, labels, moves, rows, start, size)
+            new[rows[found]] = picked[found]
+            took[rows[found]] = True
+        start += size
+    return new, took
+
+
+def _margin_gradient(forward, flat: torch.Tensor, labels) -> torch.Tensor:
+    """(n, M) gradient of each row's adversarial margin (:func:`_margin`) at ``flat``."""
+    point = flat.clone().requires_grad_(True)
+    margin = _margin(forward(point), *labels)
+    if not margin.requires_grad:
+        raise ValueError(
+            "model must be differentiable for swap_search (its class scores must depend on "
+            "the input through autograd), got scores that do not require grad"
+        )
+    (gradient,) = torch.autograd.grad(margin.sum(), point)
+    return gradient.detach()
+
+
+class _Moves:
+    """The candidate moves of n rows, (n, K) each: the features restored (``first``,
+    ``second``; -1: none), the feature set (``added``; -1: none) and its ``value``, and
+    ``valid`` (False pads rows with fewer moves)."""
+
+    def __init__(self, first, second, added, value, valid) -> None:
+        self.first, self.second, self.added, self.value, self.valid = (
+            first, second, added, value, valid,
+        )  # fmt: skip
+
+
+def _ranked(score: torch.Tensor, allowed: torch.Tensor, count: int):
+    """The ``count`` best features per row by ``score`` (largest first, ties by index):
+    (n, count) indices, their scores and whether each is ``allowed`` (padding is not)."""
+    key = torch.where(allowed, -score, torch.full_like(score, float("inf")))
+    order = key.sort(dim=1, stable=True).indices[:, :count]
+    return order, score.gather(1, order), allowed.gather(1, order)
+
+
+def _moves(gradient, original, current, bounds, sizes) -> _Moves:
+    """The moves of each row in the order of the module docstring, the valid ones first, at
+    most sum(tiers) of them."""
+    singles, removals, additions, tiers = sizes
+    low, high = bounds
+    changed = current != original
+    width = changed.shape[1]
+    removed, removed_score, removed_ok = _ranked(
+        gradient * (original - current), changed, min(max(singles, removals), width)
+    )
+    up, down = gradient * (high - original), gradient * (low - original)
+    value = torch.where(up >= down, torch.full_like(up, high), torch.full_like(up, low))
+    added, added_score, added_ok = _ranked(
+        torch.maximum(up, down), ~changed & (value != original), min(additions, width)
+    )
+    s = min(singles, removed.shape[1])
+    minus = torch.full_like(removed[:, :s], -1)
+    parts = [
+        (removed[:, :s], minus, minus, torch.zeros_like(removed_score[:, :s]), removed_ok[:, :s])
+    ]
+    pairs = _pairs(
+        removed[:, :removals],
+        removed_score[:, :removals],
+        removed_ok[:, :removals],
+        (added, added_score, added_ok, value.gather(1, added)),
+        sum(tiers) - s,
+    )
+    if pairs is not None:
+        parts.append(pairs)
+    first, second, add, val, valid = (torch.cat(column, dim=1) for column in zip(*parts))
+    front = (~valid).to(torch.int8).sort(dim=1, stable=True).indices[:, : sum(tiers)]
+    return _Moves(*(t.gather(1, front) for t in (first, second, add, val, valid)))
+
+
+def _pairs(removed, removed_score, removed_ok, adds, count: int):
+    """The two-for-one moves, best first (ties: the earlier pair, then the earlier
+    addition), at most ``count``: (first, second, added, value, valid), each (n, K); None
+    when there are none."""
+    added, added_score, added_ok, value = adds
+    size = removed.shape[1]
+    if size < 2 or added.shape[1] == 0 or count <= 0:
+        return None
+    p, q = torch.triu_indices(size, size, 1, device=removed.device)
+    n, a = removed.shape[0], added.shape[1]
+    shape = (n, p.numel(), a)
+    total = (removed_score[:, p] + removed_score[:, q])[:, :, None] + added_score[:, None, :]
+    valid = (removed_ok[:, p] & removed_ok[:, q])[:, :, None] & added_ok[:, None, :]
+    key = torch.where(valid, -total, torch.full_like(total, float("inf"))).reshape(n, -1)
+    order = key.sort(dim=1, stable=True).indices[:, :count]
+    columns = (
+        removed[:, p][:, :, None].expand(shape),
+        removed[:, q][:, :, None].expand(shape),
+        added[:, None, :].expand(shape),
+        value[:, None, :].expand(shape),
+        valid,
+    )
+    return tuple(c.reshape(n, -1).gather(1, order) for c in columns)
+
+
+def _tier(forward, original, current, labels, moves: _Moves, rows, start: int, size: int):
+    """Evaluates the moves ``start .. start + size`` of ``rows``: returns the (r, M) rows
+    after their best adversarial move and the (r,) rows that have one."""
+    cols = slice(start, start + size)
+    valid = moves.valid[rows, cols]
+    at, column = valid.nonzero(as_tuple=True)
+    row = rows[at]
+    col = column + start
+    trials = current[row].clone()
+    index = torch.arange(row.numel(), device=row.device)
+    for feature in (moves.first[row, col], moves.second[row, col]):
+        use = feature >= 0
+        trials[index[use], feature[use]] = original[row[use], feature[use]]
+    feature = moves.added[row, col]
+    use = feature >= 0
+    trials[index[use], feature[use]] = moves.value[row, col][use]
+    targets, true = (t[row] for t in labels)
+    logits = forward(trials)
+    margin = torch.where(
+        _adversarial(logits, targets, true),
+        _margin(logits, targets, true),
+        torch.full((row.numel(),), float("-inf"), dtype=logits.dtype, device=logits.device),
+    )
+    table = torch.full(valid.shape, float("-inf"), dtype=margin.dtype, device=margin.device)
+    table[at, column] = margin
+    best = table.argmax(dim=1)  # the first of equal maxima
+    found = torch.isfinite(table.max(dim=1).values)
+    picked = current[rows].clone()
+    slot = torch.full(valid.shape, -1, dtype=torch.int64, device=valid.device)
+    slot[at, column] = index
+    hit = found.nonzero().squeeze(1)
+    picked[hit] = trials[slot[hit, best[hit]]]
+    return picked, found
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _checked_bounds(clip_min: Any, clip_max: Any) -> Tuple[float, float]:
+    low = _checks.check_real(clip_min, "clip_min")
+    high = _checks.check_real(clip_max, "clip_max")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"clip_min and clip_max must be finite with clip_min < clip_max, got {low} and {high}"
+        )
+    return low, high
+
+
+def _checked_sizes(singles: Any, removals: Any, additions: Any, tiers: Any):
+    counts = tuple(
+        _checks.check_int(value, name, minimum=0)
+        for name, value in (("singles", singles), ("removals", removals), ("additions", additions))
+    )
+    if isinstance(tiers, (str, bytes)) or not isinstance(tiers, Sequence) or not tiers:
+        raise TypeError(f"tiers must be a non-empty sequence of ints >= 1, got {tiers!r}")
+    sizes = tuple(
+        _checks.check_int(value, f"tiers[{i}]", minimum=1) for i, value in enumerate(tiers)
+    )
+    return (*counts, sizes)
