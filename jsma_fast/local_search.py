@@ -48,6 +48,7 @@ from .refinement import (
     _positive_int,
     with_x_adv,
 )
+from .space import as_bound, bound_rows, check_bounds, mask_rows
 
 #: Changed features tried alone per round, by default.
 DEFAULT_SINGLES = 2
@@ -67,8 +68,9 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     *,
     target: Optional[Any] = None,
     true_class: Optional[Any] = None,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
+    clip_min: Any = 0.0,
+    clip_max: Any = 1.0,
+    mask: Optional[Any] = None,
     singles: int = DEFAULT_SINGLES,
     removals: int = DEFAULT_REMOVALS,
     additions: int = DEFAULT_ADDITIONS,
@@ -88,7 +90,10 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
         target: (N,) int target classes, -1 for untargeted rows; None: every row untargeted.
         true_class: (N,) int true classes; None: the model's prediction on ``x``.
         clip_min, clip_max: the bounds a newly changed feature is set to (clip_min <
-            clip_max).
+            clip_max): numbers, or arrays broadcastable to x's shape (per channel, per
+            feature, per row).
+        mask: bool, broadcastable to x's shape: the features a move may newly change (the
+            attack's search domain); None: every feature. Restoring is always allowed.
         singles: changed features tried alone per round (>= 0).
         removals: changed features paired in the two-for-one moves (>= 0; fewer than 2: none).
         additions: unchanged features a two-for-one move may set (>= 0).
@@ -105,7 +110,7 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     """
     _check_model(model, require_eval)
     _check_pair(x, x_adv)
-    bounds = _checked_bounds(clip_min, clip_max)
+    bounds = _checked_bounds(clip_min, clip_max, mask, x)
     sizes = _checked_sizes(singles, removals, additions, tiers)
     rounds = _positive_int("max_rounds", max_rounds, allow_none=True)
     batch = _positive_int("batch_size", batch_size, allow_none=True)
@@ -133,9 +138,14 @@ def swap_search_result(
     updated."""
 
     def search(original: torch.Tensor) -> torch.Tensor:
+        per_source = {  # per-row arrays of x's rows, as the result's rows
+            name: _result_rows(options[name], name, x, result.source_index)
+            for name in ("clip_min", "clip_max", "mask")
+            if options.get(name) is not None
+        }
         return swap_search(
             model, original, result.x_adv, target=result.target,
-            true_class=result.true_class, **options,
+            true_class=result.true_class, **{**options, **per_source},
         )  # fmt: skip
 
     return with_x_adv(model, x, result, search, options.get("batch_size"))
@@ -144,13 +154,27 @@ def swap_search_result(
 # ---------------------------------------------------------------------------- the rounds
 
 
+def _result_rows(values: Any, name: str, x: torch.Tensor, source: torch.Tensor) -> Any:
+    """A bound or mask given for x's rows, as the result's rows (``x[source]``)."""
+    if name == "mask":
+        flat = mask_rows(values, x)
+    else:
+        flat = bound_rows(values, name, x)
+    if flat.shape[0] > 1:
+        flat = flat[source.to(flat.device)]
+    return flat.reshape((flat.shape[0],) + tuple(x.shape[1:]))
+
+
 def _search(forward, original, current, labels, active, bounds, sizes, rounds) -> None:
-    """Runs the rounds on the flat rows ``current`` (n, M) in place."""
+    """Runs the rounds on the flat rows ``current`` (n, M) in place; ``bounds`` holds the
+    (1 or n, M) lower and upper bounds and the mask of features that may be set (or None)."""
     rows = (active & (current != original).any(dim=1)).nonzero().squeeze(1)
     done = 0
     while rows.numel() and (rounds is None or done < rounds):
         row_labels = tuple(t[rows] for t in labels)
-        moved, took = _round(forward, original[rows], current[rows], row_labels, bounds, sizes)
+        row_bounds = tuple(None if t is None or t.shape[0] == 1 else t[rows] for t in bounds)
+        row_bounds = tuple(b if b is not None else t for b, t in zip(row_bounds, bounds))
+        moved, took = _round(forward, original[rows], current[rows], row_labels, row_bounds, sizes)
         kept = rows[took]
         current[kept] = moved[took]
         # A row at L0 0 has nothing left to restore.
@@ -214,17 +238,18 @@ def _moves(gradient, original, current, bounds, sizes) -> _Moves:
     """The moves of each row in the order of the module docstring, the valid ones first, at
     most sum(tiers) of them."""
     singles, removals, additions, tiers = sizes
-    low, high = bounds
+    low, high, settable = bounds
     changed = current != original
     width = changed.shape[1]
     removed, removed_score, removed_ok = _ranked(
         gradient * (original - current), changed, min(max(singles, removals), width)
     )
     up, down = gradient * (high - original), gradient * (low - original)
-    value = torch.where(up >= down, torch.full_like(up, high), torch.full_like(up, low))
-    added, added_score, added_ok = _ranked(
-        torch.maximum(up, down), ~changed & (value != original), min(additions, width)
-    )
+    value = torch.where(up >= down, high.expand_as(up), low.expand_as(up))
+    addable = ~changed & (value != original)
+    if settable is not None:
+        addable &= settable
+    added, added_score, added_ok = _ranked(torch.maximum(up, down), addable, min(additions, width))
     s = min(singles, removed.shape[1])
     minus = torch.full_like(removed[:, :s], -1)
     parts = [
@@ -307,14 +332,12 @@ def _tier(forward, original, current, labels, moves: _Moves, rows, start: int, s
 # ---------------------------------------------------------------------------- checks
 
 
-def _checked_bounds(clip_min: Any, clip_max: Any) -> Tuple[float, float]:
-    low = _checks.check_real(clip_min, "clip_min")
-    high = _checks.check_real(clip_max, "clip_max")
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            f"clip_min and clip_max must be finite with clip_min < clip_max, got {low} and {high}"
-        )
-    return low, high
+def _checked_bounds(clip_min: Any, clip_max: Any, mask: Any, x: torch.Tensor) -> Tuple:
+    """The bounds as (1 or N, M) tensors like x, and the mask (or None)."""
+    check_bounds(as_bound(clip_min, "clip_min"), as_bound(clip_max, "clip_max"))
+    low = bound_rows(clip_min, "clip_min", x)
+    high = bound_rows(clip_max, "clip_max", x)
+    return low, high, None if mask is None else mask_rows(mask, x)
 
 
 def _checked_sizes(singles: Any, removals: Any, additions: Any, tiers: Any):

@@ -29,6 +29,7 @@ from .attack import JSMA
 from .local_search import swap_search_result
 from .refinement import ORDERS, refine_result
 from .result import AttackResult
+from .space import mask_rows
 
 #: The members tried on untargeted calls, in order: (name, JSMA options). Chosen by
 #: measurement on the demo LeNet (``python -m bench.compare_l0 --portfolio``,
@@ -118,8 +119,9 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     max_seconds: Optional[float] = None,
     skip_at: int = DEFAULT_SKIP_AT,
     gamma: float = DEFAULT_GAMMA,
-    clip_min: float = 0.0,
-    clip_max: float = 1.0,
+    clip_min: Any = 0.0,
+    clip_max: Any = 1.0,
+    mask: Optional[Any] = None,
     refine_order: str = DEFAULT_REFINE_ORDER,
     search: bool = True,
     batch_size: Optional[int] = None,
@@ -139,7 +141,9 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
         skip_at: a member after the first attacks only the rows whose best L0 so far is above
             this (rows at L0 0 are always skipped).
         gamma, clip_min, clip_max, batch_size, num_threads: :class:`jsma_fast.JSMA`'s, for
-            every member.
+            every member (bounds: numbers or arrays broadcastable to x's shape).
+        mask: the features that may change, bool broadcastable to x's shape (the attack's
+            ``mask``); kept by every member and by the swap search.
         refine_order: the ``order`` of :func:`jsma_fast.refine` (default
             :data:`DEFAULT_REFINE_ORDER`).
         search: follow each member's refinement with
@@ -154,6 +158,8 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     shared = dict(gamma=gamma, clip_min=clip_min, clip_max=clip_max)
     shared.update(batch_size=batch_size, num_threads=num_threads)
     attacks = [(name, JSMA(**shared, **options)) for name, options in chosen]  # checks them
+    _check_shared_bounds(attacks[0][1], x)
+    rows_mask = None if mask is None else mask_rows(mask, x).reshape((-1,) + tuple(x.shape[1:]))
     refined = _Polish(refine_order, search, (clip_min, clip_max), batch_size)
     start = time.perf_counter()
     run: Optional[PortfolioRun] = None
@@ -162,12 +168,12 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
             break
         began = time.perf_counter()
         if run is None:
-            result = refined(model, x, attack(model, x, y_target, y=y))
+            result = refined(model, x, attack(model, x, y_target, y=y, mask=mask), mask)
             member = torch.zeros(len(result), dtype=torch.int64, device=result.l0.device)
             run = PortfolioRun(result=result, member=member)
             attacked = len(result)
         else:
-            attacked = _improve(run, index, model, x, attack, skip_at, refined)
+            attacked = _improve(run, index, (model, x, rows_mask), attack, skip_at, refined)
         run.names.append(name)
         run.rows.append(attacked)
         run.seconds.append(time.perf_counter() - began)
@@ -184,20 +190,22 @@ class _Polish:
     def __init__(self, order: str, search: bool, bounds: Tuple[float, float], batch_size) -> None:
         self.order, self.search, self.bounds, self.batch_size = order, search, bounds, batch_size
 
-    def __call__(self, model, x: torch.Tensor, result: AttackResult) -> AttackResult:
+    def __call__(self, model, x: torch.Tensor, result: AttackResult, mask=None) -> AttackResult:
         result = refine_result(model, x, result, order=self.order, batch_size=self.batch_size)
         if not self.search:
             return result
         low, high = self.bounds
         return swap_search_result(
-            model, x, result, clip_min=low, clip_max=high, batch_size=self.batch_size
+            model, x, result, clip_min=low, clip_max=high, mask=mask, batch_size=self.batch_size
         )
 
 
-def _improve(run: PortfolioRun, index: int, model, x, attack, skip_at: int, refined) -> int:
+def _improve(run: PortfolioRun, index: int, inputs, attack, skip_at: int, refined) -> int:
     """Runs ``attack`` (member ``index``) on the rows of ``run`` whose best L0 is above
-    ``skip_at`` (or that no member broke yet), refines it, and keeps its sparser successes.
-    Returns the number of rows attacked."""
+    ``skip_at`` (or that no member broke yet), refines it, and keeps its sparser successes;
+    ``inputs`` are the model, x and the mask as (1 or N, ...) bool (or None). Returns the
+    number of rows attacked."""
+    model, x, mask = inputs
     best = run.result
     best_l0 = torch.where(best.success, best.l0, _NEVER)
     rows = (best_l0 > skip_at).nonzero().squeeze(1)
@@ -208,8 +216,10 @@ def _improve(run: PortfolioRun, index: int, model, x, attack, skip_at: int, refi
     # JSMA's rows are all targeted or all untargeted (target -1).
     y_target: Any = target if bool((target >= 0).all()) else "untargeted"
     x_rows = x[source.to(x.device)]
-    result = attack(model, x_rows, y_target, y=best.true_class[rows])
-    result = refined(model, x_rows, result)
+    if mask is not None and mask.shape[0] > 1:
+        mask = mask[source.to(mask.device)]
+    result = attack(model, x_rows, y_target, y=best.true_class[rows], mask=mask)
+    result = refined(model, x_rows, result, mask)
     better = result.success & (result.l0 < best_l0[rows])
     _take(best, result, rows, better)
     run.member[rows[better]] = index
@@ -221,6 +231,18 @@ def _take(best: AttackResult, result: AttackResult, rows, better) -> None:
     where = rows[better]
     for name in ("x_adv", "success", "iterations", "l0", "l0_fraction", "predicted", "stop_code"):
         getattr(best, name)[where] = getattr(result, name)[better]
+
+
+def _check_shared_bounds(attack: JSMA, x: Any) -> None:
+    """Members attack subsets of the rows: bounds must be shared by every row."""
+    for name in ("clip_min", "clip_max"):
+        shape = getattr(getattr(attack, name), "shape", ())
+        if isinstance(x, torch.Tensor) and len(shape) == x.dim() and shape[0] != 1:
+            raise ValueError(
+                f"{name} must be a number or an array per channel or per feature (broadcastable "
+                f"to one sample's shape {tuple(x.shape[1:])}): the portfolio's members attack "
+                f"subsets of the rows; got per-row bounds of shape {shape}"
+            )
 
 
 def _default(portfolio: Any, y_target: Any) -> Any:

@@ -293,6 +293,25 @@ def make_space(
     return space if source_index is None else space.rows(source_index)
 
 
+def bound_rows(values: Any, name: str, x: torch.Tensor) -> torch.Tensor:
+    """A bound (a number or an array broadcastable to x's shape (N, ...)), checked, as (1, M)
+    or (N, M) in x's dtype and device.
+
+    Raises:
+        TypeError, ValueError: naming ``name``.
+    """
+    return _broadcast(as_bound(values, name), name, x)
+
+
+def mask_rows(mask: Any, x: torch.Tensor) -> torch.Tensor:
+    """A boolean mask broadcastable to x's shape (N, ...), checked, as (1, M) or (N, M).
+
+    Raises:
+        TypeError: not boolean. ValueError: a shape that does not broadcast.
+    """
+    return _mask(mask, x)
+
+
 def _broadcast(values: Any, name: str, x: torch.Tensor) -> torch.Tensor:
     """``values`` (a number or an array broadcastable to x's shape (N, ...)) as (1, M) or
     (N, M) in x's dtype and device."""

@@ -343,3 +343,35 @@ def test_the_module_form_equals_the_option():
     by_option = JSMA(variant="tjsma", normalization=(MEAN, STD))(net, x, "next")
     assert torch.equal(by_module.x_adv, by_option.x_adv)
     assert by_option.success.any()
+
+
+# ----------------------------------------------------------------------------- the fewest changes
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_sparsest_and_swap_search_keep_bounds_and_mask(per_row):
+    from jsma_fast import sparsest
+    from jsma_fast.local_search import swap_search_result
+
+    model = generic_model(seed=2)
+    g = np.random.default_rng(9)
+    n = 6
+    lo = g.uniform(-1, 0, size=SAMPLE_SHAPE)  # per feature: members attack subsets of rows
+    hi = lo + g.uniform(0.5, 2, size=SAMPLE_SHAPE)
+    x = torch.tensor(lo + g.random((n,) + SAMPLE_SHAPE) * (hi - lo), dtype=torch.float32)
+    mask = torch.tensor(g.random(((n,) if per_row else ()) + SAMPLE_SHAPE) < 0.6)
+    lo32, hi32 = (torch.tensor(v, dtype=torch.float32).expand_as(x) for v in (lo, hi))
+    allowed = mask.expand_as(x)
+    best = sparsest(model, x, "untargeted", clip_min=lo, clip_max=hi, mask=mask, gamma=0.8)
+    attack = JSMA(variant="tjsma", gamma=0.8, clip_min=lo, clip_max=hi)
+    result = attack(model, x, "untargeted", mask=mask)
+    searched = swap_search_result(model, x, result, clip_min=lo, clip_max=hi, mask=mask)
+    for out in (best, searched):
+        changed = out.x_adv != x
+        assert not (changed & ~allowed).any()
+        assert ((out.x_adv >= lo32) & (out.x_adv <= hi32)).all()
+        assert out.success.any()
+    assert (searched.l0 <= result.l0).all() and torch.equal(searched.success, result.success)
+    rows = np.broadcast_to(lo, (n,) + SAMPLE_SHAPE)
+    with pytest.raises(ValueError, match="per-row bounds of shape"):
+        sparsest(model, x, "untargeted", clip_min=rows, clip_max=rows + 2)

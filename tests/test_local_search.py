@@ -186,13 +186,13 @@ def test_max_rounds_equals_the_reference(rng):
 
 
 def test_two_for_one_moves_go_below_refine(rng):
-    """On JSMA outputs refined to a one-removal minimum, the two-for-one moves still find
-    sparser adversarial inputs (a search with singles only would stop at once)."""
+    """On JSMA outputs brought to a one-removal minimum (refine, then single removals until
+    none is left), the two-for-one moves still find sparser adversarial inputs."""
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(40, _seed(rng))
     result = refine_result(model, x, JSMA(gamma=1.0)(model, x, "untargeted"))
-    refined = result.x_adv
-    alone = swap_search(model, x, refined, singles=4, removals=0)
+    refined = swap_search(model, x, result.x_adv, singles=M, removals=0)
+    alone = swap_search(model, x, refined, singles=M, removals=0)
     assert torch.equal(alone, refined)
     got = swap_search(model, x, refined)
     l0 = lambda t: (t != x).reshape(40, -1).sum(1)  # noqa: E731
@@ -272,7 +272,7 @@ def test_empty_and_unchanged_rows():
 @pytest.mark.parametrize(
     "change, error, words",
     [
-        (dict(clip_min=1.0, clip_max=0.0), ValueError, "clip_min < clip_max"),
+        (dict(clip_min=1.0, clip_max=0.0), ValueError, "clip_min must be < clip_max"),
         (dict(clip_max=float("nan")), ValueError, "clip_max"),
         (dict(singles=-1), ValueError, "singles"),
         (dict(removals=1.5), TypeError, "removals"),
