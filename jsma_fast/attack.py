@@ -37,7 +37,7 @@ from .space import (
     Space,
     as_bound,
     check_bounds,
-    check_inside,
+    fit_inside,
     make_space,
     warn_short_steps,
 )
@@ -239,7 +239,7 @@ class JSMA:
         space = make_space(self, x, mask)
         sample_shape = tuple(x.shape[1:])
         flat = x.detach().reshape(x.shape[0], math.prod(sample_shape))
-        check_inside(self, space, flat, x.shape)
+        space = fit_inside(self, space, flat, x.shape)
         warn_short_steps(self, space, self.budget(flat.shape[1]))
         with _model_state_kept(model):
             if self.normalization is not None:

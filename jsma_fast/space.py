@@ -19,6 +19,7 @@ features may change, and what the model is fed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import warnings
@@ -363,19 +364,38 @@ FIXES = (
 )
 
 
-def check_inside(
+def fit_inside(
     attack: Any, space: Space, flat: torch.Tensor, x_shape: Sequence[int], fixes: str = FIXES
-) -> None:
-    """Every input (N, M) lies within its feature's bounds (those of ``attack``); ``fixes``
-    ends the error.
+) -> Space:
+    """``space`` with every input (N, M) inside its feature's bounds (those of ``attack``):
+    an input beyond a bound by float rounding only (a few units in the last place of the
+    bound, as when data and bounds are normalised in different precisions) moves that bound
+    to it; ``fixes`` ends the error for anything further out.
 
     Raises:
         ValueError: naming the range of x, how many values lie outside, the first of them and
             the fixes.
     """
-    outside = (flat < space.lo) | (flat > space.hi)
-    if not outside.any():
-        return
+    below, above = flat < space.lo, flat > space.hi
+    if not (below.any() or above.any()):
+        return space
+    slack = _ROUNDING * torch.finfo(flat.dtype).eps * torch.maximum(space.lo.abs(), space.hi.abs())
+    outside = (below & (space.lo - flat > slack)) | (above & (flat - space.hi > slack))
+    if outside.any():
+        _raise_outside(attack, space, flat, outside, x_shape, fixes)
+    shared = space.lo.shape[0] == 1
+    low = flat.min(dim=0, keepdim=True).values if shared else flat
+    high = flat.max(dim=0, keepdim=True).values if shared else flat
+    return dataclasses.replace(
+        space, lo=torch.minimum(space.lo, low), hi=torch.maximum(space.hi, high)
+    )
+
+
+#: How many units in the last place an input may lie beyond a bound (float rounding).
+_ROUNDING = 8
+
+
+def _raise_outside(attack, space: Space, flat, outside, x_shape, fixes: str) -> None:
     row, feature = (int(i) for i in outside.nonzero()[0])
     lo = space.lo[0 if space.lo.shape[0] == 1 else row, feature].item()
     hi = space.hi[0 if space.hi.shape[0] == 1 else row, feature].item()

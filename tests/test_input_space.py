@@ -375,3 +375,20 @@ def test_sparsest_and_swap_search_keep_bounds_and_mask(per_row):
     rows = np.broadcast_to(lo, (n,) + SAMPLE_SHAPE)
     with pytest.raises(ValueError, match="per-row bounds of shape"):
         sparsest(model, x, "untargeted", clip_min=rows, clip_max=rows + 2)
+
+
+def test_bounds_off_by_float_rounding_take_the_data_in():
+    """Data normalised in float32 and bounds computed in float64 disagree by an ulp: the
+    bound moves to the data (a feature at it is at its bound); anything further is refused."""
+    mean, std = 0.2860, 0.3530
+    x = _pixels()
+    x[:, :, 0, 0] = 0.0  # the darkest pixel in every row
+    z = (x - mean) / std  # float32
+    lo, hi = (0 - mean) / std, (1 - mean) / std  # float64: one ulp above the data's minimum
+    assert (z < torch.tensor(lo, dtype=torch.float32)).any()
+    net = _Net(seed=7).eval()
+    result = JSMA(theta=-1.0, clip_min=lo, clip_max=hi)(net, z, "untargeted")
+    assert (result.x_adv >= z.min()).all()
+    assert torch.equal(result.x_adv[:, :, 0, 0], z[:, :, 0, 0])  # already at the bound
+    with pytest.raises(ValueError, match="x must lie in"):
+        JSMA(clip_min=lo + 1e-4, clip_max=hi)(net, z, "untargeted")

@@ -159,10 +159,10 @@ def check_range(attack: Any, x: torch.Tensor, mask: Any) -> None:
     Raises:
         CommandError: naming the range of the data and the flags that fix it.
     """
-    from ..space import check_inside, make_space
+    from ..space import fit_inside, make_space
 
     try:
         space = make_space(attack, x, mask)
-        check_inside(attack, space, x.reshape(x.shape[0], -1), x.shape, fixes=RANGE_FIXES)
+        fit_inside(attack, space, x.reshape(x.shape[0], -1), x.shape, fixes=RANGE_FIXES)
     except (ValueError, TypeError) as exc:
         raise CommandError(f"--data: {exc}") from None
