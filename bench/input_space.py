@@ -102,7 +102,7 @@ def spaces(cnn: nn.Module, variant: str):
         ),
         (
             "pixels, normalisation inside the model",
-            Inside(cnn),
+            Inside(cnn).eval(),
             lambda x: x,
             JSMA(variant=variant),
             lambda a: a,
@@ -116,7 +116,7 @@ def spaces(cnn: nn.Module, variant: str):
         ),
         (
             "[0, 255] images, clip_max=255",
-            Inside(cnn, 255.0),
+            Inside(cnn, 255.0).eval(),
             lambda x: x * 255,
             JSMA(variant=variant, clip_max=255.0),
             lambda a: a / 255,
@@ -140,7 +140,7 @@ def measure(
     cnn: nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, targets: str
 ) -> List[Dict]:
     """One record per input space: success and L0 over the correctly classified rows."""
-    records, reference = [], None
+    records, reference, reference_changed = [], None, None
     for name, model, to_space, attack, to_pixels in spaces(cnn, variant):
         y_target = (y + 1) % 10 if targets == "next" else "untargeted"
         start = time.perf_counter()
@@ -149,8 +149,9 @@ def measure(
             result = attack(model, to_space(x), y_target, y=y)
         seconds = time.perf_counter() - start
         pixels = to_pixels(result.x_adv)
+        changed = result.x_adv != to_space(x)
         if reference is None:
-            reference = pixels
+            reference, reference_changed = pixels, changed
         ok = result.success
         records.append(
             {
@@ -158,6 +159,7 @@ def measure(
                 "success": ok.float().mean().item(),
                 "l0": result.l0[ok].float().mean().item() if ok.any() else float("nan"),
                 "same": int((pixels == reference).flatten(1).all(1).sum()),
+                "pixels": int((changed == reference_changed).flatten(1).all(1).sum()),
                 "close": int(torch.isclose(pixels, reference, atol=1e-6).flatten(1).all(1).sum()),
                 "seconds": seconds,
                 "warned": any(issubclass(w.category, StepWarning) for w in caught),
@@ -211,20 +213,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"images. The {int((~correct).sum())} misclassified rows are left out; the "
         f"{x.shape[0]} others are attacked (gamma 0.145, theta +1).",
         "",
-        "Success and mean L0 (changed pixels, successful rows); *same* counts the rows whose "
-        "output, mapped back to pixels, is bit-identical to the first line's; *close* within "
-        "1e-6.",
+        "Success and mean L0 (changed pixels, successful rows); *same pixels* counts the rows "
+        "that change the same pixels as the first line; *same* the rows whose output, mapped "
+        "back to pixels, is bit-identical to the first line's; *close* within 1e-6.",
         "",
-        "| variant | targets | input space | success | mean L0 | same | close | time (s) "
-        "| warned |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| variant | targets | input space | success | mean L0 | same pixels | same | close "
+        "| time (s) | warned |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for variant in ("jsma", "tjsma"):
         for targets in ("next", "untargeted"):
             for r in measure(cnn, x, y, variant, targets):
                 lines.append(
                     f"| {variant} | {targets} | {r['space']} | {r['success']:.1%} | "
-                    f"{r['l0']:.1f} | {r['same']}/{x.shape[0]} | {r['close']}/{x.shape[0]} | "
+                    f"{r['l0']:.1f} | {r['pixels']}/{x.shape[0]} | {r['same']}/{x.shape[0]} | "
+                    f"{r['close']}/{x.shape[0]} | "
                     f"{r['seconds']:.1f} | {'StepWarning' if r['warned'] else ''} |"
                 )
     body = "\n".join(lines) + "\n"
