@@ -52,6 +52,8 @@ class ModelSpec:
     build: Callable[[], nn.Module]
     load: Callable[[], nn.Module]
     description: str
+    #: the file the weights were read from, once ``load`` ran (``lenet``: its cache file)
+    weights_file: Optional[Path] = None
 
 
 def load_data(
@@ -205,9 +207,11 @@ def _lenet_spec(
             f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}",
             flush=True,
         )
+        spec.weights_file = Path(split.cache_path)
         return model
 
-    return ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+    spec = ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+    return spec
 
 
 def _callable_spec(spec: str, weights: Optional[Path]) -> ModelSpec:
