@@ -106,7 +106,9 @@ def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_p
     )
     _equal(disk.load(), memory.columns)
     assert disk.summary["data_set_rows_computed"] == N
-    assert disk.summary["success_rate_clean_correct"] == memory.summary["success_rate_clean_correct"]
+    assert (
+        disk.summary["success_rate_clean_correct"] == memory.summary["success_rate_clean_correct"]
+    )
     assert (tmp_path / "summary.json").exists()
     assert len(list((tmp_path / "chunks" / "attack").glob("chunk-*.npz"))) == 6
     kwargs = dict(batch_size=4, keep_adv=True, out=tmp_path, progress=False)
