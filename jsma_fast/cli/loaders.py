@@ -196,6 +196,11 @@ def _lenet_spec(
             seed=_MODEL_SEED,
             cache_dir=cache_dir,
             progress=progress,
+            announce=lambda line: print(
+                f"{line}; to skip it, attack your own trained model with --model "
+                "MODULE:CALLABLE --weights FILE",
+                flush=True,
+            ),
         )
         how = (
             "loaded from the cache"

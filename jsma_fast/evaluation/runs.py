@@ -131,6 +131,14 @@ def _say(ctx: Dist) -> Callable[..., None]:
     return print if ctx.is_main else (lambda *a, **k: None)
 
 
+def _skip_hint(config: ReproduceConfig, architecture: str) -> str:
+    """How to do without training ``architecture`` (the command line's words)."""
+    if architecture != config.model:
+        return "to skip it, pass --no-model-comparison"
+    other = "lenet" if architecture == "paper" else "paper"
+    return f"--model {other} attacks the other model instead"
+
+
 def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[nn.Module, Any]:
     """The trained model and its data split (a :class:`~jsma_fast.mnist.training.HoldoutSplit`),
     the same weights on every rank."""
@@ -148,6 +156,7 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
                 cache_dir=config.cache_dir,
                 progress=config.progress and ctx.is_main,
                 architecture=architecture,
+                announce=lambda line: _say(ctx)(f"{line}; {_skip_hint(config, architecture)}"),
             )
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError("source", str(exc)) from exc
