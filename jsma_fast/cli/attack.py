@@ -246,6 +246,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     from ..attack import JSMA
     from ..runner.dataset import attack_dataset
     from .attack_report import about, finish
+    from .fit import cast_to_model
     from .loaders import load_data, model_spec
 
     progress = not args.no_progress
@@ -256,6 +257,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     model = ctx.each(lambda: loaded if ctx.is_main else spec.build())
     model = model.to(ctx.device).eval()
     ctx.sync_module(model)
+    x = cast_to_model(x, model, say)
 
     options: Dict[str, Any] = {
         key: getattr(args, key)

@@ -32,6 +32,7 @@ from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
 from .fingerprint import UNVERIFIABLE, ModelUnverifiable
 from .fingerprint import model_fingerprint as fingerprint_model
+from .fit import check_fits
 from .folder import claim_folder, results_dir
 from .merge import merge_stage
 from .rows import Rows
@@ -169,7 +170,8 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
         :class:`DatasetResults` (columns: see there) on every rank; the summary is rank 0's.
 
     Raises:
-        ValueError, TypeError: bad arguments (the message names the argument).
+        ValueError, TypeError: bad arguments (the message names the argument), or a model
+            that cannot classify the rows (another dtype, channel count or layout).
         ChunkError: a resume that the stored manifest refuses (another configuration, data
             or model), or, as :class:`~jsma_fast.runner.fingerprint.ModelUnverifiable`, of a
             model that cannot be fingerprinted without ``model_fingerprint``.
@@ -190,6 +192,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             f"model_fingerprint must be None or a non-empty string, got {model_fingerprint!r}"
         )
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
+    check_fits(model, job.rows.batch(0, 1)[0].to(job.device))
     job.about = dict(about or {})
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
