@@ -24,6 +24,7 @@ from ..runner.distributed import Dist
 from ..runner.shards import load_stage, make_chunks, open_store, run_chunks
 from .adversarial_training import AdversarialTrainingReport
 from .config import MODEL_LABELS, STAGES, ConfigError, ReproduceConfig
+from .digits import stratified_first
 
 #: Digits of the before / after comparison of adversarial training (the first ones that the
 #: fine-tuned model still classifies correctly).
@@ -172,8 +173,9 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
 def attacked_digits(
     ctx: Dist, net: nn.Module, data: Any, limit: Optional[int]
 ) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
-    """The first ``limit`` (None: all) correctly classified held-out digits, chosen on rank 0
-    for every rank.
+    """The first ``limit`` (None: all) correctly classified held-out digits, stratified by
+    class when ``limit`` >= C (:func:`~.digits.stratified_first`), chosen on rank 0 for every
+    rank.
 
     Returns:
         ``(x, y, correct, num_classes)``: (n, ...) digits, (n,) classes, how many held-out
@@ -184,9 +186,8 @@ def attacked_digits(
         with torch.no_grad():
             logits = net(data.test_x)
         correct = (logits.argmax(1) == data.test_y).nonzero().squeeze(1)
-        count = int(correct.numel())
-        keep = correct[: count if limit is None else min(limit, count)].tolist()
-        return keep, count, int(logits.shape[1])
+        count, classes = int(correct.numel()), int(logits.shape[1])
+        return stratified_first(correct, data.test_y, limit, classes), count, classes
 
     keep, count, num_classes = ctx.on_main(select)
     return data.test_x[keep], data.test_y[keep], count, num_classes
