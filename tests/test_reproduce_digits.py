@@ -39,3 +39,12 @@ def test_noise_wording_names_the_samples_per_cell():
     text = _pair_noise(SimpleNamespace(tables={"increase": SimpleNamespace(count=count)}))
     assert "holds 4 to 4 samples" in text and "\u00b150 percentage points" in text
     assert "1 cells hold none (grey in the heatmaps)" in text
+
+
+def test_a_resume_may_add_variants_or_drop_the_model_comparison():
+    from jsma_fast.evaluation.config import ReproduceConfig
+
+    base = ReproduceConfig().manifest("lenet-x.pt", 20)
+    fewer = ReproduceConfig(model_comparison=False, variants=("tjsma",)).manifest("lenet-x.pt", 20)
+    assert fewer == base
+    assert ReproduceConfig(gamma=0.1).manifest("lenet-x.pt", 20) != base  # changes the attacks
