@@ -28,9 +28,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other work shares the machine), or "n/a"."""
+    try:
+        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except (OSError, AttributeError):
+        return "n/a"
+
+
 def environment() -> Dict[str, Union[str, int]]:
-    """Versions of jsma_fast, torch, NumPy and Python, the machine (CPU model, cores, GPU when
-    one is in use) and the date."""
+    """Versions of jsma_fast, torch, NumPy and Python, the machine (CPU model, cores, load
+    average, GPU when one is in use) and the date."""
     import numpy as np
     import torch
 
@@ -45,6 +53,7 @@ def environment() -> Dict[str, Union[str, int]]:
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count() or 0,
         "torch_threads": torch.get_num_threads(),
+        "load_average": _load(),
         "date": now(),
     }
     if torch.cuda.is_available():

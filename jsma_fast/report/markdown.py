@@ -216,7 +216,8 @@ def _what_ran(s: Dict[str, Any], run: Dict[str, Any]) -> List[str]:
         f"NumPy {env.get('numpy', '?')}, Python {env.get('python', '?')}",
         f"- Machine: {env.get('cpu', '?')}, {env.get('cpu_cores', '?')} cores, "
         f"{env.get('torch_threads', '?')} torch threads{gpu}; {s['processes']} process(es); "
-        f"{env.get('platform', '?')}",
+        f"load average {env.get('load_average', '?')} at the end (other work shares the "
+        f"machine); {env.get('platform', '?')}",
         f"- Date: started {run.get('started', '?')}, finished {env.get('date', '?')}; attack time "
         f"of this run {num(s['seconds'])} s for {s['data_set_rows_computed']} data set rows "
         f"({num(s['data_set_rows_per_second'], 2)} row/s; resumed rows excluded)",
