@@ -98,9 +98,14 @@ def test_examples_are_kept_without_keep_adv(problem, tmp_path):
     with np.load(tmp_path / "e" / "examples.npz") as ex:
         sources = np.unique(ex["source_index"])
         assert 1 <= sources.size <= CLASSES and (sources < 5).all()  # from the first chunk
-        # one row per true class: the first of its class
-        classes = full["true_class"][np.isin(full["source_index"], sources)]
+        # one row per true class: the first of its class that the model classifies correctly
+        chosen = np.isin(full["source_index"], sources)
+        classes = full["true_class"][chosen]
         assert np.unique(classes).size == sources.size
+        right = full["clean_predicted"] == full["true_class"]
+        for c in np.unique(classes):  # a correctly classified row whenever the class has one
+            has_right = (right & (full["true_class"] == c) & (full["source_index"] < 5)).any()
+            assert right[chosen & (full["true_class"] == c)].all() == has_right
         for i, (s, t) in enumerate(zip(ex["source_index"], ex["target"])):
             row = np.nonzero((full["source_index"] == s) & (full["target"] == t))[0][0]
             np.testing.assert_array_equal(ex["x_adv"][i], full["x_adv"][row])

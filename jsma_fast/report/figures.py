@@ -132,7 +132,7 @@ def class_grid(ex: Images, shape: Tuple[int, int], classes: int, stem: Path) -> 
     return plot_class_grid(
         originals,
         grid,
-        "Adversarial examples: row = source class (its first row in the data), column = "
+        "Adversarial examples: row = source class (its first correctly classified row), column = "
         "target;\nred frame: attack failed; blank row: no row of the class in the first batch",
         stem,
         success,

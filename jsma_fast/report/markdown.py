@@ -30,6 +30,7 @@ class Measures:
         pairs: (C, C) success per (source, target) (targets "all"), else None.
         l0: the L0 fractions of the successful, correctly classified rows.
         quoted: success within each of :data:`QUOTED_BUDGETS`.
+        sources: data set rows behind the correctly classified result rows.
         features: features per sample.
         figures: the figures shown.
     """
@@ -39,6 +40,7 @@ class Measures:
     pairs: Optional[np.ndarray]
     l0: np.ndarray
     quoted: Sequence[float]
+    sources: int
     features: int
     figures: List[Figure] = field(default_factory=list)
 
@@ -57,10 +59,14 @@ def num(v: Any, digits: int = 1) -> str:
 
 
 def interval(p: Any, n: int) -> str:
-    """The half-width of a normal-approximation 95% interval of a rate ``p`` over ``n`` rows."""
+    """The Wilson 95% interval of a rate ``p`` over ``n`` independent samples (sound at 0%
+    and 100% too, unlike the normal approximation)."""
     if not n or p is None or p != p:
         return "n/a"
-    return f"\u00b1{100 * 1.96 * math.sqrt(p * (1 - p) / n):.1f} points"
+    z2 = 1.96**2
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = 1.96 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return f"{100 * max(0.0, center - half):.1f}\u2013{100 * min(1.0, center + half):.1f}%"
 
 
 def render(
@@ -101,7 +107,8 @@ def _strength(s: Dict[str, Any], m: Measures) -> List[str]:
         "## How strong",
         "",
         f"Over the **{n} result rows the model classified correctly** before the attack, the "
-        f"attack succeeded on **{pct(rate)}** ({interval(rate, n)}, 95% interval), changing on "
+        f"attack succeeded on **{pct(rate)}** (95% interval {interval(rate, m.sources)} over "
+        f"the {m.sources} data set rows they come from), changing on "
         f"average **{pct(s['mean_l0_fraction_success_clean_correct'], 2)}** of the "
         f"{m.features} features ({num(s['mean_l0_success_clean_correct'])} features) when it "
         "succeeded. "
@@ -140,6 +147,13 @@ def _extremes(groups: List[Group], name: Callable[[int], str], what: str) -> Lis
         return []
     low = min(rated, key=lambda g: (g.success_rate, -g.mean_l0_fraction))
     high = max(rated, key=lambda g: (g.success_rate, -g.mean_l0_fraction))
+    if low.success_rate == high.success_rate:  # e.g. every row succeeds: compare the effort
+        return [
+            f"- By {what}: the same success everywhere ({pct(low.success_rate)}); the most "
+            f"features needed for {name(low.key)} (mean L0 {pct(low.mean_l0_fraction, 2)}, "
+            f"{low.rows} rows), the fewest for {name(high.key)} "
+            f"({pct(high.mean_l0_fraction, 2)}, {high.rows} rows)."
+        ]
     return [
         f"- By {what}: weakest attack on {name(low.key)} ({pct(low.success_rate)} success, "
         f"{low.rows} rows, mean L0 {pct(low.mean_l0_fraction, 2)}); strongest on "
@@ -159,16 +173,17 @@ def _pair_extremes(pairs: Optional[np.ndarray], name: Callable[[int], str]) -> L
 
 
 def _weak(s: Dict[str, Any], m: Measures, name: Callable[[int], str]) -> List[str]:
-    smallest = min((g.rows for g in m.by_class if g.rows), default=0)
+    smallest = min((g.sources for g in m.by_class if g.rows), default=0)
     lines = ["## Where the model is weak, where it resists", ""]
     lines += _extremes(m.by_class, name, "true class")
     lines += _extremes(m.by_target, name, "target")
     lines += _pair_extremes(m.pairs, name)
     lines += [
         "",
-        f"Per-class figures rest on as few as {smallest} rows: a rate over n rows is uncertain "
-        "by up to \u00b1100/sqrt(n) points (95%), so small differences between classes are "
-        "noise.",
+        f"Per-class figures rest on as few as {smallest} data set rows (a data set row's "
+        "result rows towards several targets are not independent samples): a rate over n data "
+        "set rows is uncertain by up to \u00b1100/sqrt(n) points (95%), so small differences "
+        "between classes are noise.",
         "",
     ]
     return lines
@@ -201,6 +216,7 @@ def _what_ran(s: Dict[str, Any], run: Dict[str, Any]) -> List[str]:
     lines = [
         "## What ran",
         "",
+        f"- Command: `{run.get('command', 'not recorded')}`",
         f"- Attack: `{run.get('attack', '?')}`",
         f"- Targets: `{run.get('targets', '?')}` (seed {run.get('seed', '?')}); "
         f"{s['data_set_rows']} data set rows attacked, {s['result_rows']} result rows.",

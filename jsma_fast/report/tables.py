@@ -23,6 +23,7 @@ NEEDED = (
     "true_class",
     "clean_predicted",
     "stop_code",
+    "source_index",
 )
 
 
@@ -33,6 +34,8 @@ class Group:
     Attributes:
         key: the class.
         rows: correctly classified result rows.
+        sources: the data set rows they come from (C - 1 result rows each with "all"; the
+            rows of one source are not independent samples).
         misclassified: result rows the model already misclassified (not in the figures).
         success_rate: over ``rows`` (NaN without rows).
         mean_l0_fraction, mean_l0: features changed, over the successful rows (NaN: none).
@@ -41,6 +44,7 @@ class Group:
 
     key: int
     rows: int
+    sources: int
     misclassified: int
     success_rate: float
     mean_l0_fraction: float
@@ -64,6 +68,7 @@ def group(cols: Mapping[str, np.ndarray], key: int, where: np.ndarray) -> Group:
     return Group(
         key=key,
         rows=int(right.sum()),
+        sources=int(np.unique(cols["source_index"][right]).size),
         misclassified=int((where & ~right).sum()),
         success_rate=_mean(cols["success"][right].astype(np.float64)),
         mean_l0_fraction=_mean(cols["l0_fraction"][ok].astype(np.float64)),

@@ -98,6 +98,7 @@ def _measures(
         pairs=tables.pair_success(cols, classes) if run.get("targets") == "all" else None,
         l0=tables.successful_l0(cols),
         quoted=list(tables.success_within(cols, QUOTED_BUDGETS)),
+        sources=int(np.unique(cols["source_index"][tables.correct(cols)]).size),
         features=features,
     )
 

@@ -1,7 +1,8 @@
 """A few adversarial examples kept by every :func:`~jsma_fast.runner.attack_dataset` run into
 a folder, with or without ``keep_adv``, so that a report can show what the attack did without
 storing every adversarial input: in the first chunk, the first data set row of each true
-class (at most :data:`EXAMPLE_ROWS` rows), with all their targets.
+class that the model classifies correctly (at most :data:`EXAMPLE_ROWS` rows), with all their
+targets.
 
 The first chunk also saves them as chunk 0 of the stage :data:`STAGE` (a checksummed chunk
 like any other, kept on resume); rank 0 then writes ``examples.npz``: per result row of
@@ -28,12 +29,14 @@ EXAMPLES_FILE = "examples.npz"
 
 
 def select(cols: Columns) -> Optional[Columns]:
-    """The result rows of ``cols`` (the first chunk's columns, ``x_adv`` included) whose
-    source is the first row of its true class, for the first :data:`EXAMPLE_ROWS` classes
-    met; None when there are none."""
+    """The result rows of ``cols`` (the first chunk's columns, ``x_adv`` and
+    ``clean_predicted`` included) whose source is the first row of its true class that the
+    model classifies correctly (the first row of the class when none is), for the first
+    :data:`EXAMPLE_ROWS` classes met; None when there are none."""
     if "x_adv" not in cols or not len(cols["source_index"]):
         return None
-    order = np.argsort(cols["source_index"], kind="stable")
+    wrong = cols["clean_predicted"] != cols["true_class"]
+    order = np.lexsort((cols["source_index"], wrong))  # correct rows first, in data order
     _, first = np.unique(cols["true_class"][order], return_index=True)
     sources = np.sort(cols["source_index"][order][first])[:EXAMPLE_ROWS]
     keep = np.isin(cols["source_index"], sources)
