@@ -1,4 +1,4 @@
-"""Every code block of README.md and docs/*.md runs as it stands.
+"""Every code block of README.md and the Markdown files under docs/ runs as it stands.
 
 Python blocks run, each in a fresh namespace that holds the placeholders the documentation
 uses for the reader's own objects (:func:`_placeholders`: ``model``, ``images``, ``labels``,
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 MARKER = re.compile(r"<!--\s*doc-test:\s*(skip|slow)\b(.*?)-->")
 
 
