@@ -265,7 +265,7 @@ def _paper_and_variants(
     bar = tqdm(
         total=total,
         desc="attacking",
-        unit="digit",
+        unit="row",  # one digit's attack in one stage, as the other commands count rows
         disable=not config.progress or not ctx.is_main,
         smoothing=0.1,
     )
