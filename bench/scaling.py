@@ -10,9 +10,9 @@ Data: the Fashion-MNIST test images when Debian's ``dataset-fashion-mnist`` is i
 default JSMA, target ``next``, ``--batch-size`` rows per chunk.
 
 Each configuration runs the real command line in a fresh process group; its rate is the
-``rows_per_second`` the run writes to ``summary.json`` (attack time on rank 0, from the first
-chunk to the last, without start-up or model loading). The 2-process results must equal the
-1-process results bit for bit. With a CUDA device, the same attack on 1 GPU is added (its
+``data_set_rows_per_second`` the run writes to ``summary.json`` (attack time on rank 0, from
+the first chunk to the last, without start-up or model loading). The 2-process results must
+equal the 1-process results bit for bit. With a CUDA device, the same attack on 1 GPU is added (its
 results are not compared: GPU kernels may round differently from the CPU's).
 ``--write-results`` replaces the ``scaling`` section of bench/RESULTS.md.
 """
@@ -142,7 +142,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 s = run(processes, data, args.rows, args.batch_size, out, device)
                 runs[(processes, device)].append(s)
                 print(
-                    f"  {processes} process(es), {device}: {s['rows_per_second']:.1f} rows/s "
+                    f"  {processes} process(es), {device}: "
+                    f"{s['data_set_rows_per_second']:.1f} row/s "
                     f"({s['seconds']:.2f} s attack, {s['wall']:.1f} s command)",
                     flush=True,
                 )
@@ -151,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    rate = {c: statistics.median(s["rows_per_second"] for s in v) for c, v in runs.items()}
+    rate = {c: statistics.median(s["data_set_rows_per_second"] for s in v) for c, v in runs.items()}
     shown = [
         "--rows",
         str(args.rows),
@@ -175,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"training part; default JSMA, target `next`; {args.batch_size} rows per chunk; "
         f"1 torch thread per process. Rate: rows per second of attack time on rank 0 "
         f"(`summary.json`), median of {args.repeats} run(s); success rate "
-        f"{first['success_rate']:.2%}.",
+        f"{first['success_rate_clean_correct']:.2%}.",
         "",
         "| processes | device | rows/s | speed-up | efficiency | attack time | command time |",
         "|---:|---|---:|---:|---:|---:|---:|",

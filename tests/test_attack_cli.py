@@ -92,9 +92,9 @@ def test_results_folder_equals_the_library_call(work, tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert "14 rows: success" in printed and "rows/s" in printed
+    assert "of 14 result rows classified correctly" in printed and "row/s" in printed
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["rows"] == 14 and summary["processes"] == 1
+    assert summary["result_rows"] == 14 and summary["processes"] == 1
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 4))
     model.load_state_dict(torch.load(work / "weights.pt"))
@@ -127,7 +127,7 @@ def test_pt_data_cache_style_weights_and_limit(work, tmp_path):
 def test_resume_keeps_the_chunks(work, tmp_path, capsys):
     assert main(_args(work, tmp_path / "r")) == 0
     assert main(_args(work, tmp_path / "r", "--resume")) == 0
-    assert "this run: 0 rows" in capsys.readouterr().out
+    assert "this run: 0 data set rows" in capsys.readouterr().out
 
 
 def test_one_target_class_skips_and_counts_the_rows_of_that_class(work, tmp_path, capsys):
@@ -137,7 +137,7 @@ def test_one_target_class_skips_and_counts_the_rows_of_that_class(work, tmp_path
     assert main(_args(work, tmp_path / "t", "--targets", "3", "--gamma", "0.5")) == 0
     printed = capsys.readouterr().out
     assert f"rows skipped: {of_class_3} whose true class is the target" in printed, printed
-    assert f"{14 - of_class_3} rows: success" in printed
+    assert f"of {14 - of_class_3} result rows classified correctly" in printed
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["rows_skipped_target_is_true_class"] == of_class_3
     with np.load(tmp_path / "t" / "results.npz") as got:

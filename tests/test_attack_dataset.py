@@ -105,17 +105,19 @@ def test_results_on_disk_equal_memory_and_resume_computes_nothing(problem, tmp_p
         model, (x, y), attack, "random", batch_size=4, keep_adv=True, out=tmp_path, progress=False
     )
     _equal(disk.load(), memory.columns)
-    assert disk.summary["rows_computed"] == N
-    assert disk.summary["success_rate"] == memory.summary["success_rate"]
+    assert disk.summary["data_set_rows_computed"] == N
+    assert (
+        disk.summary["success_rate_clean_correct"] == memory.summary["success_rate_clean_correct"]
+    )
     assert (tmp_path / "summary.json").exists()
     assert len(list((tmp_path / "chunks" / "attack").glob("chunk-*.npz"))) == 6
     kwargs = dict(batch_size=4, keep_adv=True, out=tmp_path, progress=False)
     again = attack_dataset(model, (x, y), attack, "random", resume=True, **kwargs)
-    assert again.summary["rows_computed"] == 0
+    assert again.summary["data_set_rows_computed"] == 0
     _equal(again.load(), memory.columns)
     shutil.rmtree(tmp_path)  # a fresh start in the same folder: delete it first
     fresh = attack_dataset(model, (x, y), attack, "random", **kwargs)
-    assert fresh.summary["rows_computed"] == N
+    assert fresh.summary["data_set_rows_computed"] == N
     _equal(fresh.load(), memory.columns)
 
 
@@ -239,7 +241,7 @@ def test_rows_whose_true_class_is_the_target_are_skipped_and_counted(problem, tm
         model, (x, y), attack, 3, batch_size=5, keep_adv=True, out=tmp_path, progress=False
     )
     assert skipped > 5 and result.summary["rows_skipped_target_is_true_class"] == skipped
-    assert result.summary["rows"] == N - skipped
+    assert result.summary["result_rows"] == N - skipped
     got = result.load()
     attacked = torch.nonzero(y != 3).flatten()
     assert got["source_index"].tolist() == attacked.tolist()

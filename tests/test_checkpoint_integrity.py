@@ -261,7 +261,7 @@ def test_attack_dataset_resume_recomputes_copied_and_truncated_chunks(tmp_path):
         again = attack_dataset(model, (x, y), attack, "random", out=out, resume=True, **kwargs)
     named = " ".join(str(w.message) for w in caught)
     assert "chunk-00001.npz" in named and "chunk-00002.npz" in named
-    assert again.summary["rows_computed"] == 8  # only the two bad chunks
+    assert again.summary["data_set_rows_computed"] == 8  # only the two bad chunks
     assert_same_arrays(again.load(), reference)
 
 

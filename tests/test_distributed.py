@@ -186,7 +186,7 @@ def test_two_processes_equal_one_process(work, reference):
     assert done.returncode == 0, done.stdout.decode()
     _assert_same(_results(out), reference)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["processes"] == 2 and summary["rows_computed"] == ROWS
+    assert summary["processes"] == 2 and summary["data_set_rows_computed"] == ROWS
 
 
 def test_sigkill_one_rank_then_resume(work, reference):
@@ -224,7 +224,7 @@ def test_sigkill_one_rank_then_resume(work, reference):
     for name, mtime in kept.items():  # completed chunks were kept, not computed again
         assert (chunks / name).stat().st_mtime_ns == mtime, name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rows_computed"] == ROWS - BATCH * len(kept)
+    assert summary["data_set_rows_computed"] == ROWS - BATCH * len(kept)
 
 
 def test_two_nodes_without_a_shared_file_system(work, reference):

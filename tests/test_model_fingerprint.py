@@ -57,7 +57,7 @@ def test_a_lambda_whose_computation_changed_is_refused(tmp_path):
     _interrupted_run(lambda z: net(z), tmp_path)
     with pytest.raises(ChunkError, match=r"differs in \['model'\]"):
         _resume(lambda z: net(z * 0.5), tmp_path)  # same name, "<lambda>"
-    assert _resume(lambda z: net(z), tmp_path).summary["rows_computed"] == 4
+    assert _resume(lambda z: net(z), tmp_path).summary["data_set_rows_computed"] == 4
 
 
 def test_a_function_whose_global_model_changed_is_refused(tmp_path):
@@ -70,7 +70,7 @@ def test_a_function_whose_global_model_changed_is_refused(tmp_path):
             _resume(scaled, tmp_path)
     finally:
         NET.load_state_dict(state)
-    assert _resume(scaled, tmp_path).summary["rows_computed"] == 4
+    assert _resume(scaled, tmp_path).summary["data_set_rows_computed"] == 4
 
 
 def test_parameters_held_in_a_closure_count_even_when_the_probe_does_not_see_them():
@@ -101,7 +101,7 @@ def test_a_random_model_resumes_only_when_the_caller_names_it(tmp_path):
     with pytest.raises(ChunkError, match=r"differs in \['model'\]"):
         _resume(noisy, tmp_path / "b", model_fingerprint="noisy net v2")
     again = _resume(noisy, tmp_path / "b", model_fingerprint="noisy net v1")
-    assert again.summary["rows_computed"] == 4
+    assert again.summary["data_set_rows_computed"] == 4
 
 
 def test_the_probe_leaves_the_model_as_it_was():

@@ -108,19 +108,20 @@ def test_python_refuses_to_replace_results_and_names_resume_true(tmp_path):
     message = str(info.value)
     assert isinstance(info.value, FileExistsError)
     assert "holds the results of an earlier run" in message
-    assert "results.npz and 2 chunk files, last written 20" in message
+    # 2 chunks of the attack, 1 of its kept examples
+    assert "results.npz and 3 chunk files, last written 20" in message
     assert "resume=True" in message and "--" not in message, message
-    assert info.value.path == tmp_path and info.value.files == "results.npz and 2 chunk files"
+    assert info.value.path == tmp_path and info.value.files == "results.npz and 3 chunk files"
     assert _snapshot(tmp_path) == before  # nothing replaced or deleted
     again = attack_dataset(model, (x, y), JSMA(gamma=0.3), "next", resume=True, **kwargs)
-    assert again.summary["rows_computed"] == 0
+    assert again.summary["data_set_rows_computed"] == 0
 
 
 def test_a_folder_without_results_is_used_without_resume(tmp_path):
     model, x, y = _problem()
     (tmp_path / "notes.txt").write_text("mine")  # nothing of an earlier run
     result = attack_dataset(model, (x, y), JSMA(gamma=0.3), out=tmp_path, progress=False)
-    assert result.summary["rows_computed"] == 8
+    assert result.summary["data_set_rows_computed"] == 8
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -131,12 +132,12 @@ def test_cli_refuses_to_replace_results_and_names_resume(work, tmp_path, capsys)
     before = _snapshot(out)
     status, line = _exit_and_error(_cli(work, out), capsys)
     assert status == 2
-    assert f"--out {out} holds the results of an earlier run (results.npz and 2 chunk" in line
+    assert f"--out {out} holds the results of an earlier run (results.npz and 3 chunk" in line
     assert "--resume to continue them" in line and "new --out" in line, line
     assert "resume=True" not in line
     assert _snapshot(out) == before
     assert main(_cli(work, out, "--resume")) == 0
-    assert "this run: 0 rows" in capsys.readouterr().out
+    assert "this run: 0 data set rows" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- one run at a time
@@ -199,7 +200,7 @@ def test_a_lock_file_of_a_dead_process_is_taken_over(tmp_path):
     )
     model, x, y = _problem()
     result = attack_dataset(model, (x, y), JSMA(gamma=0.3), out=tmp_path, progress=False)
-    assert result.summary["rows_computed"] == 8 and not (tmp_path / ".lock").exists()
+    assert result.summary["data_set_rows_computed"] == 8 and not (tmp_path / ".lock").exists()
 
 
 def test_the_lock_is_released_when_the_run_fails(tmp_path):
@@ -212,4 +213,4 @@ def test_the_lock_is_released_when_the_run_fails(tmp_path):
         attack_dataset(broken, (x, y), JSMA(gamma=0.3), out=tmp_path, progress=False)
     assert not (tmp_path / ".lock").exists()
     result = attack_dataset(model, (x, y), JSMA(gamma=0.3), out=tmp_path, progress=False)
-    assert result.summary["rows_computed"] == 8
+    assert result.summary["data_set_rows_computed"] == 8

@@ -8,7 +8,8 @@ batches; see ``docs/scaling.md``)::
         --weights net.pt --data test.npz --targets random --out results
 
 The folder holds ``chunks/`` (resumable with ``--resume``), ``results.npz`` (one row per
-attacked row) and ``summary.json``.
+attacked row), ``summary.json``, ``examples.npz`` and ``report.md`` with its ``figures/``
+(:mod:`jsma_fast.report`).
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
 def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     from ..attack import JSMA
     from ..runner.dataset import attack_dataset
+    from .attack_report import about, finish
+    from .fit import cast_to_model
     from .loaders import load_data, model_spec
 
     progress = not args.no_progress
@@ -254,6 +257,7 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     model = ctx.each(lambda: loaded if ctx.is_main else spec.build())
     model = model.to(ctx.device).eval()
     ctx.sync_module(model)
+    x = cast_to_model(x, model, say)
 
     options: Dict[str, Any] = {
         key: getattr(args, key)
@@ -292,31 +296,8 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
         model_fingerprint=args.model_fingerprint or None,
         mask=mask,
         dist=ctx,
+        about=about(args, spec.description, args.weights or spec.weights_file, what),
     )
     if ctx.is_main:
-        _print_summary(result.summary, args.out)
+        finish(result, args.out)
     return 0
-
-
-def _print_summary(s: Dict[str, float], out: Path) -> None:
-    def pct(v: float) -> str:
-        return "n/a" if v != v else f"{v:.2%}"
-
-    print(
-        f"\n{s['rows']} rows: success {pct(s['success_rate'])} (among rows the model "
-        f"classified correctly: {pct(s['success_rate_clean_correct'])}; clean accuracy "
-        f"{pct(s['clean_accuracy'])}), mean L0 of successful rows "
-        f"{pct(s['mean_l0_fraction_success'])}, mean iterations {s['mean_iterations']:.1f}"
-    )
-    skipped = s.get("rows_skipped_target_is_true_class", 0)
-    if skipped:
-        print(f"rows skipped: {skipped} whose true class is the target (not attacked)")
-    print(
-        "stop reasons: "
-        + ", ".join(f"{k[len('stopped_') :]} {s[k]}" for k in s if k.startswith("stopped_"))
-    )
-    print(
-        f"this run: {s['rows_computed']} rows in {s['seconds']:.1f} s "
-        f"({s['rows_per_second']:.1f} rows/s) on {s['processes']} process(es)"
-    )
-    print(f"Results: {(out / 'results.npz').resolve()}, {(out / 'summary.json').resolve()}")

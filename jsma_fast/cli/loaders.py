@@ -52,6 +52,8 @@ class ModelSpec:
     build: Callable[[], nn.Module]
     load: Callable[[], nn.Module]
     description: str
+    #: the file the weights were read from, once ``load`` ran (``lenet``: its cache file)
+    weights_file: Optional[Path] = None
 
 
 def load_data(
@@ -194,6 +196,11 @@ def _lenet_spec(
             seed=_MODEL_SEED,
             cache_dir=cache_dir,
             progress=progress,
+            announce=lambda line: print(
+                f"{line}; to skip it, attack your own trained model with --model "
+                "MODULE:CALLABLE --weights FILE",
+                flush=True,
+            ),
         )
         how = (
             "loaded from the cache"
@@ -205,9 +212,15 @@ def _lenet_spec(
             f"test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}",
             flush=True,
         )
+        spec.weights_file = Path(split.cache_path)
+        spec.description = (
+            f"the project's LeNet trained on the {len(split.train_y)} training images of "
+            f"--data ({how}), test accuracy {split.test_accuracy:.2%} on {len(split.test_y)}"
+        )
         return model
 
-    return ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+    spec = ModelSpec(build=LeNet, load=load, description="LeNet (cached, trained on --data)")
+    return spec
 
 
 def _callable_spec(spec: str, weights: Optional[Path]) -> ModelSpec:

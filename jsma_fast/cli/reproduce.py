@@ -45,7 +45,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--model",
         "the model attacked: 'lenet' (the demo's LeNet) or 'paper' (the paper-style Caffe LeNet, "
-        "SGD with the 'inv' policy; trained once, a few minutes)",
+        "SGD with the 'inv' policy, 160 epochs; trained once and cached, announced with an "
+        "estimate of its time: minutes to an hour on a small CPU)",
         choices=("lenet", "paper"),
         default="lenet",
     )

@@ -94,6 +94,10 @@ class ReproduceConfig:
     def manifest(self, model_file: str, digits: int) -> Dict[str, Any]:
         """What a resumed run must share with the run that wrote the chunks.
 
+        ``variants`` and ``model_comparison`` are left out: they only add or drop stages,
+        each stored under its own name, without changing the finished ones, so a resume may
+        add a variant or drop the model comparison and keep every finished attack.
+
         Args:
             model_file: name of the attacked model's cache file (it hashes the data and the
                 training schedule).
@@ -112,6 +116,4 @@ class ReproduceConfig:
             "adv_samples": self.adv_samples,
             "adv_epochs": self.adv_epochs,
             "architecture": self.model,
-            "variants": list(self.variants),
-            "model_comparison": self.model_comparison,
         }

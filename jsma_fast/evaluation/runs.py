@@ -24,6 +24,7 @@ from ..runner.distributed import Dist
 from ..runner.shards import load_stage, make_chunks, open_store, run_chunks
 from .adversarial_training import AdversarialTrainingReport
 from .config import MODEL_LABELS, STAGES, ConfigError, ReproduceConfig
+from .digits import stratified_first
 
 #: Digits of the before / after comparison of adversarial training (the first ones that the
 #: fine-tuned model still classifies correctly).
@@ -131,6 +132,14 @@ def _say(ctx: Dist) -> Callable[..., None]:
     return print if ctx.is_main else (lambda *a, **k: None)
 
 
+def _skip_hint(config: ReproduceConfig, architecture: str) -> str:
+    """How to do without training ``architecture`` (the command line's words)."""
+    if architecture != config.model:
+        return "to skip it, pass --no-model-comparison"
+    other = "lenet" if architecture == "paper" else "paper"
+    return f"--model {other} attacks the other model instead"
+
+
 def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[nn.Module, Any]:
     """The trained model and its data split (a :class:`~jsma_fast.mnist.training.HoldoutSplit`),
     the same weights on every rank."""
@@ -148,6 +157,7 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
                 cache_dir=config.cache_dir,
                 progress=config.progress and ctx.is_main,
                 architecture=architecture,
+                announce=lambda line: _say(ctx)(f"{line}; {_skip_hint(config, architecture)}"),
             )
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError("source", str(exc)) from exc
@@ -163,8 +173,9 @@ def load_model(config: ReproduceConfig, ctx: Dist, architecture: str) -> Tuple[n
 def attacked_digits(
     ctx: Dist, net: nn.Module, data: Any, limit: Optional[int]
 ) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
-    """The first ``limit`` (None: all) correctly classified held-out digits, chosen on rank 0
-    for every rank.
+    """The first ``limit`` (None: all) correctly classified held-out digits, stratified by
+    class when ``limit`` >= C (:func:`~.digits.stratified_first`), chosen on rank 0 for every
+    rank.
 
     Returns:
         ``(x, y, correct, num_classes)``: (n, ...) digits, (n,) classes, how many held-out
@@ -175,9 +186,8 @@ def attacked_digits(
         with torch.no_grad():
             logits = net(data.test_x)
         correct = (logits.argmax(1) == data.test_y).nonzero().squeeze(1)
-        count = int(correct.numel())
-        keep = correct[: count if limit is None else min(limit, count)].tolist()
-        return keep, count, int(logits.shape[1])
+        count, classes = int(correct.numel()), int(logits.shape[1])
+        return stratified_first(correct, data.test_y, limit, classes), count, classes
 
     keep, count, num_classes = ctx.on_main(select)
     return data.test_x[keep], data.test_y[keep], count, num_classes
@@ -255,7 +265,7 @@ def _paper_and_variants(
     bar = tqdm(
         total=total,
         desc="attacking",
-        unit="digit",
+        unit="row",  # one digit's attack in one stage, as the other commands count rows
         disable=not config.progress or not ctx.is_main,
         smoothing=0.1,
     )

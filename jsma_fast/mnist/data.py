@@ -23,7 +23,7 @@ from typing import Dict, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["IDX_FILES", "load_idx", "load_mnist", "split_holdout"]
+__all__ = ["FASHION_MNIST_CLASSES", "IDX_FILES", "load_idx", "load_mnist", "split_holdout"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -32,6 +32,20 @@ IDX_FILES: Dict[str, Tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+
+#: Fashion-MNIST's class names, by label (the data set's documentation).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 
 _SPLITS = ("train", "test", "all")
 _IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, cols)

@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from .._atomic import write_atomic
 from .._checks import check_int, check_real
+from .announce import training_line
 from .data import load_mnist, split_holdout
 from .models import LeNet, PaperLeNet
 
@@ -268,6 +269,7 @@ def load_or_train_lenet(  # noqa: PLR0913 (public, keyword options)
     batch_size: int = _BATCH_SIZE,
     lr: Optional[float] = None,
     architecture: str = "lenet",
+    announce: Optional[Callable[[str], None]] = None,
 ) -> Tuple[nn.Module, HoldoutSplit]:
     """A LeNet trained on MNIST, or loaded from its cache (data, split, cache: module docstring).
 
@@ -283,6 +285,8 @@ def load_or_train_lenet(  # noqa: PLR0913 (public, keyword options)
         architecture: ``"lenet"`` (:class:`~jsma_fast.mnist.models.LeNet`, Adam one-cycle,
             the demo's model) or ``"paper"`` (:class:`~jsma_fast.mnist.models.PaperLeNet`,
             Caffe's MNIST solver: the kind of model the paper attacks).
+        announce: called with one line (what is trained, roughly how long on this machine,
+            where it is cached) before a model that the cache lacks is trained.
 
     Returns:
         ``(model, split)``: the model in eval mode on the CPU, and its data and accuracy.
@@ -311,6 +315,8 @@ def load_or_train_lenet(  # noqa: PLR0913 (public, keyword options)
     model, seconds = _load_cached(path, key, model_class), 0.0
     from_cache = model is not None
     if model is None:
+        if announce is not None:
+            announce(training_line(model_class, train_x, epochs, batch_size, path))
         start = time.perf_counter()
         schedule_args = {name: config[name] for name in ("epochs", "batch_size", "lr", "schedule")}
         model = _train_fresh(

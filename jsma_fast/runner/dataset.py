@@ -16,24 +16,28 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
-from ..result import STOP_REASONS
+from ..provenance import environment, now
 from ..targets import random_targets
+from . import examples
 from .checkpoint import ON_BAD
 from .columns import COLUMNS, Columns, concat_columns, result_columns
 from .distributed import Dist, setup
 from .fingerprint import UNVERIFIABLE, ModelUnverifiable
 from .fingerprint import model_fingerprint as fingerprint_model
+from .fit import check_fits
 from .folder import claim_folder, results_dir
 from .merge import merge_stage
 from .rows import RowMask, Rows
 from .shards import Chunk, make_chunks, open_store, run_chunks
+from .summary import NearChanceWarning, Summary, near_chance
 
 STAGE = "attack"
 RESULTS_FILE = "results.npz"
@@ -49,12 +53,15 @@ class DatasetResults:
     ``clean_predicted``, the model's class for the source row before the attack.
 
     Attributes:
-        summary: success rate, distortion, stop reasons, time (see :func:`summarize`).
+        summary: the figures over the correctly classified rows, the misclassified rows
+            counted apart, stop reasons, time (:data:`~jsma_fast.runner.summary.KEYS`), and
+            under ``"run"`` what produced them (attack, targets, model and data, versions,
+            machine, dates).
         path: the merged ``results.npz`` (None when ``out`` was None).
         columns: the per-row columns in memory (only when ``out`` was None).
     """
 
-    summary: Dict[str, float]
+    summary: Dict[str, Any]
     path: Optional[Path] = None
     columns: Optional[Columns] = field(default=None, repr=False)
 
@@ -66,6 +73,17 @@ class DatasetResults:
             raise ValueError("these results hold neither columns nor a results file")
         with np.load(self.path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+
+    def report(self, **options: Any) -> Path:
+        """Writes ``report.md`` and its figures beside :attr:`path`; see
+        :func:`jsma_fast.report.write_report` for the options. Returns the report's path."""
+        if self.path is None:
+            raise ValueError(
+                "a report is written beside the results folder: run attack_dataset with out=..."
+            )
+        from ..report import write_report
+
+        return write_report(self.path.parent, **options)
 
 
 def iter_attack_dataset(
@@ -107,6 +125,7 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     on_bad_chunk: str = "rerun",
     mask: Any = None,
     dist: Optional[Dist] = None,
+    about: Optional[Mapping[str, Any]] = None,
 ) -> DatasetResults:
     """Attacks every row of a data set in fixed batches; resumable and distributed.
 
@@ -150,12 +169,15 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
             data set's (N, ...) (per row); passed to each call as ``attack(..., mask=...)``
             and part of the resume check. None: every feature.
         dist: the process context; default :func:`~jsma_fast.runner.distributed.setup`.
+        about: what the caller knows of the run (e.g. ``{"model": "...", "data": "..."}``,
+            JSON values), recorded under ``summary["run"]`` and in the report.
 
     Returns:
         :class:`DatasetResults` (columns: see there) on every rank; the summary is rank 0's.
 
     Raises:
-        ValueError, TypeError: bad arguments (the message names the argument).
+        ValueError, TypeError: bad arguments (the message names the argument), or a model
+            that cannot classify the rows (another dtype, channel count or layout).
         ChunkError: a resume that the stored manifest refuses (another configuration, data
             or model), or, as :class:`~jsma_fast.runner.fingerprint.ModelUnverifiable`, of a
             model that cannot be fingerprinted without ``model_fingerprint``.
@@ -177,6 +199,8 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
         )
     job = _Job(model, _rows(dataset), attack, targets, batch_size, keep_adv, _seed(seed, attack))
     job.restrict(mask)
+    check_fits(job.view, job.rows.batch(0, 1)[0].to(job.device))
+    job.about = dict(about or {})
     ctx = dist if dist is not None else setup()
     chunks = make_chunks(len(job.rows), job.batch_size)
     if out is None:
@@ -185,10 +209,12 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
     lock = claim_folder(ctx, out, resume, gather)
     try:
         model_id = ctx.on_main(lambda: _model_id(job, out, resume, model_fingerprint))
+        manifest = _manifest(job, fingerprint, model_id)
+        job.ids = {"model_fingerprint": manifest["model"], "data_fingerprint": manifest["data"]}
         store = open_store(
             ctx,
             out / "chunks",
-            _manifest(job, fingerprint, model_id),
+            manifest,
             resume=resume,
             gather=gather,
             on_bad=on_bad_chunk,
@@ -248,24 +274,27 @@ def _attack_in_memory(
     rows = len(job.rows)
     summary = job.summary()
     parts = []
+    started = now()
     start = time.perf_counter()
     with _bar(progress, rows) as bar:
         for chunk in chunks:
             parts.append(job(chunk))
             summary.add(parts[-1])
             bar.update(chunk.rows)
-    return DatasetResults(
-        summary.finish(time.perf_counter() - start, rows, 1), columns=concat_columns(parts)
-    )
+    result = summary.finish(time.perf_counter() - start, rows, 1)
+    _finish(result, job, started, {})
+    return DatasetResults(result, columns=concat_columns(parts))
 
 
 def _attack_to_folder(
     ctx: Dist, store: Any, job: "_Job", chunks: List[Chunk], out: Path, gather: bool, progress: bool
 ) -> DatasetResults:
     """The chunks on every rank into ``store``; rank 0 merges them into ``results.npz`` and
-    writes ``summary.json``."""
+    writes ``summary.json`` and ``examples.npz``."""
     rows = len(job.rows)
+    started = now()
     start = time.perf_counter()
+    job.keep_examples = lambda cols: store.save(examples.STAGE, 0, cols, span=chunks[0].span)
     with _bar(progress and ctx.is_main, rows) as bar:
         computed = run_chunks(
             ctx, store, STAGE, chunks, job, gather=gather, bar=bar, required=job.columns
@@ -273,20 +302,46 @@ def _attack_to_folder(
     seconds = time.perf_counter() - start
     computed_rows = sum(ctx.all_gather(computed))
 
-    def merge() -> Dict[str, float]:
+    def merge() -> Dict[str, Any]:
         summary = job.summary()
         merge_stage(
             store, STAGE, chunks, out / RESULTS_FILE, visit=summary.add, required=job.columns
         )
         result = summary.finish(seconds, computed_rows, ctx.world_size)
+        kept = examples.write(store, chunks[0], job.rows, out)
+        _finish(result, job, started, {"examples": kept.name if kept else None, **job.ids})
         plain = {
             k: None if isinstance(v, float) and math.isnan(v) else v  # JSON has no NaN
             for k, v in result.items()
         }
-        (out / SUMMARY_FILE).write_text(json.dumps(plain, indent=1, sort_keys=True) + "\n")
+        (out / SUMMARY_FILE).write_text(json.dumps(plain, indent=1) + "\n")
         return result
 
     return DatasetResults(ctx.on_main(merge), path=out / RESULTS_FILE)
+
+
+def _finish(result: Dict[str, Any], job: "_Job", started: str, more: Dict[str, Any]) -> None:
+    """Adds ``num_classes`` and the run's provenance (``run``) to the summary, and warns when
+    the model's clean accuracy is near chance."""
+    classes = job.classes()
+    result["num_classes"] = classes
+    result["run"] = {
+        "attack": repr(job.attack),
+        "targets": job.targets_id,
+        "seed": job.seed,
+        "batch_size": job.batch_size,
+        "keep_adv": job.keep_adv,
+        "sample_shape": list(job.rows.batch(0, 1)[0].shape[1:]),
+        "gamma": _gamma(job.attack),
+        **job.about,
+        **more,
+        "started": started,
+        "environment": environment(),
+    }
+    warning = near_chance(result, classes)
+    if warning is not None:
+        result["warning"] = warning
+        warnings.warn(warning, NearChanceWarning, stacklevel=3)
 
 
 class _Job:
@@ -318,6 +373,12 @@ class _Job:
         self.view = _model_view(model, attack)
         self.mask: Optional[RowMask] = None
         self.per_row: Optional[torch.Tensor] = None
+        #: what the caller said of the run, and the fingerprints of its model and data
+        self.about: Dict[str, Any] = {}
+        self.ids: Dict[str, Any] = {}
+        #: stores the adversarial examples of the first rows (see :mod:`.examples`)
+        self.keep_examples: Optional[Callable[[Columns], None]] = None
+        self._classes: Optional[int] = None
         if isinstance(targets, str):
             self.targets: Any = targets
             self.targets_id = targets
@@ -366,6 +427,13 @@ class _Job:
         g = torch.Generator().manual_seed(0x6A736D61)
         return torch.rand((2, *x.shape[1:]), generator=g, dtype=dtype).to(self.device)
 
+    def classes(self) -> int:
+        """C, the number of the model's classes (its output width on :meth:`probe`)."""
+        if self._classes is None:
+            with torch.no_grad():
+                self._classes = int(self.model(self.probe()).shape[-1])
+        return self._classes
+
     def summary(self) -> "Summary":
         """An empty :class:`Summary` of this job's rows."""
         return Summary(len(self.rows) if self.explicit else None)
@@ -399,9 +467,12 @@ class _Job:
         cols = result_columns(result)
         source = rows.cpu().numpy()[cols["source_index"]]
         cols["source_index"] = source + chunk.start
+        cols["clean_predicted"] = predicted.cpu().numpy()[source]
+        kept = examples.select(cols) if chunk.index == 0 else None
+        if kept is not None and self.keep_examples is not None:
+            self.keep_examples(kept)
         if not self.keep_adv:
             cols.pop("x_adv")
-        cols["clean_predicted"] = predicted.cpu().numpy()[source]
         return cols
 
     def _targets(self, chunk: Chunk, true: torch.Tensor, classes: int) -> Any:
@@ -421,71 +492,10 @@ def _model_view(model: Callable[[torch.Tensor], torch.Tensor], attack: Any):
     return model if normalization is None else normalization.module(model)
 
 
-class Summary:
-    """Running totals over chunks of columns (constant memory).
-
-    Args:
-        skippable: data set rows when the targets are explicit (rows whose true class is
-            their target are then not attacked, and counted as the rows no chunk holds);
-            None otherwise.
-    """
-
-    def __init__(self, skippable: Optional[int] = None) -> None:
-        self.skippable = skippable
-        self.sources = 0
-        self.rows = self.success = self.correct = self.success_correct = 0
-        self.l0_success = 0.0
-        self.iterations = 0
-        self.stops = np.zeros(len(STOP_REASONS), dtype=np.int64)
-
-    def add(self, cols: Columns) -> None:
-        ok = cols["success"].astype(bool)
-        correct = cols["clean_predicted"] == cols["true_class"]
-        self.rows += int(ok.size)
-        self.sources += int(np.unique(cols["source_index"]).size)
-        self.success += int(ok.sum())
-        self.correct += int(correct.sum())
-        self.success_correct += int((ok & correct).sum())
-        self.l0_success += float(cols["l0_fraction"][ok].sum())
-        self.iterations += int(cols["iterations"].sum())
-        codes = cols["stop_code"].astype(np.int64)
-        self.stops += np.bincount(
-            codes[(codes >= 0) & (codes < len(STOP_REASONS))], minlength=len(STOP_REASONS)
-        )[: len(STOP_REASONS)]
-
-    def finish(self, seconds: float, computed_rows: int, processes: int) -> Dict[str, float]:
-        """The summary: ``rows`` (attacked rows), ``success_rate``, ``clean_accuracy``
-        (share of rows whose source the model classified correctly before the attack),
-        ``success_rate_clean_correct`` (success among those), ``mean_l0_fraction_success``,
-        ``mean_iterations``, ``stopped_<reason>`` counts, ``rows_skipped_target_is_true_class``
-        (data set rows not attacked because their true class is the explicit target given
-        for them; 0 for strategies), and for this run ``seconds``,
-        ``rows_computed`` (data set rows attacked now, not resumed), ``rows_per_second``
-        and ``processes``."""
-
-        def ratio(a: float, b: float) -> float:
-            return a / b if b else math.nan
-
-        out: Dict[str, float] = {
-            "rows": self.rows,
-            "success_rate": ratio(self.success, self.rows),
-            "clean_accuracy": ratio(self.correct, self.rows),
-            "success_rate_clean_correct": ratio(self.success_correct, self.correct),
-            "mean_l0_fraction_success": ratio(self.l0_success, self.success),
-            "mean_iterations": ratio(self.iterations, self.rows),
-        }
-        out.update({f"stopped_{name}": int(n) for name, n in zip(STOP_REASONS, self.stops)})
-        skipped = 0 if self.skippable is None else self.skippable - self.sources
-        out["rows_skipped_target_is_true_class"] = skipped
-        out.update(
-            {
-                "seconds": seconds,
-                "rows_computed": computed_rows,
-                "rows_per_second": ratio(computed_rows, seconds),
-                "processes": processes,
-            }
-        )
-        return out
+def _gamma(attack: Any) -> Optional[float]:
+    """The attack's budget (fraction of the features), when it has a number ``gamma``."""
+    gamma = getattr(attack, "gamma", None)
+    return float(gamma) if isinstance(gamma, (int, float)) and not isinstance(gamma, bool) else None
 
 
 def _check(**flags: Any) -> None:
