@@ -392,7 +392,7 @@ class JSMA:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=rows, desc="JSMA", unit="sample", dynamic_ncols=True)
+        return tqdm(total=rows, desc="JSMA", unit="row", dynamic_ncols=True)
 
 
 def _checked(attack: JSMA) -> Dict[str, Any]:
