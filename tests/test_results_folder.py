@@ -206,8 +206,13 @@ def test_a_lock_file_of_a_dead_process_is_taken_over(tmp_path):
 def test_the_lock_is_released_when_the_run_fails(tmp_path):
     model, x, y = _problem()
 
-    def broken(z):
-        raise RuntimeError("broken model")
+    calls = []
+
+    def broken(z):  # fits the data (the first call checks it), then fails inside the folder
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("broken model")
+        return model(z)
 
     with pytest.raises(RuntimeError, match="broken model"):
         attack_dataset(broken, (x, y), JSMA(gamma=0.3), out=tmp_path, progress=False)

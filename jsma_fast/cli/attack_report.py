@@ -30,13 +30,12 @@ def about(
 
 
 def finish(result: Any, out: Path) -> None:
-    """Prints the summary, a warning when the model is near chance, and writes the report."""
+    """Prints the summary and writes the report (a near-chance model was warned of by the
+    runner, as a line of the command)."""
     s = result.summary
     print()
     for line in summary_lines(s):
         print(line)
-    if s.get("warning"):
-        print(f"jsma-fast attack: warning: {s['warning']}", file=sys.stderr, flush=True)
     report = _report(result)
     print(f"Results: {(out / 'results.npz').resolve()}, {(out / 'summary.json').resolve()}")
     print(f"Report: {report}")
