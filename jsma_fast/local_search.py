@@ -32,7 +32,6 @@ model only sees fresh copies.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 import torch
@@ -42,10 +41,9 @@ from .refinement import (
     _adversarial,
     _check_model,
     _check_pair,
-    _Forward,
-    _labels,
     _margin,
     _positive_int,
+    _Rows,
     with_x_adv,
 )
 from .space import as_bound, bound_rows, check_bounds, mask_rows
@@ -114,16 +112,15 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     sizes = _checked_sizes(singles, removals, additions, tiers)
     rounds = _positive_int("max_rounds", max_rounds, allow_none=True)
     batch = _positive_int("batch_size", batch_size, allow_none=True)
-    n = x.shape[0]
-    original = x.detach().reshape(n, math.prod(x.shape[1:])).clone()
-    current = x_adv.detach().reshape(original.shape).clone()
-    forward = _Forward(model, tuple(x.shape[1:]), batch)
     with torch.no_grad():
-        targets, true = _labels(forward, original, target, true_class)
-        if n:
-            active = _adversarial(forward(current), targets, true)
-            _search(forward, original, current, (targets, true), active, bounds, sizes, rounds)
-    return current.reshape(x_adv.shape)
+        rows = _Rows.of(model, x, x_adv, (target, true_class), batch)
+        if x.shape[0]:
+            labels = (rows.targets, rows.true)
+            active = _adversarial(rows.forward(rows.current), *labels)
+            _search(
+                rows.forward, rows.original, rows.current, labels, active, bounds, sizes, rounds
+            )
+    return rows.current.reshape(x_adv.shape)
 
 
 def swap_search_result(

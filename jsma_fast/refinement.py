@@ -41,6 +41,7 @@ model only ever sees fresh copies.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
 import torch
@@ -103,15 +104,13 @@ def refine(  # noqa: PLR0913 (public, keyword options)
     _checks.check_choice(order, "order", ORDERS)
     batch = _positive_int("batch_size", batch_size, allow_none=True)
     ahead = _positive_int("lookahead", lookahead, allow_none=False)
-    n = x.shape[0]
-    original = x.detach().reshape(n, math.prod(x.shape[1:])).clone()
-    current = x_adv.detach().reshape(original.shape).clone()
-    forward = _Forward(model, tuple(x.shape[1:]), batch)
     with torch.no_grad():
-        targets, true = _labels(forward, original, target, true_class)
-        if n:
-            _refine_rows(forward, original, current, targets, true, order, ahead)
-    return current.reshape(x_adv.shape)
+        rows = _Rows.of(model, x, x_adv, (target, true_class), batch)
+        if x.shape[0]:
+            _refine_rows(
+                rows.forward, rows.original, rows.current, rows.targets, rows.true, order, ahead
+            )
+    return rows.current.reshape(x_adv.shape)
 
 
 def refine_result(
@@ -187,6 +186,27 @@ def with_x_adv(model, x: torch.Tensor, result: Any, change: Callable, batch_size
 
 
 # ---------------------------------------------------------------------------- the steps
+
+
+@dataclass
+class _Rows:
+    """What refine and swap_search work on: the flat (n, M) original and current rows (a
+    copy, changed in place), the batched forward pass, and the (n,) target and true classes."""
+
+    original: torch.Tensor
+    current: torch.Tensor
+    forward: "_Forward"
+    targets: torch.Tensor
+    true: torch.Tensor
+
+    @classmethod
+    def of(cls, model, x: torch.Tensor, x_adv: torch.Tensor, labels, batch) -> "_Rows":
+        """From checked inputs; ``labels`` is the caller's ``(target, true_class)``."""
+        original = x.detach().reshape(x.shape[0], math.prod(x.shape[1:])).clone()
+        current = x_adv.detach().reshape(original.shape).clone()
+        forward = _Forward(model, tuple(x.shape[1:]), batch)
+        targets, true = _labels(forward, original, *labels)
+        return cls(original, current, forward, targets, true)
 
 
 class _Forward:
