@@ -18,8 +18,14 @@ are imported, with torch, the first time they are used.
 from importlib import import_module
 from typing import Any
 
-from ._build import build_info, cuda_available
-from .ops import (
+# First: the command line's OpenMP wait policy must be in the environment before _C (below)
+# loads the OpenMP runtime, which reads it once (see _openmp; a library import changes nothing).
+from . import _openmp
+
+_openmp.apply()
+
+from ._build import build_info, cuda_available  # noqa: E402
+from .ops import (  # noqa: E402
     FeatureSelection,
     PairSelection,
     saliency_map,

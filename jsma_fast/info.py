@@ -18,7 +18,11 @@ def main() -> None:
         import torch  # noqa: F401  (reported, and sets the default thread count)
     except ImportError:
         pass
-    print(format_build_info(build_info()))
+    from . import _openmp
+
+    info = build_info()
+    info["openmp_wait"] = _openmp.describe()
+    print(format_build_info(info))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""How the OpenMP threads of the command line wait: set before the runtime loads.
+
+PyTorch's CPU wheels and the extension ``_C`` share one GNU OpenMP runtime (libgomp, one
+``libgomp.so.1`` per process). After each parallel region its threads spin for a while
+(300,000 iterations by default) before they sleep, and at its end the calling thread waits
+for all of them. Beside other busy processes a spinning thread takes a core from a thread
+with work, and a region ends only when its last, preempted, thread is scheduled again: the
+attack ran 5 to 25 times slower on a busy 2-core machine (``bench/contention.py``,
+``docs/scaling.md``). The runtime reads ``OMP_WAIT_POLICY`` and ``GOMP_SPINCOUNT`` once, when
+it loads, which in ``jsma-fast`` is the first import of this package (``_C`` links it).
+
+So, when this process runs the command line (``jsma-fast ...``, ``python -m jsma_fast.cli``,
+``torchrun -m jsma_fast.cli``) and the user set neither variable, :func:`apply` sets
+:data:`COMMAND_LINE_SETTING` in the environment before the runtime loads; the package runs it
+first thing. A user's own setting of either variable is never changed. Importing jsma_fast
+as a library changes nothing: the wait policy of a process is its owner's choice (advice in
+``docs/scaling.md``), and it is fixed before jsma_fast is imported anyway when torch was
+imported first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Dict, MutableMapping, Optional, Sequence
+
+#: Variables through which a user chooses how the runtime's threads wait; any one of them set
+#: leaves the choice to the user.
+USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+#: What the command line sets when the user set none of them.
+COMMAND_LINE_SETTING = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: What :func:`apply` set in this process (empty when it set nothing).
+applied: Dict[str, str] = {}
+
+_MODULE = "jsma_fast.cli"
+_SCRIPT = "jsma-fast"
+# Interpreter options followed by a value: ``python -X importtime -m jsma_fast.cli``.
+_OPTIONS_WITH_VALUE = ("-X", "-W", "--check-hash-based-pycs")
+
+
+def runs_command_line(orig_argv: Sequence[str]) -> bool:
+    """Whether the interpreter's command line ``orig_argv`` (``sys.orig_argv``) runs
+    jsma-fast's command line: ``python [options] -m jsma_fast.cli ...`` (torchrun starts its
+    workers so) or ``python .../jsma-fast ...`` (the console script, also under ``torchrun
+    --no-python``)."""
+    args = list(orig_argv[1:])
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-m":
+            return i + 1 < len(args) and args[i + 1] == _MODULE
+        if arg.startswith("-m"):
+            return arg[2:] == _MODULE
+        if arg in _OPTIONS_WITH_VALUE:
+            i += 2
+            continue
+        if arg == "-c" or arg == "-":
+            return False
+        if not arg.startswith("-"):
+            return Path(arg).name == _SCRIPT
+        i += 1
+    return False
+
+
+def apply(
+    environ: Optional[MutableMapping[str, str]] = None,
+    orig_argv: Optional[Sequence[str]] = None,
+) -> Dict[str, str]:
+    """Sets :data:`COMMAND_LINE_SETTING` in ``environ`` (default ``os.environ``) when
+    ``orig_argv`` (default ``sys.orig_argv``) runs the command line and ``environ`` holds none
+    of :data:`USER_VARIABLES`; returns what it set (recorded in :data:`applied`)."""
+    env = os.environ if environ is None else environ
+    argv = getattr(sys, "orig_argv", sys.argv) if orig_argv is None else orig_argv
+    if not runs_command_line(argv) or any(name in env for name in USER_VARIABLES):
+        return {}
+    env.update(COMMAND_LINE_SETTING)
+    if environ is None:
+        applied.update(COMMAND_LINE_SETTING)
+    return dict(COMMAND_LINE_SETTING)
+
+
+def describe(environ: Optional[MutableMapping[str, str]] = None) -> str:
+    """One line for ``jsma-fast info``: the wait variables in effect and who set them."""
+    env = os.environ if environ is None else environ
+    found = [f"{name}={env[name]}" for name in USER_VARIABLES if name in env]
+    if not found:
+        return "runtime default (threads spin before they sleep)"
+    who = "set by jsma-fast's command line" if applied else "from the environment"
+    return f"{', '.join(found)} ({who})"
