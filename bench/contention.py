@@ -224,7 +224,7 @@ def measure(kind: str, rows: List[Row], repeats: int, work: Path) -> None:
 
 def table(kind: str, k: int, load: str, rows: List[Row]) -> tuple[List[str], List[str]]:
     """The Markdown table of one kind at one load level, and its goal lines."""
-    swept = [r for r in rows if "default" not in r.label]
+    swept = [r for r in rows if "default" not in r.label] or rows[:1]
     best = min(swept, key=lambda r: r.median)
     default = rows[0]
     lines = [
@@ -253,15 +253,28 @@ def table(kind: str, k: int, load: str, rows: List[Row]) -> tuple[List[str], Lis
     return lines, goals
 
 
+def keep(label: str, only: Optional[str]) -> bool:
+    """Whether a row is measured: the defaults always, the sweep's settings named by
+    ``--only`` (comma-separated labels; default: all)."""
+    return only is None or "default" in label or label in only.split(",")
+
+
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--digits", type=int, default=20, help="rows attacked per run")
     parser.add_argument("--loads", default="0,2,4", help="busy processes, comma-separated")
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
     parser.add_argument("--old", type=Path, default=None, help="checkout of today's code")
-    parser.add_argument("--no-cli", action="store_true", help="only the Python attack")
+    parser.add_argument("--no-cli", action="store_true", help="not the command line")
+    parser.add_argument("--no-python", action="store_true", help="not the Python attack")
     parser.add_argument("--quick", action="store_true", help="6 digits, loads 0 and 2")
+    parser.add_argument(
+        "--only", default=None, help="measure only these settings (labels, comma-separated)"
+    )
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument(
+        "--section", default="contention", help="the RESULTS.md section --write-results writes"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.digits, args.loads = 6, "0,2"
@@ -311,7 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     print("Model: the demo LeNet (trained and cached on first use) ...", flush=True)
     env = environment()
-    kinds = ["python"] + ([] if args.no_cli else ["cli"])
+    kinds = ([] if args.no_python else ["python"]) + ([] if args.no_cli else ["cli"])
     results = []
     work = Path(tempfile.mkdtemp(prefix="jsma-contention-"))
     try:
@@ -322,6 +335,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"load level {k} (load average {load_average()})", flush=True)
                 for kind in kinds:
                     rows = (python_rows if kind == "python" else cli_rows)(args.old)
+                    rows = [r for r in rows if keep(r.label, args.only)]
                     measure(kind, rows, args.repeats, work)
                     results.append((kind, k, load, rows))
     finally:
@@ -329,7 +343,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = report(args, env, results)
     print("\n" + text)
     if args.write_results:
-        write_section(RESULTS, "contention", text)
+        write_section(RESULTS, args.section, text)
     return 0
 
 
