@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -208,10 +209,11 @@ def cli_rows(old: Optional[Path]) -> List[Row]:
 
 
 def measure(kind: str, rows: List[Row], repeats: int, work: Path) -> None:
-    """Times every row ``repeats`` times, the rows interleaved so that a passing disturbance
-    spreads over all of them."""
+    """Times every row ``repeats`` times, the rows interleaved, in a new (seeded) order each
+    round, so that a passing disturbance spreads over all of them."""
+    order = random.Random(0)
     for _ in range(repeats):
-        for row in rows:
+        for row in order.sample(rows, len(rows)):
             if kind == "python":
                 seconds, outcome = python_run(row.config, work)
             else:
