@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,10 +52,34 @@ def test_other_programs_are_not_the_command_line(argv):
 COMMAND = ["python", "-m", "jsma_fast.cli", "attack"]
 
 
-def test_apply_sets_the_passive_policy_when_the_user_set_none():
+@pytest.mark.parametrize("others", [1, 7, None])  # None: the machine cannot be read
+def test_apply_sets_the_passive_policy_on_a_busy_machine(others):
     env = {"PATH": "/bin"}
-    assert _openmp.apply(env, COMMAND) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert _openmp.apply(env, COMMAND, lambda: others) == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_apply_leaves_the_spinning_default_on_an_idle_machine():
+    env = {"PATH": "/bin"}
+    assert _openmp.apply(env, COMMAND, lambda: 0) == {}
+    assert env == {"PATH": "/bin"}
+
+
+@pytest.mark.parametrize(
+    "readings, expected", [([3, 1, 2], 0), ([5, 5, 4], 3), ([1], 0), ([2, None], None)]
+)
+def test_others_running_takes_the_least_reading_less_this_thread(readings, expected):
+    values = iter(readings)
+    assert _openmp.others_running(lambda: next(values), samples=len(readings), pause=0) == (
+        expected
+    )
+
+
+def test_procs_running_reads_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
+    assert _openmp._procs_running(str(stat)) == 4
+    assert _openmp._procs_running(str(tmp_path / "missing")) is None
 
 
 @pytest.mark.parametrize(
@@ -101,8 +126,21 @@ COMMANDS = {
 }
 
 
+@pytest.fixture
+def busy_machine():
+    """Two processes that keep a core busy each while the test runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    time.sleep(0.5)  # running before the command starts
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 @pytest.mark.parametrize("how", sorted(COMMANDS))
-def test_the_command_lines_threads_do_not_spin(how, tmp_path):
+def test_the_command_lines_threads_do_not_spin_beside_busy_processes(how, tmp_path, busy_machine):
     policy, spin, stdout = _runtime_settings(COMMANDS[how](tmp_path), tmp_path)
     assert (policy, spin) == ("PASSIVE", 0)
     assert "OMP_WAIT_POLICY=PASSIVE (set by jsma-fast's command line)" in stdout
