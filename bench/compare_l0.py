@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from bench.common import (
+    FASHION,
     ROOT,
     command,
     correct_digits,
@@ -364,9 +365,6 @@ def measure_portfolio(model, x, y, targeted: bool) -> None:
 
 
 # ---------------------------------------------------------------------------- main
-
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def fashion_lenet() -> tuple[torch.nn.Module, Any]:

@@ -29,11 +29,9 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from bench.common import command, environment, load_average
+from bench.common import FASHION, command, environment, fashion_missing, load_average
 from bench.results_file import RESULTS, write_section
 from jsma_fast.evaluation.paper import PAPER
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -51,12 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
-    if not args.data.is_dir():
-        print(
-            f"no Fashion-MNIST IDX files in {str(args.data)!r}: install Debian's "
-            "dataset-fashion-mnist or pass --data",
-            file=sys.stderr,
-        )
+    if fashion_missing(args.data):
         return 2
 
     from jsma_fast.mnist.training import load_or_train_lenet

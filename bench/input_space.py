@@ -25,11 +25,10 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from bench.common import command, environment
+from bench.common import FASHION, command, environment, fashion_missing
 from bench.results_file import RESULTS, write_section
 from jsma_fast import JSMA, StepWarning
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST's training images
 
 
@@ -183,12 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        print(
-            f"no Fashion-MNIST IDX files in {str(args.data)!r}: install Debian's "
-            "dataset-fashion-mnist or pass --data",
-            file=sys.stderr,
-        )
+    if fashion_missing(args.data):
         return 2
     from jsma_fast.mnist.data import load_mnist
 

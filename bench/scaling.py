@@ -34,10 +34,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from bench.common import command, environment, load_average
+from bench.common import FASHION, command, environment, load_average
 from bench.results_file import RESULTS, write_section
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 TARGET_SPEEDUP = 1.7
 
 

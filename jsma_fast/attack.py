@@ -558,18 +558,19 @@ class _Loop:
                 self._advance(int(finished.sum()))
                 break
             rows_going = active[going]
+            x_going, space = rows.x[rows_going], rows.space.rows(rows_going)
             classes, lowered = self.directions.classes(rows.goal, rows_going, logits.shape[1])
             with maybe_section(trace, "derivatives", device):
-                derivs = self._derivatives(forward, going, rows_going, rows, classes)
+                derivs = self._derivatives(forward, going, x_going, space, classes)
             with maybe_section(trace, "search", device):
                 step = Step(
                     derivs,
                     rows.domain[rows_going],
-                    rows.x[rows_going],
+                    x_going,
                     lowered,
                     rows.goal.part(rows_going),
                     attack.increase,
-                    rows.space.rows(rows_going),
+                    space,
                 )
                 choice = self.directions.choose(step, self.settings, self._recorder())
             stopped = rows_going[~choice.valid]
@@ -602,15 +603,14 @@ class _Loop:
         return reason
 
     def _derivatives(
-        self, forward: ForwardPass, going, rows_going, rows: _Rows, classes
+        self, forward: ForwardPass, going, x: torch.Tensor, space: Space, classes
     ) -> Derivatives:
-        """alpha, beta (k, S, M) of the classes (k, S) searched for the rows ``rows_going``
-        (positions ``going`` of the forward pass), per step: weighted by the distance to the
-        bound (TJSMA) or by each feature's range (steps in range units, per-feature bounds)."""
-        space = rows.space.rows(rows_going)
+        """alpha, beta (k, S, M) of the classes (k, S) searched for the rows at positions
+        ``going`` of the forward pass (inputs ``x`` (k, M), bounds in ``space``), per step:
+        weighted by the distance to the bound (TJSMA) or by each feature's range (steps in
+        range units, per-feature bounds)."""
         weight = space.weight
         if self.recipe.distance_weighted:
-            x = rows.x[rows_going]
             weight = space.hi - x if self.attack.increase else x - space.lo
         return _no_nan(forward.derivatives(going, classes, self.recipe, weight))
 

@@ -46,7 +46,7 @@ from .refinement import (
     _Rows,
     with_x_adv,
 )
-from .space import as_bound, bound_rows, check_bounds, mask_rows
+from .space import as_bound, bound_rows, check_bounds, mask_rows, select_rows
 
 #: Changed features tried alone per round, by default.
 DEFAULT_SINGLES = 2
@@ -169,8 +169,7 @@ def _search(forward, original, current, labels, active, bounds, sizes, rounds) -
     done = 0
     while rows.numel() and (rounds is None or done < rounds):
         row_labels = tuple(t[rows] for t in labels)
-        row_bounds = tuple(None if t is None or t.shape[0] == 1 else t[rows] for t in bounds)
-        row_bounds = tuple(b if b is not None else t for b, t in zip(row_bounds, bounds))
+        row_bounds = tuple(None if t is None else select_rows(t, rows) for t in bounds)
         moved, took = _round(forward, original[rows], current[rows], row_labels, row_bounds, sizes)
         kept = rows[took]
         current[kept] = moved[took]

@@ -239,12 +239,12 @@ class Space:
     def rows(self, index: torch.Tensor) -> "Space":
         """The space of the rows ``index`` (k,)."""
         return Space(
-            _rows(self.lo, index),
-            _rows(self.hi, index),
-            _rows(self.step, index),
+            select_rows(self.lo, index),
+            select_rows(self.hi, index),
+            select_rows(self.step, index),
             self.to_bound,
-            None if self.weight is None else _rows(self.weight, index),
-            None if self.mask is None else _rows(self.mask, index),
+            None if self.weight is None else select_rows(self.weight, index),
+            None if self.mask is None else select_rows(self.mask, index),
         )
 
     def at(self, values: torch.Tensor, rows: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
@@ -264,7 +264,8 @@ class Space:
         return torch.where(up, current + step, current - step).clamp(lo, hi)
 
 
-def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def select_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The rows ``index`` of a (1 or R, M) tensor: a shared (1, M) one as it is."""
     return values if values.shape[0] == 1 else values[index]
 
 
