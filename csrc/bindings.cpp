@@ -10,6 +10,7 @@
 
 #include "cpu/parallel.h"
 #include "cpu/search.h"
+#include "cpu/short_waits.h"
 #include "cpu/simd.h"
 #include "cuda/host_emulation.h"
 #include "search_api.h"
@@ -260,6 +261,17 @@ PYBIND11_MODULE(_C, m) {
     }
     return levels;
   }, "SIMD levels this build can run on this CPU, narrowest first.");
+  py::class_<jsma::cpu::ShortWaits>(
+      m, "ShortWaits",
+      "Holds a parked OpenMP team of `spare` threads so that the runtime's threads spin "
+      "briefly before they sleep, until release() (csrc/cpu/short_waits.h).")
+      .def(py::init<int>(), py::arg("spare"), py::call_guard<py::gil_scoped_release>())
+      .def("release", &jsma::cpu::ShortWaits::release,
+           py::call_guard<py::gil_scoped_release>(), "Ends the parked team; idempotent.")
+      .def_property_readonly("active", &jsma::cpu::ShortWaits::active,
+                             "Whether the parked team is held.")
+      .def_property_readonly("threads", &jsma::cpu::ShortWaits::threads,
+                             "Threads of the parked team, the parking thread included.");
 #if defined(JSMA_FAST_WITH_CUDA)
   register_cuda(m);
 #endif

@@ -45,6 +45,18 @@ def saliency_map(alpha: F32, beta: F32, domain: Domain, increase: bool, num_thre
 def _cuda_emulate_pair_search(alpha: F32, beta: F32, domain: Domain, increase: bool) -> Pairs:
     """The CUDA pair search's decomposition run on the host (every build, for tests)."""
 
+class ShortWaits:
+    """Holds a parked OpenMP team of ``spare`` threads in a thread of its own, so that the
+    runtime's threads spin briefly before they sleep, until :meth:`release`
+    (``jsma_fast._short_waits``)."""
+
+    def __init__(self, spare: int) -> None: ...
+    def release(self) -> None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def threads(self) -> int: ...
+
 def build_info() -> Dict[str, Any]:
     """How this module was built (compiler, SIMD, OpenMP, CUDA)."""
 

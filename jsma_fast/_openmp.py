@@ -17,9 +17,10 @@ the runtime's spinning default, which is faster there (passive waiting cost 1.17
 reading is immediate (``procs_running`` of ``/proc/stat``, the least of a few readings), not
 the load average, which lags; where it cannot be read the policy is passive. The choice never
 changes a result, only the time. A user's own setting of either variable is never changed.
-Importing jsma_fast as a library changes nothing: the wait policy of a process is its owner's
-choice (advice in ``docs/scaling.md``), and it is fixed before jsma_fast is imported anyway
-when torch was imported first.
+Importing jsma_fast as a library changes no setting: the wait policy of a process is its
+owner's choice, and it is fixed before jsma_fast is imported anyway when torch was imported
+first. Attack calls that start on a busy machine, in any process, shorten the waits for their
+own duration instead (``jsma_fast._short_waits``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def runs_command_line(orig_argv: Sequence[str]) -> bool:
 
 
 def others_running(
-    read: Callable[[], Optional[int]] = lambda: _procs_running(),
+    read: Callable[[], Optional[int]] = lambda: _runnable_besides_this_process(),
     samples: int = 3,
     pause: float = 0.002,
 ) -> Optional[int]:
@@ -87,6 +88,32 @@ def others_running(
         if i + 1 < samples:
             time.sleep(pause)
     return max(0, min(readings) - 1)
+
+
+def _runnable_besides_this_process() -> Optional[int]:
+    """Runnable threads on the machine, counting this process as one (its calling thread):
+    this process's own threads that spin after a parallel region are not other work."""
+    total = _procs_running()
+    if total is None:
+        return None
+    return max(1, total - _running_here() + 1)
+
+
+def _running_here(tasks: str = "/proc/self/task") -> int:
+    """Threads of this process that are running or runnable now (Linux; 1 where unknown)."""
+    count = 0
+    try:
+        names = os.listdir(tasks)
+    except OSError:
+        return 1
+    for name in names:
+        try:
+            with open(os.path.join(tasks, name, "stat")) as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+        count += state == "R"
+    return max(count, 1)
 
 
 def _procs_running(path: str = "/proc/stat") -> Optional[int]:

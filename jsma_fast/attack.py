@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 import torch
 
 from . import _checks, ops
+from ._short_waits import short_waits_when_busy
 from .catalogue import FAMILY, PRESETS
 from .choice import POLICIES, SearchSettings, Step
 from .derivatives import JACOBIANS, Derivatives, ForwardPass, model_outputs
@@ -208,6 +209,7 @@ class JSMA:
 
     # ------------------------------------------------------------------ the call
 
+    @short_waits_when_busy()
     def __call__(
         self,
         model: Callable[[torch.Tensor], torch.Tensor],

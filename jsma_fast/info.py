@@ -18,10 +18,11 @@ def main() -> None:
         import torch  # noqa: F401  (reported, and sets the default thread count)
     except ImportError:
         pass
-    from . import _openmp
+    from . import _openmp, _short_waits
 
     info = build_info()
     info["openmp_wait"] = _openmp.describe()
+    info["openmp_wait_in_calls"] = _short_waits.describe()
     print(format_build_info(info))
 
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import torch
 
 from . import _checks
+from ._short_waits import short_waits_when_busy
 from .refinement import (
     _adversarial,
     _check_model,
@@ -59,6 +60,7 @@ DEFAULT_ADDITIONS = 6
 DEFAULT_TIERS = (4, 12)
 
 
+@short_waits_when_busy()
 def swap_search(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,

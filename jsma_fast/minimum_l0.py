@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import _checks
+from ._short_waits import short_waits_when_busy
 from .attack import JSMA
 from .local_search import swap_search_result
 from .refinement import ORDERS, refine_result
@@ -108,6 +109,7 @@ def sparsest(
     return run_portfolio(model, x, y_target, y=y, **options).result
 
 
+@short_waits_when_busy()
 def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,

@@ -47,6 +47,7 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 
 from . import _checks
+from ._short_waits import short_waits_when_busy
 
 #: The orders in which the changed features of a row are tried.
 ORDERS = ("margin", "magnitude", "index")
@@ -56,6 +57,7 @@ DEFAULT_ORDER = "margin"
 DEFAULT_LOOKAHEAD = 1
 
 
+@short_waits_when_busy()
 def refine(  # noqa: PLR0913 (public, keyword options)
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
