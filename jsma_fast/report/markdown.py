@@ -101,7 +101,7 @@ def render(
         title: the report's title (default: what was attacked).
     """
     run = summary.get("run", {})
-    lines = [f"# {title or _title(run)}", ""]
+    lines = [f"# {title or _title(run, m.sparsest is not None)}", ""]
     if summary.get("warning"):
         lines += [f"> **Warning:** {summary['warning']}.", ""]
     lines += _strength(summary, m)
@@ -114,9 +114,8 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def _title(run: Dict[str, Any]) -> str:
+def _title(run: Dict[str, Any], sparsest: bool) -> str:
     model = run.get("model", "a model")
-    sparsest = isinstance(run.get("mode"), dict) and run["mode"].get("name") == "sparsest"
     kind = "Minimum-L0 (sparsest)" if sparsest else "JSMA"
     return f"{kind} attack report: {model}, targets {run.get('targets', '?')!r}"
 

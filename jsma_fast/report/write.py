@@ -33,7 +33,9 @@ def write_report(
     draw: bool = True,
 ) -> Path:
     """Writes ``report.md`` (and ``figures/``) into a results folder of
-    :func:`~jsma_fast.runner.attack_dataset`; reads only that folder.
+    :func:`~jsma_fast.runner.attack_dataset`; reads only that folder. A run of the minimum-L0
+    mode (:class:`~jsma_fast.minimum_l0.Sparsest`, named in ``summary["run"]["mode"]``) gets
+    its own section and figures that count features.
 
     Args:
         results_dir: the folder holding ``results.npz`` and ``summary.json`` (and
