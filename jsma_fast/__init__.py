@@ -11,8 +11,9 @@ native kernels ``_C``, directly on CPU arrays and through ``_cuda`` on CUDA arra
 The searches (``select_pairs`` and the others) need only NumPy: ``import jsma_fast`` does not
 import torch. The attack (``JSMA``, ``AttackResult``, ``STOP_REASONS``, and from its input
 space ``StepWarning``, ``FeatureArray`` and ``Normalized``), the refinement (``refine``,
-``refine_result``), the swap search (``swap_search``) and the minimum-L0 mode (``sparsest``)
-are imported, with torch, the first time they are used.
+``refine_result``), the swap search (``swap_search``) and the minimum-L0 mode (``sparsest``;
+``Sparsest``, the same as a configured attack) are imported, with torch, the first time they
+are used.
 """
 
 from importlib import import_module
@@ -45,6 +46,7 @@ _LAZY = {
     "refine_result": ".refinement",
     "swap_search": ".local_search",
     "sparsest": ".minimum_l0",
+    "Sparsest": ".minimum_l0",
     "StepWarning": ".space",
     "FeatureArray": ".space",
     "Normalized": ".space",
@@ -58,6 +60,7 @@ __all__ = [
     "refine_result",
     "swap_search",
     "sparsest",
+    "Sparsest",
     "StepWarning",
     "FeatureArray",
     "Normalized",

@@ -19,7 +19,7 @@ paper's algorithm use ``JSMA()``, for a strong attack at a fixed budget ``JSMA(v
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -30,7 +30,7 @@ from .attack import JSMA
 from .local_search import swap_search_result
 from .refinement import ORDERS, refine_result
 from .result import AttackResult
-from .space import mask_rows
+from .space import Normalization, as_bound, check_bounds, mask_rows
 
 #: The members tried on untargeted calls, in order: (name, JSMA options). Chosen by
 #: measurement on the demo LeNet (``python -m bench.compare_l0 --portfolio``,
@@ -294,3 +294,196 @@ def _checked_portfolio(portfolio: Any, members: Any) -> List[Tuple[str, Dict[str
             raise ValueError(f"members must be None or an int >= 1, got {count}")
         out = out[:count]
     return out
+
+
+# ------------------------------------------------------------------ the mode as an attack value
+
+#: A portfolio member in hashable form: its name and its sorted (option, value) pairs.
+Member = Tuple[str, Tuple[Tuple[str, Any], ...]]
+
+
+@dataclass(repr=False)
+class SparsestResult(AttackResult):
+    """The AttackResult of :class:`Sparsest`, with the member each row kept.
+
+    Attributes:
+        member: (R,) int64, the index in ``names`` of the member whose output each row keeps
+            (the first member for rows no member broke).
+        names: the members run, in order.
+    """
+
+    member: torch.Tensor
+    names: Tuple[str, ...] = ()
+
+    def extra_columns(self) -> Dict[str, torch.Tensor]:
+        """Per-row columns beyond AttackResult's, for :func:`jsma_fast.runner.attack_dataset`
+        (stored in ``results.npz``): ``member``."""
+        return {"member": self.member}
+
+
+@dataclass(frozen=True)
+class Sparsest:
+    """The minimum-L0 mode as a configured attack: ``Sparsest(...)(model, x, y_target, y=y,
+    mask=mask)`` is :func:`sparsest` with these options, returning a :class:`SparsestResult`.
+
+    Like :class:`jsma_fast.JSMA` it is a frozen, hashable value whose ``repr`` names every
+    option that changes a result (the key of a resumed :func:`jsma_fast.runner.attack_dataset`
+    run, and what ``jsma-fast attack --sparsest`` runs).
+
+    Args:
+        gamma: each member's budget, the fraction of features it may change, in (0, 1].
+        clip_min, clip_max: the features' bounds: numbers, or arrays per channel or per
+            feature (broadcastable to one sample's shape; not per row: members attack subsets
+            of the rows).
+        normalization: ``(mean, std)``: the model takes ``(x - mean) / std``; the attack, its
+            bounds and outputs stay in the inputs' own space (as :class:`jsma_fast.JSMA`).
+        untargeted, targeted: the portfolios of untargeted calls and of every other call,
+            (name, options) pairs as :func:`run_portfolio`'s ``portfolio`` (default:
+            :data:`PORTFOLIO_UNTARGETED` and :data:`PORTFOLIO_TARGETED`).
+        members, max_seconds, skip_at, refine_order, search: as :func:`run_portfolio`;
+            ``max_seconds`` counts from the start of each call (each batch of a data-set run)
+            and makes the result depend on the machine's speed.
+        batch_size, num_threads: execution settings (no part of equality, hashing or repr).
+    """
+
+    gamma: float = DEFAULT_GAMMA
+    clip_min: Any = 0.0
+    clip_max: Any = 1.0
+    normalization: Optional[Any] = None
+    untargeted: Tuple[Member, ...] = field(default_factory=lambda: PORTFOLIO_UNTARGETED)
+    targeted: Tuple[Member, ...] = field(default_factory=lambda: PORTFOLIO_TARGETED)
+    members: Optional[int] = None
+    skip_at: int = DEFAULT_SKIP_AT
+    refine_order: str = DEFAULT_REFINE_ORDER
+    search: bool = True
+    max_seconds: Optional[float] = None
+    batch_size: Optional[int] = field(default=None, compare=False, repr=False)
+    num_threads: Optional[int] = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, value in _checked_sparsest(self).items():
+            object.__setattr__(self, name, value)
+
+    def portfolio(self, y_target: Any) -> List[Tuple[str, Dict[str, Any]]]:
+        """The members a call with ``y_target`` runs, in order (``members`` of them at most),
+        as (name, options) pairs."""
+        chosen = self.untargeted if _untargeted(y_target) else self.targeted
+        return [(name, dict(options)) for name, options in chosen][: self.members]
+
+    def attacks(self, y_target: Any) -> List[Tuple[str, JSMA]]:
+        """The JSMA of each member a call with ``y_target`` runs."""
+        shared = dict(gamma=self.gamma, clip_min=self.clip_min, clip_max=self.clip_max)
+        shared.update(normalization=self.normalization)
+        return [(name, JSMA(**shared, **options)) for name, options in self.portfolio(y_target)]
+
+    def describe(self, targets: Any) -> Dict[str, Any]:
+        """What a report says of this mode for a run with ``targets`` (JSON values): its name,
+        the members run (names and options) and the portfolio's settings."""
+        return {
+            "name": "sparsest",
+            "members": [
+                {"name": name, "options": options} for name, options in self.portfolio(targets)
+            ],
+            "gamma": self.gamma,
+            "skip_at": self.skip_at,
+            "refine_order": self.refine_order,
+            "search": self.search,
+            "max_seconds": self.max_seconds,
+        }
+
+    def __call__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y_target: Any = "untargeted",
+        *,
+        y: Optional[Any] = None,
+        mask: Optional[Any] = None,
+    ) -> SparsestResult:
+        """:func:`sparsest` with this configuration.
+
+        Args:
+            model, x, y_target, y: as :func:`sparsest`.
+            mask: the features that may change, bool broadcastable to x's shape (N, ...).
+
+        Returns:
+            a :class:`SparsestResult` (R rows, as ``JSMA(...)(model, x, y_target, y=y)``).
+        """
+        if self.normalization is not None:  # members attack the inputs' own space
+            model = self.normalization.module(model)
+        run = run_portfolio(
+            model,
+            x,
+            y_target,
+            y=y,
+            portfolio=self.portfolio(y_target),
+            max_seconds=self.max_seconds,
+            skip_at=self.skip_at,
+            gamma=self.gamma,
+            clip_min=self.clip_min,
+            clip_max=self.clip_max,
+            mask=mask,
+            refine_order=self.refine_order,
+            search=self.search,
+            batch_size=self.batch_size,
+            num_threads=self.num_threads,
+        )
+        kept = {f.name: getattr(run.result, f.name) for f in fields(AttackResult)}
+        return SparsestResult(**kept, member=run.member, names=tuple(run.names))
+
+
+def _untargeted(y_target: Any) -> bool:
+    return isinstance(y_target, str) and y_target == "untargeted"
+
+
+def _frozen(portfolio: Any, name: str) -> Tuple[Member, ...]:
+    """A portfolio (of options dicts, or already frozen), checked, as hashable (name, sorted
+    options) pairs."""
+    if isinstance(portfolio, (tuple, list)):
+        portfolio = [_thawed(item) for item in portfolio]
+    try:
+        checked = _checked_portfolio(portfolio, None)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    return tuple((member, tuple(sorted(options.items()))) for member, options in checked)
+
+
+def _thawed(item: Any) -> Any:
+    """A frozen member (name, ((option, value), ...)) as (name, options dict); else ``item``."""
+    if (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[1], tuple)
+        and all(isinstance(pair, tuple) and len(pair) == 2 for pair in item[1])
+    ):
+        return (item[0], dict(item[1]))
+    return item
+
+
+def _checked_sparsest(attack: Sparsest) -> Dict[str, Any]:
+    """The options of a :class:`Sparsest`, normalised and checked (errors name the option)."""
+    c = {f.name: getattr(attack, f.name) for f in fields(attack)}
+    c["gamma"] = _checks.check_number(c["gamma"], "gamma")
+    if not 0 < c["gamma"] <= 1:
+        raise ValueError(f"gamma must be a number in (0, 1], got {c['gamma']!r}")
+    for name in ("clip_min", "clip_max"):
+        c[name] = as_bound(c[name], name)
+    check_bounds(c["clip_min"], c["clip_max"])
+    c["normalization"] = Normalization.of(c["normalization"])
+    for name in ("untargeted", "targeted"):
+        c[name] = _frozen(c[name], name)
+    c["members"] = _checks.check_count(c["members"], "members", 1, 2**62, allow_none=True)
+    c["max_seconds"], c["skip_at"] = _checked_budget(c["max_seconds"], c["skip_at"])
+    _checks.check_choice(c["refine_order"], "refine_order", ORDERS)
+    c["search"] = _checks.check_bool(c["search"], "search")
+    c["batch_size"] = _checks.check_count(c["batch_size"], "batch_size", 1, 2**62, allow_none=True)
+    c["num_threads"] = _checks.check_count(
+        c["num_threads"], "num_threads", 1, _checks.MAX_THREADS, allow_none=True
+    )
+    for kind in ("untargeted", "targeted"):  # each member a valid JSMA with these options
+        for member, options in c[kind]:
+            try:
+                JSMA(gamma=c["gamma"], **dict(options))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{kind} member {member!r}: {exc}") from None
+    return c

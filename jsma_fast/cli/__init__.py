@@ -5,6 +5,8 @@ and ``torchrun -m jsma_fast.cli``).
   each command's options and entry point;
 * :mod:`~jsma_fast.cli.args`: the checked option types shared by the commands;
 * :mod:`~jsma_fast.cli.loaders`: the data sets and models named by ``attack --data / --model``;
+* :mod:`~jsma_fast.cli.input_space`, :mod:`~jsma_fast.cli.sparsest`: ``attack``'s input-space
+  options and its minimum-L0 mode (``--sparsest``);
 * :mod:`~jsma_fast.cli.exits`: SIGTERM and the exit status of every command.
 
 Only this package knows option names and exit statuses: the library raises its own errors,

@@ -119,6 +119,14 @@ def nonzero(text: str) -> float:
     return value
 
 
+def non_negative(text: str) -> float:
+    """``type=`` for a finite number >= 0 (a time limit in seconds)."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def fractions(text: str) -> List[float]:
     """``type=`` for comma-separated budgets in (0, 1], returned sorted and unique."""
     try:

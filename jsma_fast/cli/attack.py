@@ -6,6 +6,9 @@ batches; see ``docs/scaling.md``)::
     jsma-fast attack --model lenet --data /usr/share/datasets/fashion-mnist --targets next
     torchrun --nproc-per-node 2 -m jsma_fast.cli attack --model mypkg.nets:build \\
         --weights net.pt --data test.npz --targets random --out results
+    jsma-fast attack --model lenet --targets untargeted --sparsest --out fewest
+
+``--sparsest`` runs the minimum-L0 mode instead of one JSMA (:mod:`~jsma_fast.cli.sparsest`).
 
 The folder holds ``chunks/`` (resumable with ``--resume``), ``results.npz`` (one row per
 attacked row), ``summary.json``, ``examples.npz`` and ``report.md`` with its ``figures/``
@@ -23,12 +26,19 @@ from ..catalogue import FAMILY, PRESETS, choices_help
 from . import args as _args
 from .exits import CommandError
 from .input_space import add_input_space_arguments, check_range, input_space_options, load_mask
+from .sparsest import add_sparsest_arguments, build_sparsest, check_sparsest_options
 
 #: Attack options passed to JSMA only when given, so its own defaults (and any option a newer
 #: JSMA adds) apply otherwise: (flag, keyword, type, help).
 _ATTACK_OPTIONS = (
     ("--theta", "theta", float, "change per feature and step (default: +1)"),
-    ("--gamma", "gamma", float, "maximum fraction of features changed (default: 0.145)"),
+    (
+        "--gamma",
+        "gamma",
+        float,
+        "maximum fraction of features changed (default: 0.145; with --sparsest, each member's, "
+        "default 0.3)",
+    ),
     ("--saliency", "saliency", str, "pair or single (default: pair)"),
     (
         "--jacobian",
@@ -105,6 +115,7 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, _, kind, text in _ATTACK_OPTIONS:
         attack.add_argument(flag, type=kind, default=None, help=text)
     add_input_space_arguments(parser)
+    add_sparsest_arguments(parser)
 
     targets = parser.add_argument_group("targets")
     targets.add_argument(
@@ -183,6 +194,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from ..runner.distributed import RankFailed, describe, setup
     from ..runner.fingerprint import ModelUnverifiable
 
+    check_sparsest_options(args)
     try:
         ctx = setup(threads=args.threads, device=args.device)
     except (ValueError, TypeError) as exc:
@@ -242,8 +254,31 @@ def _attack(args: argparse.Namespace, ctx: Any) -> int:
             lock.release()
 
 
-def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
+def _build_attack(args: argparse.Namespace, x: Any) -> Any:
+    """The JSMA of the attack options, or with ``--sparsest`` the minimum-L0 mode."""
     from ..attack import JSMA
+
+    space = input_space_options(args, x)
+    if args.sparsest:
+        return build_sparsest(args, space, x)
+    options: Dict[str, Any] = {
+        key: getattr(args, key)
+        for key in ("variant", *(key for _, key, _, _ in _ATTACK_OPTIONS))
+        if getattr(args, key) is not None
+    }
+    options["seed"] = args.seed
+    options.update(space)
+    try:
+        return JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
+    except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
+        raise ValueError(
+            f"this jsma_fast's JSMA does not accept the given options: {exc}"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"invalid attack option: {exc}") from None
+
+
+def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     from ..runner.dataset import attack_dataset
     from .attack_report import about, finish
     from .fit import cast_to_model
@@ -259,23 +294,10 @@ def _attack_in_folder(args: argparse.Namespace, ctx: Any) -> int:
     ctx.sync_module(model)
     x = cast_to_model(x, model, say)
 
-    options: Dict[str, Any] = {
-        key: getattr(args, key)
-        for key in ("variant", *(key for _, key, _, _ in _ATTACK_OPTIONS))
-        if getattr(args, key) is not None
-    }
-    options["seed"] = args.seed
-    options.update(input_space_options(args, x))
-    try:
-        attack = JSMA.preset(args.preset, **options) if args.preset else JSMA(**options)
-    except TypeError as exc:  # an option this JSMA does not have (e.g. --variant)
-        raise ValueError(
-            f"this jsma_fast's JSMA does not accept the given options: {exc}"
-        ) from None
-    except ValueError as exc:
-        raise ValueError(f"invalid attack option: {exc}") from None
+    attack = _build_attack(args, x)
     mask = load_mask(args.mask, x, args.limit)
-    check_range(attack, x, mask)
+    # the minimum-L0 mode's members share its bounds: the first one's range check is theirs
+    check_range(attack.attacks(args.targets)[0][1] if args.sparsest else attack, x, mask)
     say(
         f"Attacking {x.shape[0]} rows ({what}) with {spec.description}, targets "
         f"{args.targets!r}, on {ctx.world_size} process(es), device {ctx.device}: {attack}",

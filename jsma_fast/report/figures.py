@@ -27,15 +27,19 @@ def pair_heatmap(matrix: np.ndarray, stem: Path) -> Path:
     )
 
 
-def l0_histogram(l0_fraction: np.ndarray, features: int, budget: Optional[float], stem: Path):
-    """Histogram of the features changed by each successful attack."""
+def l0_histogram(
+    l0_fraction: np.ndarray, features: int, budget: Optional[float], stem: Path, step: int = 2
+):
+    """Histogram of the features changed by each successful attack; bins of ``step`` features
+    (2: JSMA's pairs change features two at a time; 1: refined outputs, whose L0 may be odd)
+    or a multiple of it for large L0."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     counts = np.rint(np.asarray(l0_fraction) * features)
     top = max(float(counts.max()) if counts.size else 1.0, 1.0)
     if budget is not None:
         top = max(top, budget * features)
-    width = 2 * max(1, int(np.ceil(top / 80)))  # pairs change features two at a time
+    width = step * max(1, int(np.ceil(top / 80)))
     ax.hist(counts, bins=np.arange(-0.5, top + width, width), color="tab:blue", alpha=0.85)
     if budget is not None:
         ax.axvline(budget * features, color="tab:red", ls="--", lw=1, label="budget")
@@ -48,15 +52,20 @@ def l0_histogram(l0_fraction: np.ndarray, features: int, budget: Optional[float]
     return _save(fig, stem)
 
 
-def success_curve(budgets: np.ndarray, rates: np.ndarray, stem: Path) -> Path:
-    """Success rate against the L0 budget (percent of the features)."""
+def success_curve(
+    budgets: np.ndarray, rates: np.ndarray, stem: Path, features: Optional[int] = None
+) -> Path:
+    """Success rate against the L0 budget: percent of the features, or with ``features``
+    (the features per sample) the number of features changed."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    ax.plot(100 * np.asarray(budgets), 100 * np.asarray(rates), lw=2)
-    ax.set_xlabel("L0 budget (% of the features changed, at most)")
+    scale, unit = (100, "% of the features") if features is None else (features, "features")
+    steps = "default" if features is None else "steps-post"  # whole features
+    ax.plot(scale * np.asarray(budgets), 100 * np.asarray(rates), lw=2, drawstyle=steps)
+    ax.set_xlabel(f"L0 budget ({unit} changed, at most)")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(0, 101)
-    ax.set_xlim(0, 100 * float(np.max(budgets)))
+    ax.set_xlim(0, scale * float(np.max(budgets)))
     ax.grid(alpha=0.3)
     ax.set_title("Success within an L0 budget (correctly classified rows)", fontsize=10)
     return _save(fig, stem)

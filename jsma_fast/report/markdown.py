@@ -19,6 +19,24 @@ from .tables import Group
 Figure = Tuple[str, str]
 #: L0 budgets (fractions of the features) quoted in the text.
 QUOTED_BUDGETS = (0.01, 0.02, 0.05)
+#: L0 budgets (features) quoted for the minimum-L0 mode, as in docs/sparsest.md.
+QUOTED_FEATURES = (5, 10, 20)
+
+
+@dataclass
+class SparsestMeasures:
+    """What the report adds for a run of the minimum-L0 mode.
+
+    Attributes:
+        mode: the mode's description in the summary (``run["mode"]``: members, settings).
+        within: success within each of :data:`QUOTED_FEATURES` changed features.
+        members: per member, the successful rows whose output it gave and their mean L0
+            (None when the results lack the ``member`` column).
+    """
+
+    mode: Dict[str, Any]
+    within: Sequence[float]
+    members: Optional[List[Tuple[int, float]]]
 
 
 @dataclass
@@ -33,6 +51,7 @@ class Measures:
         sources: data set rows behind the correctly classified result rows.
         features: features per sample.
         figures: the figures shown.
+        sparsest: the minimum-L0 mode's measures (None for other attacks).
     """
 
     by_class: List[Group]
@@ -43,6 +62,7 @@ class Measures:
     sources: int
     features: int
     figures: List[Figure] = field(default_factory=list)
+    sparsest: Optional[SparsestMeasures] = None
 
 
 def pct(v: Any, digits: int = 1) -> str:
@@ -81,10 +101,11 @@ def render(
         title: the report's title (default: what was attacked).
     """
     run = summary.get("run", {})
-    lines = [f"# {title or _title(run)}", ""]
+    lines = [f"# {title or _title(run, m.sparsest is not None)}", ""]
     if summary.get("warning"):
         lines += [f"> **Warning:** {summary['warning']}.", ""]
     lines += _strength(summary, m)
+    lines += _sparsest(summary, m)
     lines += _weak(summary, m, name)
     lines += _tables(m, name)
     lines += _what_ran(summary, run)
@@ -93,9 +114,72 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def _title(run: Dict[str, Any]) -> str:
+def _title(run: Dict[str, Any], sparsest: bool) -> str:
     model = run.get("model", "a model")
-    return f"JSMA attack report: {model}, targets {run.get('targets', '?')!r}"
+    kind = "Minimum-L0 (sparsest)" if sparsest else "JSMA"
+    return f"{kind} attack report: {model}, targets {run.get('targets', '?')!r}"
+
+
+def _member(member: Dict[str, Any]) -> str:
+    options = ", ".join(f"{k} {v}" for k, v in (member.get("options") or {}).items())
+    return f"{member.get('name', '?')} ({options})" if options else str(member.get("name", "?"))
+
+
+def _sparsest(s: Dict[str, Any], m: Measures) -> List[str]:
+    """The minimum-L0 mode: what it ran, the L0 in features as docs/sparsest.md quotes it,
+    and which member gave the rows their outputs."""
+    if m.sparsest is None:
+        return []
+    mode, n = m.sparsest.mode, s["result_rows_clean_correct"]
+    members = mode.get("members") or []
+    median = float(np.median(m.l0)) * m.features if m.l0.size else math.nan
+    within = " | ".join(pct(r) for r in m.sparsest.within)
+    lines = [
+        "## Minimum-L0 mode",
+        "",
+        "This run is the minimum-L0 mode (`jsma-fast attack --sparsest`, `jsma_fast.sparsest`): "
+        "for each row, the successful output with the fewest changed features among its "
+        f"members, run in order: {'; '.join(_member(x) for x in members)}. Each member may "
+        f"change at most a fraction gamma = {mode.get('gamma')} of the {m.features} features; "
+        "its outputs are refined "
+        f"(order `{mode.get('refine_order')}`)"
+        + (" and swap-searched" if mode.get("search") else ", without the swap search")
+        + f"; a member after the first attacks only the rows whose best L0 is above "
+        f"{mode.get('skip_at')}."
+        + (
+            f" No member was started after {mode['max_seconds']} s of a batch: these results "
+            "depend on the machine's speed."
+            if mode.get("max_seconds") is not None
+            else ""
+        ),
+        "",
+        "L0 in features over the correctly classified rows (as in docs/sparsest.md; a row "
+        "counts within k features when the attack succeeded changing at most k):",
+        "",
+        "| rows | success | median L0 | mean L0 | "
+        + " | ".join(f"<= {k} features" for k in QUOTED_FEATURES)
+        + " |",
+        "|---:|---:|---:|---:|" + "---:|" * len(QUOTED_FEATURES),
+        f"| {n} | {pct(s['success_rate_clean_correct'])} | {num(median, 1)} | "
+        f"{num(s['mean_l0_success_clean_correct'], 2)} | {within} |",
+        "",
+    ]
+    return lines + _member_table(members, m.sparsest.members)
+
+
+def _member_table(members: List[Dict[str, Any]], counts: Optional[List[Tuple[int, float]]]):
+    if counts is None:
+        return []
+    lines = [
+        "Which member gave the successful rows their outputs (column `member` of "
+        "`results.npz`, the index in this table; the earliest member on ties):",
+        "",
+        "| index | member | successful rows | mean L0 of those |",
+        "|---:|---|---:|---:|",
+    ]
+    for i, (member, (rows, mean)) in enumerate(zip(members, counts)):
+        lines.append(f"| {i} | {_member(member)} | {rows} | {num(mean, 2)} |")
+    return lines + [""]
 
 
 def _strength(s: Dict[str, Any], m: Measures) -> List[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Mapping, Sequence
+from typing import List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +25,10 @@ NEEDED = (
     "stop_code",
     "source_index",
 )
+
+#: Columns of ``results.npz`` the report reads when a run has them: ``member``, the
+#: minimum-L0 mode's member that gave each row its output.
+OPTIONAL = ("member",)
 
 
 @dataclass
@@ -115,3 +119,14 @@ def success_within(cols: Mapping[str, np.ndarray], budgets: Sequence[float]) -> 
     l0 = np.asarray(cols["l0_fraction"], dtype=np.float64)[right]
     ok = cols["success"].astype(bool)[right]
     return np.array([float((ok & (l0 <= b + 1e-12)).mean()) for b in budgets])
+
+
+def member_successes(cols: Mapping[str, np.ndarray], members: int) -> List[Tuple[int, float]]:
+    """For each member of a minimum-L0 run (index 0 .. ``members`` - 1 of the ``member``
+    column): the successful, correctly classified rows whose output it gave, and their mean
+    L0 in features (NaN: none)."""
+    ok = correct(cols) & cols["success"].astype(bool)
+    member = np.asarray(cols["member"])
+    l0 = np.asarray(cols["l0"], dtype=np.float64)
+    kept = [ok & (member == i) for i in range(members)]
+    return [(int(rows.sum()), _mean(l0[rows])) for rows in kept]

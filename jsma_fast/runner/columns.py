@@ -29,6 +29,9 @@ def result_columns(result: Any, index_offset: int = 0) -> Columns:
 
     Args:
         result: an AttackResult with R rows, or a mapping already holding :data:`COLUMNS`.
+            An AttackResult with an ``extra_columns()`` method (e.g. the minimum-L0 mode's,
+            whose ``member`` says which member each row kept) adds the (R,) tensors it
+            returns.
         index_offset: added to ``source_index`` (the position of the attacked chunk in the
             whole set of digits).
 
@@ -50,8 +53,22 @@ def result_columns(result: Any, index_offset: int = 0) -> Columns:
                     f"got {type(result).__name__}"
                 )
             out[name] = value.detach().cpu().numpy()
+        out.update(_extra_columns(result))
     if index_offset:
         out["source_index"] = out["source_index"] + index_offset
+    return out
+
+
+def _extra_columns(result: Any) -> Columns:
+    """The columns an AttackResult adds through ``extra_columns()``, as NumPy copies."""
+    extra = getattr(result, "extra_columns", None)
+    if not callable(extra):
+        return {}
+    out = {}
+    for name, value in extra().items():
+        if name in COLUMNS or name == "clean_predicted":
+            raise ValueError(f"result's extra_columns() must not replace the column {name!r}")
+        out[name] = value.detach().cpu().numpy()
     return out
 
 

@@ -49,8 +49,9 @@ class DatasetResults:
     """What :func:`attack_dataset` produced.
 
     Columns (one row per attacked row, N of them, or N * (C - 1) with ``"all"``): those of
-    :data:`~jsma_fast.runner.COLUMNS` (``x_adv`` only with ``keep_adv``), and
-    ``clean_predicted``, the model's class for the source row before the attack.
+    :data:`~jsma_fast.runner.COLUMNS` (``x_adv`` only with ``keep_adv``),
+    ``clean_predicted``, the model's class for the source row before the attack, and the
+    attack's extra columns (the minimum-L0 mode's ``member``).
 
     Attributes:
         summary: the figures over the correctly classified rows, the misclassified rows
@@ -139,8 +140,12 @@ def attack_dataset(  # noqa: PLR0913 (public, keyword options)
         dataset: ``(x, y)`` tensors or arrays (x (N, ...) float, y (N,) int or None), or a
             map-style ``torch.utils.data.Dataset`` of ``(x_i, y_i)`` items (or bare x_i).
             Without labels, the model's clean predictions are the true classes.
-        attack: a configured attack, e.g. :class:`jsma_fast.JSMA`; called as
-            ``attack(model, x, y_target, y=y)`` and returning an AttackResult.
+        attack: a configured attack, e.g. :class:`jsma_fast.JSMA` or the minimum-L0 mode
+            :class:`jsma_fast.minimum_l0.Sparsest`; called as ``attack(model, x, y_target,
+            y=y)`` and returning an AttackResult (its ``extra_columns()``, if any, are stored
+            too). Its ``repr`` is part of the resume check; an attack with a
+            ``describe(targets)`` method has what it returns (JSON values) recorded under
+            ``summary["run"]["mode"]``.
         targets: a strategy name passed to the attack (``"next"``, ``"least_likely"``,
             ``"all"``, ``"untargeted"``, ...) but ``"random"``, drawn here per row
             (:func:`~jsma_fast.targets.random_targets`); one int class; or (N,) classes.
@@ -333,6 +338,7 @@ def _finish(result: Dict[str, Any], job: "_Job", started: str, more: Dict[str, A
         "keep_adv": job.keep_adv,
         "sample_shape": list(job.rows.batch(0, 1)[0].shape[1:]),
         "gamma": _gamma(job.attack),
+        **_mode(job.attack, job.targets_id),
         **job.about,
         **more,
         "started": started,
@@ -490,6 +496,14 @@ def _model_view(model: Callable[[torch.Tensor], torch.Tensor], attack: Any):
     :class:`jsma_fast.JSMA` option), so that clean predictions match the attack's."""
     normalization = getattr(attack, "normalization", None)
     return model if normalization is None else normalization.module(model)
+
+
+def _mode(attack: Any, targets: Any) -> Dict[str, Any]:
+    """``{"mode": ...}``: what an attack that is more than one JSMA says of itself for a run
+    with ``targets`` (its ``describe(targets)``, e.g. the minimum-L0 mode's members), for the
+    summary and the report; empty for other attacks."""
+    describe = getattr(attack, "describe", None)
+    return {"mode": describe(targets)} if callable(describe) else {}
 
 
 def _gamma(attack: Any) -> Optional[float]:
