@@ -79,6 +79,22 @@ def _spare_threads() -> int:
         return os.cpu_count() or 1
 
 
+def _start() -> Optional[Any]:
+    """The spare team when :func:`wanted` says so, else None (also when it cannot start:
+    the waits only change the time, never whether a call runs)."""
+    choice = wanted(os.environ)
+    last_choice["choice"] = choice
+    if choice != "short waits":
+        return None
+    from . import _C
+
+    try:
+        return _C.ShortWaits(_spare_threads())
+    except (RuntimeError, OSError) as exc:
+        last_choice["choice"] = f"the spare team did not start ({exc})"
+        return None
+
+
 @contextmanager
 def short_waits_when_busy() -> Iterator[None]:
     """Holds the spare team while the block runs, when :func:`wanted` says so as the
@@ -87,12 +103,7 @@ def short_waits_when_busy() -> Iterator[None]:
     with _lock:
         _depth += 1
         if _depth == 1:
-            choice = wanted(os.environ)
-            last_choice["choice"] = choice
-            if choice == "short waits":
-                from . import _C
-
-                _hold = _C.ShortWaits(_spare_threads())
+            _hold = _start()
     try:
         yield
     finally:

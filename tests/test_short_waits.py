@@ -165,6 +165,18 @@ def test_the_team_is_released_when_a_call_fails(busy):
     assert _short_waits._hold is None and _short_waits._depth == 0
 
 
+def test_a_team_that_cannot_start_leaves_the_call_to_run(busy, monkeypatch):
+    def fail(spare):
+        raise RuntimeError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(_C, "ShortWaits", fail)
+    model, x = _inputs()
+    attack = JSMA(variant="tjsma", gamma=0.3)
+    assert attack(model, x, "next").x_adv.shape == x.shape
+    assert _short_waits.last_choice["choice"].startswith("the spare team did not start")
+    assert _short_waits._hold is None and _short_waits._depth == 0
+
+
 def test_refine_and_swap_search_hold_the_team(busy):
     model, x = _inputs()
     result = JSMA(variant="tjsma", gamma=0.3)(model, x, "untargeted")
