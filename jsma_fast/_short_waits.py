@@ -17,7 +17,8 @@ result. It does nothing when:
   environment; the command line sets the passive policy itself on a busy machine);
 - no other thread runs on the machine as the call starts (spinning is faster there), or the
   machine's threads cannot be read;
-- the process does not run exactly one GNU OpenMP runtime (another runtime spins otherwise).
+- the process does not run exactly one GNU OpenMP runtime under its standard name (the one
+  torch and the extension share; another runtime would not see the spare team).
 
 Calls inside a call (``sparsest`` running ``JSMA``, say) share the outer call's choice;
 concurrent calls from several Python threads share one parked team.
@@ -26,6 +27,7 @@ concurrent calls from several Python threads share one parked team.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
@@ -36,6 +38,7 @@ from . import _openmp
 #: and the tests.
 last_choice: Dict[str, str] = {}
 
+_STANDARD_NAME = re.compile(r"libgomp\.so(\.|$)")
 _lock = threading.Lock()
 _depth = 0
 _hold: Optional[Any] = None
@@ -51,7 +54,7 @@ def wanted(
     if any(name in environ for name in _openmp.USER_VARIABLES):
         return "the wait policy is set in the environment"
     if runtimes() != 1:
-        return "not exactly one GNU OpenMP runtime in this process"
+        return "not exactly one GNU OpenMP runtime (libgomp.so) in this process"
     found = others()
     if found is None:
         return "the machine's running threads cannot be read"
@@ -61,13 +64,15 @@ def wanted(
 
 
 def _gnu_runtimes(maps: str = "/proc/self/maps") -> int:
-    """GNU OpenMP runtimes loaded in this process (distinct ``libgomp`` files)."""
+    """GNU OpenMP runtimes loaded in this process under the name torch and ``_C`` link
+    (distinct ``libgomp.so*`` files). Copies vendored under names of their own (scikit-learn's
+    ``libgomp-<hash>.so``) serve only the libraries that ship them and are not counted."""
     try:
         with open(maps) as lines:
             paths = {line.split()[-1] for line in lines if "/libgomp" in line}
     except OSError:
         return 0
-    return len({path for path in paths if os.path.basename(path).startswith("libgomp")})
+    return len({path for path in paths if _STANDARD_NAME.match(os.path.basename(path))})
 
 
 def _spare_threads() -> int:

@@ -41,8 +41,8 @@ def _settled(count: int, seconds: float = 5.0) -> int:
         ({"GOMP_SPINCOUNT": "300000"}, 1, 2, "the wait policy is set in the environment"),
         ({}, 1, 0, "the machine is idle"),
         ({}, 1, None, "the machine's running threads cannot be read"),
-        ({}, 0, 2, "not exactly one GNU OpenMP runtime in this process"),
-        ({}, 2, 2, "not exactly one GNU OpenMP runtime in this process"),
+        ({}, 0, 2, "not exactly one GNU OpenMP runtime (libgomp.so) in this process"),
+        ({}, 2, 2, "not exactly one GNU OpenMP runtime (libgomp.so) in this process"),
     ],
 )
 def test_short_waits_are_chosen_only_on_a_busy_machine_left_to_jsma_fast(
@@ -60,13 +60,21 @@ def test_the_runtimes_are_counted_by_file(tmp_path):
     ]
     maps.write_text("\n".join(lines) + "\n")
     assert _short_waits._gnu_runtimes(str(maps)) == 1
-    lines.append("7f04-7f05 r-xp 0 08:01 3 /site-packages/sklearn.libs/libgomp-a34b3233.so.1.0.0")
+    # scikit-learn's vendored copy serves scikit-learn only: still one runtime for torch
+    lines.append(
+        "7f04-7f05 r-xp 0 08:01 3 /site-packages/scikit_learn.libs/libgomp-a34b3233.so.1.0.0"
+    )
+    maps.write_text("\n".join(lines) + "\n")
+    assert _short_waits._gnu_runtimes(str(maps)) == 1
+    lines.append("7f06-7f07 r-xp 0 08:01 4 /site-packages/torch/lib/libgomp.so.1")
     maps.write_text("\n".join(lines) + "\n")
     assert _short_waits._gnu_runtimes(str(maps)) == 2
     assert _short_waits._gnu_runtimes(str(tmp_path / "missing")) == 0
 
 
 def test_this_process_runs_one_gnu_runtime_shared_with_torch():
+    import sklearn.ensemble  # noqa: F401  (may load its own vendored copy)
+
     torch.ones(8).sum()  # torch loaded
     assert _short_waits._gnu_runtimes() == 1
 
