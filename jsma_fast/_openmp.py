@@ -78,13 +78,16 @@ def others_running(
 ) -> Optional[int]:
     """Threads running on the machine now besides this one: the least of ``samples``
     readings of ``read`` (runnable threads, this one included) ``pause`` seconds apart, so
-    that a passing burst does not count; None when it cannot be read."""
+    that a passing burst does not count; None when it cannot be read. A reading of this
+    thread alone ends it at once: the least cannot be lower (an idle machine pays no pause)."""
     readings = []
     for i in range(samples):
         value = read()
         if value is None:
             return None
         readings.append(value)
+        if value <= 1:
+            break
         if i + 1 < samples:
             time.sleep(pause)
     return max(0, min(readings) - 1)

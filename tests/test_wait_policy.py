@@ -75,6 +75,17 @@ def test_others_running_takes_the_least_reading_less_this_thread(readings, expec
     )
 
 
+def test_a_reading_of_this_thread_alone_ends_the_readings():
+    calls = []
+
+    def read():
+        calls.append(1)
+        return 1
+
+    assert _openmp.others_running(read, samples=3, pause=10.0) == 0  # no pause taken
+    assert len(calls) == 1
+
+
 def test_procs_running_reads_proc_stat(tmp_path):
     stat = tmp_path / "stat"
     stat.write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
