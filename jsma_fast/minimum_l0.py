@@ -26,8 +26,15 @@ import torch
 
 from . import _checks
 from .attack import JSMA
-from .local_search import swap_search_result
-from .refinement import ORDERS, refine_result
+from .local_search import (
+    DEFAULT_ADDITIONS,
+    DEFAULT_REMOVALS,
+    DEFAULT_SINGLES,
+    DEFAULT_TIERS,
+    _checked_sizes,
+    swap_search_result,
+)
+from .refinement import ORDERS, _positive_int, refine_result
 from .result import AttackResult
 from .space import mask_rows
 
@@ -60,6 +67,8 @@ DEFAULT_SKIP_AT = 2
 DEFAULT_REFINE_ORDER = "magnitude"
 #: Options a member may set; the others are the call's.
 MEMBER_OPTIONS = ("variant", "theta", "saliency", "jacobian", "domain_rule", "start_domain")
+#: Options of :func:`jsma_fast.local_search.swap_search` that ``search_options`` may set.
+SEARCH_OPTIONS = ("singles", "removals", "additions", "tiers", "max_rounds")
 
 
 @dataclass
@@ -124,6 +133,7 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     mask: Optional[Any] = None,
     refine_order: str = DEFAULT_REFINE_ORDER,
     search: bool = True,
+    search_options: Optional[Dict[str, Any]] = None,
     batch_size: Optional[int] = None,
     num_threads: Optional[int] = None,
 ) -> PortfolioRun:
@@ -148,6 +158,8 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
             :data:`DEFAULT_REFINE_ORDER`).
         search: follow each member's refinement with
             :func:`jsma_fast.local_search.swap_search` (within ``[clip_min, clip_max]``).
+        search_options: the swap search's :data:`SEARCH_OPTIONS` (e.g. ``dict(tiers=(4, 12,
+            48))``: more candidate moves per round, sparser and slower); default: its own.
 
     Returns a :class:`PortfolioRun`.
     """
@@ -155,12 +167,13 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     max_seconds, skip_at = _checked_budget(max_seconds, skip_at)
     _checks.check_choice(refine_order, "refine_order", ORDERS)
     _checks.check_bool(search, "search")
+    search_options = _checked_search_options(search_options)
     shared = dict(gamma=gamma, clip_min=clip_min, clip_max=clip_max)
     shared.update(batch_size=batch_size, num_threads=num_threads)
     attacks = [(name, JSMA(**shared, **options)) for name, options in chosen]  # checks them
     _check_shared_bounds(attacks[0][1], x)
     rows_mask = None if mask is None else mask_rows(mask, x).reshape((-1,) + tuple(x.shape[1:]))
-    refined = _Polish(refine_order, search, (clip_min, clip_max), batch_size)
+    refined = _Polish(refine_order, search, (clip_min, clip_max), batch_size, search_options)
     start = time.perf_counter()
     run: Optional[PortfolioRun] = None
     for index, (name, attack) in enumerate(attacks):
@@ -181,14 +194,20 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
 
 
 _NEVER = torch.iinfo(torch.int64).max
+#: The swap search's own defaults of the sizes ``search_options`` may set.
+SEARCH_DEFAULTS = dict(
+    singles=DEFAULT_SINGLES, removals=DEFAULT_REMOVALS, additions=DEFAULT_ADDITIONS,
+    tiers=DEFAULT_TIERS,
+)  # fmt: skip
 
 
 class _Polish:
     """What follows each member's attack: :func:`jsma_fast.refine_result`, then (``search``)
     :func:`jsma_fast.local_search.swap_search_result`."""
 
-    def __init__(self, order: str, search: bool, bounds: Tuple[float, float], batch_size) -> None:
+    def __init__(self, order: str, search: bool, bounds, batch_size, options) -> None:
         self.order, self.search, self.bounds, self.batch_size = order, search, bounds, batch_size
+        self.options = options
 
     def __call__(self, model, x: torch.Tensor, result: AttackResult, mask=None) -> AttackResult:
         result = refine_result(model, x, result, order=self.order, batch_size=self.batch_size)
@@ -196,8 +215,9 @@ class _Polish:
             return result
         low, high = self.bounds
         return swap_search_result(
-            model, x, result, clip_min=low, clip_max=high, mask=mask, batch_size=self.batch_size
-        )
+            model, x, result, clip_min=low, clip_max=high, mask=mask,
+            batch_size=self.batch_size, **self.options,
+        )  # fmt: skip
 
 
 def _improve(run: PortfolioRun, index: int, inputs, attack, skip_at: int, refined) -> int:
@@ -261,6 +281,24 @@ def _checked_budget(max_seconds: Any, skip_at: Any) -> Tuple[Optional[float], in
     if skip_at < 0:
         raise ValueError(f"skip_at must be an int >= 0, got {skip_at}")
     return max_seconds, skip_at
+
+
+def _checked_search_options(options: Any) -> Dict[str, Any]:
+    """``search_options`` as a dict, its keys and values checked as swap_search would."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(
+            f"search_options must be None or a dict of {SEARCH_OPTIONS}, got "
+            f"{type(options).__name__}"
+        )
+    unknown = sorted(set(options) - set(SEARCH_OPTIONS))
+    if unknown:
+        raise ValueError(f"search_options may set only {SEARCH_OPTIONS}, got {unknown}")
+    sizes = {name: options.get(name, SEARCH_DEFAULTS[name]) for name in SEARCH_DEFAULTS}
+    _checked_sizes(**sizes)
+    _positive_int("max_rounds", options.get("max_rounds"), allow_none=True)
+    return dict(options)
 
 
 def _checked_portfolio(portfolio: Any, members: Any) -> List[Tuple[str, Dict[str, Any]]]:

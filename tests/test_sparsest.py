@@ -30,13 +30,14 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31))
 
 
-def _members(model, x, y_target, y, portfolio, gamma, search=True):
+def _members(model, x, y_target, y, portfolio, gamma, search=True, search_options=None):
     """Each member run alone on every row, refined (magnitude order) and searched."""
     out = []
     for _, options in portfolio:
         result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
         result = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
-        out.append(swap_search_result(model, x, result) if search else result)
+        searched = swap_search_result(model, x, result, **(search_options or {}))
+        out.append(searched if search else result)
     return out
 
 
@@ -103,6 +104,16 @@ def test_one_member_is_the_refined_attack(rng, search):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
 
 
+def test_search_options_reach_every_members_search(rng):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(10, _seed(rng))
+    options = dict(singles=1, removals=5, additions=9, tiers=(2, 6, 30))
+    want = _members(model, x, "untargeted", None, SMALL[:1], 0.5, search_options=options)[0]
+    got = sparsest(model, x, portfolio=SMALL[:1], gamma=0.5, search_options=options)
+    for name in ("x_adv", "success", "l0", "predicted", "stop_code"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
 def test_deterministic_and_inputs_untouched(rng):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(12, _seed(rng))
@@ -143,6 +154,11 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
         (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
         (dict(search=1), TypeError, ["search"]),
+        (dict(search_options=[("tiers", (4,))]), TypeError, ["search_options", "dict", "list"]),
+        (dict(search_options=dict(clip_min=0.0)), ValueError, ["search_options", "clip_min"]),
+        (dict(search_options=dict(tiers=())), TypeError, ["tiers", "()"]),
+        (dict(search_options=dict(additions=-1)), ValueError, ["additions", "-1"]),
+        (dict(search_options=dict(max_rounds=0)), ValueError, ["max_rounds", "0"]),
         (dict(gamma=2.0), ValueError, ["gamma", "(0, 1]"]),
     ],
 )
