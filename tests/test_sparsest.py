@@ -13,6 +13,8 @@ from jsma_fast.minimum_l0 import (
     DEFAULT_REFINE_ORDER,
     PORTFOLIO_TARGETED,
     PORTFOLIO_UNTARGETED,
+    SEARCH_TARGETED,
+    SEARCH_UNTARGETED,
     run_portfolio,
     sparsest,
 )
@@ -31,12 +33,16 @@ def _seed(rng: np.random.Generator) -> int:
 
 
 def _members(model, x, y_target, y, portfolio, gamma, search=True, search_options=None):
-    """Each member run alone on every row, refined (magnitude order) and searched."""
+    """Each member run alone on every row, refined (magnitude order) and searched (by
+    default with the search options of the call's kind, untargeted or targeted)."""
+    if search_options is None:
+        untargeted = y_target == "untargeted"
+        search_options = SEARCH_UNTARGETED if untargeted else SEARCH_TARGETED
     out = []
     for _, options in portfolio:
         result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
         result = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
-        searched = swap_search_result(model, x, result, **(search_options or {}))
+        searched = swap_search_result(model, x, result, **search_options)
         out.append(searched if search else result)
     return out
 
@@ -112,6 +118,23 @@ def test_search_options_reach_every_members_search(rng):
     got = sparsest(model, x, portfolio=SMALL[:1], gamma=0.5, search_options=options)
     for name in ("x_adv", "success", "l0", "predicted", "stop_code"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+@pytest.mark.parametrize(
+    "y_target, options", [("untargeted", SEARCH_UNTARGETED), ("next", SEARCH_TARGETED)]
+)
+def test_the_default_search_options(monkeypatch, y_target, options):
+    import jsma_fast.minimum_l0 as minimum_l0
+
+    seen = []
+
+    def recording(model, x, result, **given):
+        seen.append({k: v for k, v in given.items() if k in minimum_l0.SEARCH_OPTIONS})
+        return swap_search_result(model, x, result, **given)
+
+    monkeypatch.setattr(minimum_l0, "swap_search_result", recording)
+    run_portfolio(dyadic_model(0), dyadic_inputs(4, 1), y_target, portfolio=SMALL[:2], skip_at=0)
+    assert seen == [options, options]
 
 
 def test_deterministic_and_inputs_untouched(rng):
