@@ -31,6 +31,7 @@ from .local_search import (
     DEFAULT_REMOVALS,
     DEFAULT_SINGLES,
     DEFAULT_TIERS,
+    RANKINGS,
     _checked_sizes,
     swap_search_result,
 )
@@ -68,7 +69,7 @@ DEFAULT_REFINE_ORDER = "magnitude"
 #: Options a member may set; the others are the call's.
 MEMBER_OPTIONS = ("variant", "theta", "saliency", "jacobian", "domain_rule", "start_domain")
 #: Options of :func:`jsma_fast.local_search.swap_search` that ``search_options`` may set.
-SEARCH_OPTIONS = ("singles", "removals", "additions", "tiers", "max_rounds")
+SEARCH_OPTIONS = ("singles", "removals", "additions", "tiers", "max_rounds", "ranking")
 #: The swap search's options on untargeted calls: its own defaults. A larger search is
 #: sparser but slower than the goal set for this mode allows (docs/sparsest.md).
 SEARCH_UNTARGETED: Dict[str, Any] = {}
@@ -325,6 +326,7 @@ def _checked_search_options(options: Any) -> Dict[str, Any]:
     sizes = {name: options.get(name, SEARCH_DEFAULTS[name]) for name in SEARCH_DEFAULTS}
     _checked_sizes(**sizes)
     _positive_int("max_rounds", options.get("max_rounds"), allow_none=True)
+    _checks.check_choice(options.get("ranking", "gradient"), "ranking", RANKINGS)
     return dict(options)
 
 

@@ -113,7 +113,7 @@ def test_one_member_is_the_refined_attack(rng, search):
 def test_search_options_reach_every_members_search(rng):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(10, _seed(rng))
-    options = dict(singles=1, removals=5, additions=9, tiers=(2, 6, 30))
+    options = dict(singles=1, removals=5, additions=9, tiers=(2, 6, 30), ranking="forward")
     want = _members(model, x, "untargeted", None, SMALL[:1], 0.5, search_options=options)[0]
     got = sparsest(model, x, portfolio=SMALL[:1], gamma=0.5, search_options=options)
     for name in ("x_adv", "success", "l0", "predicted", "stop_code"):
@@ -182,6 +182,7 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(search_options=dict(tiers=())), TypeError, ["tiers", "()"]),
         (dict(search_options=dict(additions=-1)), ValueError, ["additions", "-1"]),
         (dict(search_options=dict(max_rounds=0)), ValueError, ["max_rounds", "0"]),
+        (dict(search_options=dict(ranking="exact")), ValueError, ["ranking", "exact"]),
         (dict(gamma=2.0), ValueError, ["gamma", "(0, 1]"]),
     ],
 )
