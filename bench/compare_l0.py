@@ -6,7 +6,8 @@ untargeted (success: any class but the true one) and targeted towards (y + 1) % 
 ``adv-lib`` (``pip install -e ".[bench-l0]"``): sigma-zero at 100 and 1000 steps (untargeted
 only: adv-lib's sigma-zero returns the inputs when asked for targets), FMN with ``norm=0``
 (1000 steps) and VFGA. Ours: TJSMA (``JSMA(variant="tjsma")``), TJSMA then
-:func:`jsma_fast.refine`, and :func:`jsma_fast.sparsest`. For each: success, median and mean
+:func:`jsma_fast.refine`, and :func:`jsma_fast.sparsest` (by default and in its thorough
+setting, ``PORTFOLIO_THOROUGH`` and ``THOROUGH_SEARCH``). For each: success, median and mean
 L0 in pixels over the successful rows, the fraction of rows broken within 5 / 10 / 20
 pixels, wall time and time per successful row; every attack runs with the same PyTorch
 thread count, judged by the same model. The figure shows the fraction of rows broken against
