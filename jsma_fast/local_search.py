@@ -58,6 +58,10 @@ DEFAULT_ADDITIONS = 6
 #: Moves evaluated per tier, by default: on the demo LeNet nearly every accepted move is
 #: among the first four (``bench.compare_l0``, docs/sparsest.md).
 DEFAULT_TIERS = (4, 12)
+#: How the candidate features are scored: ``"gradient"`` (first-order changes of the margin)
+#: or ``"forward"`` (the candidates the gradient picked, scored by the margin's measured
+#: change, one forward pass per candidate).
+RANKINGS = ("gradient", "forward")
 
 
 @short_waits_when_busy()
@@ -78,6 +82,7 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     max_rounds: Optional[int] = None,
     batch_size: Optional[int] = None,
     require_eval: bool = True,
+    ranking: str = "gradient",
 ) -> torch.Tensor:
     """Lowers the L0 of the adversarial rows of ``x_adv`` by one-for-none and two-for-one
     moves (module docstring); returns the new inputs (a new tensor).
@@ -101,6 +106,11 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
         max_rounds: the most rounds (>= 1); None: until no row finds a move.
         batch_size: the most inputs per forward pass; None: a whole tier at once.
         require_eval: refuse a torch.nn.Module in training mode.
+        ranking: ``"gradient"`` (the module docstring's scores) or ``"forward"``: the
+            ``max(singles, removals)`` changed and ``additions`` unchanged features the
+            gradient ranks first are each tried alone (one batched forward pass a round) and
+            re-ranked by the measured change of the margin (ties by index); the moves are
+            then built from those scores as in step 3.
 
     Returns:
         (N, ...) tensor, same dtype and device as ``x_adv``.
@@ -111,7 +121,8 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     _check_model(model, require_eval)
     _check_pair(x, x_adv)
     bounds = _checked_bounds(clip_min, clip_max, mask, x)
-    sizes = _checked_sizes(singles, removals, additions, tiers)
+    sizes = (*_checked_sizes(singles, removals, additions, tiers), ranking)
+    _checks.check_choice(ranking, "ranking", RANKINGS)
     rounds = _positive_int("max_rounds", max_rounds, allow_none=True)
     batch = _positive_int("batch_size", batch_size, allow_none=True)
     with torch.no_grad():
@@ -185,7 +196,12 @@ def _round(forward, original, current, labels, bounds, sizes):
     after their move (``current``'s where none) and the (n,) rows that took one."""
     with torch.enable_grad():
         gradient = _margin_gradient(forward, current, labels)
-    moves = _moves(gradient, original, current, bounds, sizes)
+    measure = None
+    if sizes[4] == "forward":
+        measure = lambda trials, k: _margin(  # noqa: E731
+            forward(trials), *(t.repeat_interleave(k) for t in labels)
+        )
+    moves = _moves(gradient, original, current, bounds, sizes, measure)
     new = current.clone()
     took = torch.zeros(current.shape[0], dtype=torch.bool, device=current.device)
     start = 0
@@ -232,10 +248,11 @@ def _ranked(score: torch.Tensor, allowed: torch.Tensor, count: int):
     return order, score.gather(1, order), allowed.gather(1, order)
 
 
-def _moves(gradient, original, current, bounds, sizes) -> _Moves:
+def _moves(gradient, original, current, bounds, sizes, measure=None) -> _Moves:
     """The moves of each row in the order of the module docstring, the valid ones first, at
-    most sum(tiers) of them."""
-    singles, removals, additions, tiers = sizes
+    most sum(tiers) of them; ``measure`` (ranking ``"forward"``) maps (n * k, M) trials to
+    their margins."""
+    singles, removals, additions, tiers = sizes[:4]
     low, high, settable = bounds
     changed = current != original
     width = changed.shape[1]
@@ -248,6 +265,10 @@ def _moves(gradient, original, current, bounds, sizes) -> _Moves:
     if settable is not None:
         addable &= settable
     added, added_score, added_ok = _ranked(torch.maximum(up, down), addable, min(additions, width))
+    if measure is not None:
+        removed, removed_score, removed_ok, added, added_score, added_ok = _measured(
+            measure, original, current, (removed, removed_ok), (added, added_ok), value
+        )
     s = min(singles, removed.shape[1])
     minus = torch.full_like(removed[:, :s], -1)
     parts = [
@@ -265,6 +286,36 @@ def _moves(gradient, original, current, bounds, sizes) -> _Moves:
     first, second, add, val, valid = (torch.cat(column, dim=1) for column in zip(*parts))
     front = (~valid).to(torch.int8).sort(dim=1, stable=True).indices[:, : sum(tiers)]
     return _Moves(*(t.gather(1, front) for t in (first, second, add, val, valid)))
+
+
+def _measured(measure, original, current, removals, additions, value):
+    """The candidates re-ranked by the measured change of the margin when each is tried
+    alone (restored, or set to ``value``): (removed, score, ok, added, score, ok)."""
+    (removed, removed_ok), (added, added_ok) = removals, additions
+    n, r, a = removed.shape[0], removed.shape[1], added.shape[1]
+    k = r + a + 1  # the last trial of each row is the current input
+    trials = current.repeat_interleave(k, dim=0).reshape(n, k, -1)
+    at = torch.arange(n, device=current.device)[:, None]
+    span = torch.arange(k - 1, device=current.device)[None, :]
+    columns = torch.cat([removed, added], dim=1)
+    values = torch.cat([original.gather(1, removed), value.gather(1, added)], dim=1)
+    trials[at, span, columns] = values
+    margin = measure(trials.reshape(n * k, -1), k).reshape(n, k)
+    change = margin[:, :-1] - margin[:, -1:]
+    return (
+        *_reranked(removed, change[:, :r], removed_ok),
+        *_reranked(added, change[:, r:], added_ok),
+    )
+
+
+def _reranked(features, score, ok):
+    """``features`` (n, c) sorted by ``score``, largest first, ties by index, the ``ok`` ones
+    first: (features, score, ok)."""
+    by_index = features.sort(dim=1, stable=True).indices
+    features, score, ok = (t.gather(1, by_index) for t in (features, score, ok))
+    key = torch.where(ok, -score, torch.full_like(score, float("inf")))
+    order = key.sort(dim=1, stable=True).indices
+    return tuple(t.gather(1, order) for t in (features, score, ok))
 
 
 def _pairs(removed, removed_score, removed_ok, adds, count: int):

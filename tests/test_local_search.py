@@ -43,9 +43,10 @@ def _ranked(scores: dict, count: int) -> list:
     return sorted(scores, key=lambda i: (-scores[i], i))[:count]
 
 
-def _row_moves(original, current, gradient, options) -> list:
-    """(restored features, (added feature, value) or None) in the documented order."""
-    singles, removals, additions, tiers, low, high = options
+def _row_moves(original, current, gradient, options, margin_of) -> list:
+    """(restored features, (added feature, value) or None) in the documented order;
+    ``margin_of(trial)`` is the margin at one trial (ranking "forward")."""
+    singles, removals, additions, tiers, low, high, ranking = options
     g = gradient.tolist()
     changed = [i for i in range(M) if current[i] != original[i]]
     restore = {i: g[i] * (float(original[i]) - float(current[i])) for i in changed}
@@ -59,6 +60,11 @@ def _row_moves(original, current, gradient, options) -> list:
             gain[j] = max(up, down)
     removed = _ranked(restore, max(singles, removals))
     added = _ranked(gain, additions)
+    if ranking == "forward":  # the same candidates, scored by the measured change
+        now = margin_of(current)
+        restore = {i: margin_of(_apply(original, current, ((i,), None))) - now for i in removed}
+        gain = {j: margin_of(_apply(original, current, ((), (j, value[j])))) - now for j in added}
+        removed, added = _ranked(restore, len(removed)), _ranked(gain, len(added))
     moves = [((i,), None) for i in removed[:singles]]
     pairs = []
     for (p, i), (q, k) in itertools.combinations(enumerate(removed[:removals]), 2):
@@ -91,7 +97,9 @@ def reference_search(model, x, x_adv, target, true, options, max_rounds=None) ->
         while adversarial and bool((current != original).any()):
             if max_rounds is not None and rounds == max_rounds:
                 break
-            moves = _row_moves(original, current, gradient, options)
+            moves = _row_moves(
+                original, current, gradient, options, lambda p, t=t, c=c: _scores(model, p, t, c)[1]
+            )
             best, start = None, 0
             for size in options[3]:
                 tier = [_apply(original, current, m) for m in moves[start : start + size]]
@@ -139,6 +147,10 @@ OPTIONS = (
     dict(singles=0, removals=3, additions=2, tiers=(1, 2)),
     dict(singles=3, removals=0, additions=0, tiers=(2,)),
     dict(singles=1, removals=5, additions=7, tiers=(3, 1, 50)),
+    dict(ranking="forward"),
+    dict(singles=0, removals=3, additions=2, tiers=(1, 2), ranking="forward"),
+    dict(singles=1, removals=5, additions=7, tiers=(3, 1, 50), ranking="forward"),
+    dict(singles=3, removals=0, additions=0, tiers=(2,), ranking="forward"),
 )
 
 
@@ -150,6 +162,7 @@ def _options(options: dict) -> tuple:
         options.get("tiers", (4, 12)),
         options.get("clip_min", 0.0),
         options.get("clip_max", 1.0),
+        options.get("ranking", "gradient"),
     )
 
 
@@ -281,6 +294,7 @@ def test_empty_and_unchanged_rows():
         (dict(tiers=(4, 0)), ValueError, "tiers[1]"),
         (dict(tiers="4"), TypeError, "tiers"),
         (dict(max_rounds=0), ValueError, "max_rounds"),
+        (dict(ranking="exact"), ValueError, "ranking"),
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(target=[0, 1]), ValueError, "target"),
     ],

@@ -13,6 +13,8 @@ from jsma_fast.minimum_l0 import (
     DEFAULT_REFINE_ORDER,
     PORTFOLIO_TARGETED,
     PORTFOLIO_UNTARGETED,
+    SEARCH_TARGETED,
+    SEARCH_UNTARGETED,
     run_portfolio,
     sparsest,
 )
@@ -30,13 +32,18 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31))
 
 
-def _members(model, x, y_target, y, portfolio, gamma, search=True):
-    """Each member run alone on every row, refined (magnitude order) and searched."""
+def _members(model, x, y_target, y, portfolio, gamma, search=True, search_options=None):
+    """Each member run alone on every row, refined (magnitude order) and searched (by
+    default with the search options of the call's kind, untargeted or targeted)."""
+    if search_options is None:
+        untargeted = y_target == "untargeted"
+        search_options = SEARCH_UNTARGETED if untargeted else SEARCH_TARGETED
     out = []
     for _, options in portfolio:
         result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
         result = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
-        out.append(swap_search_result(model, x, result) if search else result)
+        searched = swap_search_result(model, x, result, **search_options)
+        out.append(searched if search else result)
     return out
 
 
@@ -103,6 +110,33 @@ def test_one_member_is_the_refined_attack(rng, search):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
 
 
+def test_search_options_reach_every_members_search(rng):
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(10, _seed(rng))
+    options = dict(singles=1, removals=5, additions=9, tiers=(2, 6, 30), ranking="forward")
+    want = _members(model, x, "untargeted", None, SMALL[:1], 0.5, search_options=options)[0]
+    got = sparsest(model, x, portfolio=SMALL[:1], gamma=0.5, search_options=options)
+    for name in ("x_adv", "success", "l0", "predicted", "stop_code"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+@pytest.mark.parametrize(
+    "y_target, options", [("untargeted", SEARCH_UNTARGETED), ("next", SEARCH_TARGETED)]
+)
+def test_the_default_search_options(monkeypatch, y_target, options):
+    import jsma_fast.minimum_l0 as minimum_l0
+
+    seen = []
+
+    def recording(model, x, result, **given):
+        seen.append({k: v for k, v in given.items() if k in minimum_l0.SEARCH_OPTIONS})
+        return swap_search_result(model, x, result, **given)
+
+    monkeypatch.setattr(minimum_l0, "swap_search_result", recording)
+    run_portfolio(dyadic_model(0), dyadic_inputs(4, 1), y_target, portfolio=SMALL[:2], skip_at=0)
+    assert seen == [options, options]
+
+
 def test_deterministic_and_inputs_untouched(rng):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(12, _seed(rng))
@@ -143,6 +177,12 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
         (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
         (dict(search=1), TypeError, ["search"]),
+        (dict(search_options=[("tiers", (4,))]), TypeError, ["search_options", "dict", "list"]),
+        (dict(search_options=dict(clip_min=0.0)), ValueError, ["search_options", "clip_min"]),
+        (dict(search_options=dict(tiers=())), TypeError, ["tiers", "()"]),
+        (dict(search_options=dict(additions=-1)), ValueError, ["additions", "-1"]),
+        (dict(search_options=dict(max_rounds=0)), ValueError, ["max_rounds", "0"]),
+        (dict(search_options=dict(ranking="exact")), ValueError, ["ranking", "exact"]),
         (dict(gamma=2.0), ValueError, ["gamma", "(0, 1]"]),
     ],
 )
