@@ -14,7 +14,13 @@ from torch import nn
 
 from jsma_fast import JSMA, Normalized, Sparsest, sparsest
 from jsma_fast.cli import main
-from jsma_fast.minimum_l0 import PORTFOLIO_TARGETED, PORTFOLIO_UNTARGETED, run_portfolio
+from jsma_fast.minimum_l0 import (
+    PORTFOLIO_TARGETED,
+    PORTFOLIO_THOROUGH,
+    PORTFOLIO_UNTARGETED,
+    THOROUGH_SEARCH,
+    run_portfolio,
+)
 from jsma_fast.runner import attack_dataset
 
 NET = """
@@ -184,6 +190,7 @@ def test_refused_combinations_give_one_line_and_status_2(work, tmp_path, capsys,
     [
         (["--sparsest-members", "2"], "--sparsest-members is used only with --sparsest"),
         (["--sparsest-seconds", "1"], "--sparsest-seconds is used only with --sparsest"),
+        (["--sparsest-thorough"], "--sparsest-thorough is used only with --sparsest"),
         (["--sparsest", "--sparsest-members", "0"], "argument --sparsest-members: must be an"),
         (["--sparsest", "--sparsest-seconds", "-1"], "argument --sparsest-seconds: must be a"),
     ],
@@ -225,6 +232,8 @@ def test_sparsest_is_a_value_keyed_by_its_settings():
         Sparsest(clip_max=np.full(36, 0.5)),
         Sparsest(normalization=(0.5, 0.25)),
         Sparsest(untargeted=[("top2-", dict(variant="top2", theta=-1.0))]),
+        Sparsest(search_options=dict(removals=4)),
+        Sparsest.thorough(),
     ):
         assert other != a and repr(other) != repr(a), other
     with pytest.raises(AttributeError):
@@ -249,6 +258,8 @@ def test_sparsest_is_a_value_keyed_by_its_settings():
         (dict(targeted=[("x", dict(gamma=0.1))]), ValueError, "a member may set only"),
         (dict(targeted=[("x", dict(variant="nope"))]), ValueError, "targeted member 'x'"),
         (dict(normalization=(0.5, 0.0)), ValueError, "std must be > 0"),
+        (dict(search_options=dict(rounds=2)), ValueError, "search_options may set only"),
+        (dict(search_options=[("removals", 2)]), TypeError, "search_options must be None or"),
     ],
 )
 def test_bad_settings_name_the_option(options, error, words):
@@ -272,3 +283,27 @@ def test_the_attack_value_is_sparsest_with_its_members_column(work):
     cols = attack_dataset(model, (x, y), attack, "next", batch_size=3, progress=False).columns
     assert cols is not None and cols["member"].dtype == np.int64
     assert cols["member"].shape == (ROWS,) and set(cols["member"]) <= {0, 1}
+
+
+def test_the_thorough_setting_is_the_library_call_with_its_constants(work, tmp_path):
+    """``--sparsest-thorough`` and ``Sparsest.thorough()`` run the thorough portfolio and
+    search; the search options are held by value (a dict in any order, tiers as a list)."""
+    x, y = _data(work)
+    model = _model(work)
+    thorough = Sparsest.thorough()
+    assert thorough.untargeted == Sparsest(untargeted=PORTFOLIO_THOROUGH).untargeted
+    listed = {**THOROUGH_SEARCH, "tiers": list(THOROUGH_SEARCH["tiers"])}
+    assert thorough == Sparsest(untargeted=PORTFOLIO_THOROUGH, search_options=listed)
+    want = run_portfolio(
+        model, x, y=y, portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH
+    )
+    assert torch.equal(thorough(model, x, y=y).x_adv, want.result.x_adv)
+    out = tmp_path / "t"
+    extra = ["--sparsest", "--sparsest-thorough", "--targets", "untargeted", "--keep-adv"]
+    assert main(_args(work, out, *extra)) == 0
+    got = _results(out)
+    np.testing.assert_array_equal(got["x_adv"], want.result.x_adv.numpy())
+    np.testing.assert_array_equal(got["member"], want.member.numpy())
+    mode = json.loads((out / "summary.json").read_text())["run"]["mode"]
+    assert [m["name"] for m in mode["members"]] == [name for name, _ in PORTFOLIO_THOROUGH]
+    assert mode["search_options"]["ranking"] == "forward"
