@@ -47,6 +47,14 @@ _SCRIPT = "jsma-fast"
 _OPTIONS_WITH_VALUE = ("-X", "-W", "--check-hash-based-pycs")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; all CPUs off Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def runs_command_line(orig_argv: Sequence[str]) -> bool:
     """Whether the interpreter's command line ``orig_argv`` (``sys.orig_argv``) runs
     jsma-fast's command line: ``python [options] -m jsma_fast.cli ...`` (torchrun starts its

@@ -75,15 +75,6 @@ def _gnu_runtimes(maps: str = "/proc/self/maps") -> int:
     return len({path for path in paths if _STANDARD_NAME.match(os.path.basename(path))})
 
 
-def _spare_threads() -> int:
-    """Threads that make the runtime count more threads than CPUs whatever else it runs
-    (it counts at least the process's first thread)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _start() -> Optional[Any]:
     """The spare team when :func:`wanted` says so, else None (also when it cannot start:
     the waits only change the time, never whether a call runs)."""
@@ -94,7 +85,9 @@ def _start() -> Optional[Any]:
     from . import _C
 
     try:
-        return _C.ShortWaits(_spare_threads())
+        # One per usable CPU: the runtime then counts more threads than CPUs whatever else
+        # it runs (it counts at least the process's first thread).
+        return _C.ShortWaits(_openmp.usable_cpus())
     except (RuntimeError, OSError) as exc:
         last_choice["choice"] = f"the spare team did not start ({exc})"
         return None

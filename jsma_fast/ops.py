@@ -20,7 +20,6 @@ The single-feature versions apply the same rules to one feature (the paper's S(x
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Tuple
@@ -29,6 +28,7 @@ import numpy as np
 
 from . import _C, _checks, _cuda
 from ._arrays import convert_inputs
+from ._openmp import usable_cpus
 
 __all__ = [
     "PairSelection",
@@ -75,10 +75,7 @@ def default_num_threads() -> int:
     if torch is not None:
         threads = int(torch.get_num_threads())
     else:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            threads = os.cpu_count() or 1
+        threads = usable_cpus()
     return min(max(1, threads), _checks.MAX_THREADS)
 
 

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterator, List, Optional, TypeVar
 
 import torch
 
+from .._openmp import usable_cpus
+
 T = TypeVar("T")
 
 #: Collective timeout of the groups :func:`setup` creates. Long, because rank 0 may train a
@@ -293,13 +295,6 @@ class Dist:
             self.owns_group = False
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     if value is None:
@@ -357,7 +352,7 @@ def setup(
         backend, owns = _init_group(use_cuda, local_rank, timeout), True
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    share = max(1, _cores() // max(local_world, 1))
+    share = max(1, usable_cpus() // max(local_world, 1))
     torch.set_num_threads(threads if threads is not None else share)
     return Dist(
         rank=dist.get_rank(),
