@@ -81,7 +81,8 @@ def _as_labels(
         raise ValueError(
             f"{name} must have shape ({n},) (one class per sample), got {tuple(value.shape)}"
         )
-    value = value.to(device=device, dtype=torch.int64)
+    # A copy: the result's labels must not share memory with the caller's.
+    value = value.to(device=device, dtype=torch.int64, copy=True)
     if n and (value.min() < 0 or value.max() >= num_classes):
         bad = value[(value < 0) | (value >= num_classes)][0].item()
         raise ValueError(f"{name} must be class indices in [0, {num_classes}), got {bad}")

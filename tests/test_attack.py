@@ -119,6 +119,21 @@ def test_caller_tensors_and_model_are_not_modified():
     assert not model.training
 
 
+@pytest.mark.parametrize("y_target", ["untargeted", "explicit"])
+def test_result_does_not_share_memory_with_the_callers_labels(y_target):
+    model = generic_model(seed=6)
+    x = torch.rand((4,) + SAMPLE_SHAPE)
+    y = model(x).argmax(1)
+    explicit = (y + 1) % NUM_CLASSES
+    result = JSMA(theta=1.0, gamma=0.5)(
+        model, x, explicit if y_target == "explicit" else y_target, y=y
+    )
+    before = y.clone(), explicit.clone()
+    result.target.fill_(-1)  # a caller may edit its result in place
+    result.true_class.fill_(0)
+    assert torch.equal(y, before[0]) and torch.equal(explicit, before[1])
+
+
 def test_target_strategies():
     model = generic_model(seed=7)
     x = torch.rand((5,) + SAMPLE_SHAPE)
