@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import types
@@ -45,6 +46,7 @@ from bench.common import (
     demo_lenet,
     environment,
     library_version,
+    load_average,
     save_figure,
 )
 from bench.results_file import RESULTS, write_section
@@ -387,6 +389,49 @@ def measure_portfolio(model, x, y, targeted: bool) -> None:
         print(f"+ {name}: gain {g:.3f} px/s, {total:.1f} s, mean L0 {best.mean():.2f}")
 
 
+#: batch_size for "a whole round in one forward pass" (what refine and swap_search did on the
+#: CPU before CPU_BATCH).
+WHOLE_ROUND = 2**31
+
+
+def measure_batches(model, x, y, sizes: Sequence[int], repeats: int) -> list[str]:
+    """Wall time of ``run_portfolio`` (untargeted and targeted defaults, the thorough setting)
+    with refine and swap_search's forward passes in chunks of each of ``sizes`` rows, against a
+    whole round at once; the calls interleaved, medians of ``repeats``. Returns table lines."""
+    from jsma_fast.minimum_l0 import PORTFOLIO_THOROUGH, THOROUGH_SEARCH, run_portfolio
+
+    calls = {
+        "untargeted, default": dict(y_target="untargeted"),
+        "(y + 1) % 10, default": dict(y_target=(y + 1) % 10),
+        "untargeted, thorough": dict(portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH),
+    }
+    columns = [WHOLE_ROUND, *sizes]
+    lines = [
+        "| call | mean L0 | whole round | " + " | ".join(f"{n} rows" for n in sizes) + " |",
+        "|---|---:|---:|" + "---:|" * len(sizes),
+    ]
+    for label, options in calls.items():
+        times: dict[int, list[float]] = {n: [] for n in columns}
+        digests = set()
+        for _ in range(repeats):
+            for n in columns:
+                start = time.perf_counter()
+                # batch_size also reaches the members' JSMA: more rows than x has, no effect.
+                run = run_portfolio(model, x, y=y, batch_size=n, **options)
+                times[n].append(time.perf_counter() - start)
+                digests.add(hash(run.result.x_adv.numpy().tobytes()))
+        l0 = run.result.l0[run.result.success].float().mean().item()
+        base = statistics.median(times[WHOLE_ROUND])
+        cells = [
+            f"{statistics.median(times[n]):.2f} s ({statistics.median(times[n]) / base:.2f}x)"
+            for n in sizes
+        ]
+        same = "" if len(digests) == 1 else " (outputs differ!)"
+        lines.append(f"| {label}{same} | {l0:.2f} | {base:.2f} s | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -426,6 +471,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--orders", action="store_true", help="measure the refinement orders")
     parser.add_argument("--portfolio", action="store_true", help="measure portfolio members")
     parser.add_argument(
+        "--batches",
+        type=lambda text: [int(v) for v in text.split(",")],
+        metavar="N,N,...",
+        help="time the minimum-L0 mode with refine and swap_search's forward passes in chunks "
+        "of these many rows against a whole round at once (--repeats medians)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="with --batches (default 3)")
+    parser.add_argument(
         "--model",
         choices=tuple(MODELS),
         default="demo",
@@ -439,6 +492,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     load, name = MODELS[args.model]
     model, split = load()
     x, y = correct_digits(model, split, args.digits)
+    if args.batches:
+        return batches_report(args, model, x, y, name, split, argv)
     if args.orders or args.portfolio:
         for targeted in (False,) if args.untargeted_only else (False, True):
             print("targeted" if targeted else "untargeted")
@@ -466,6 +521,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(text)
     if args.write_results:
         write_section(RESULTS, SECTION if demo else f"{SECTION}-{args.model}", text)
+    return 0
+
+
+def batches_report(args, model, x, y, name, split, argv) -> int:
+    """--batches: the table, with the run's facts; written to section
+    ``forward-batches-<model>`` with --write-results."""
+    facts = environment(f"{torch.get_num_threads()} PyTorch threads")
+    lines = measure_batches(model, x, y, args.batches, args.repeats)
+    facts.append(
+        f"- Model: {name}, the first {x.shape[0]} held-out images it classifies correctly; "
+        f"medians of {args.repeats}, the settings interleaved; load average "
+        f"{load_average()} at the end"
+    )
+    text = "\n".join(
+        [
+            "## The minimum-L0 mode's forward passes: chunks of rows against whole rounds (CPU)",
+            "",
+            f"Command: `{command('compare_l0', argv)}`",
+            "",
+            *facts,
+            "",
+            *lines,
+            "",
+        ]
+    )
+    print(text)
+    if args.write_results:
+        write_section(RESULTS, f"forward-batches-{args.model}", text)
     return 0
 
 

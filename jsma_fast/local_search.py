@@ -104,7 +104,8 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
         additions: unchanged features a two-for-one move may set (>= 0).
         tiers: moves evaluated per tier, each >= 1 (a non-empty sequence).
         max_rounds: the most rounds (>= 1); None: until no row finds a move.
-        batch_size: the most inputs per forward pass; None: a whole tier at once.
+        batch_size: the most inputs per forward pass; None: a whole tier at once on a GPU,
+            :data:`jsma_fast.refinement.CPU_BATCH` on the CPU.
         require_eval: refuse a torch.nn.Module in training mode.
         ranking: ``"gradient"`` (the module docstring's scores) or ``"forward"``: the
             ``max(singles, removals)`` changed and ``additions`` unchanged features the

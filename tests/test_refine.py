@@ -125,6 +125,31 @@ def test_equals_the_one_row_reference(rng, order, targeted):
             assert torch.equal(again, want), (lookahead, batch_size)
 
 
+@pytest.mark.parametrize("search", [False, True])
+def test_cpu_forward_passes_come_in_chunks_of_cpu_batch(rng, monkeypatch, search):
+    """Without batch_size, no forward pass on the CPU holds more than CPU_BATCH inputs, and
+    the result is the one of a whole round at once."""
+    from jsma_fast import refinement
+    from jsma_fast.local_search import swap_search
+
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(12, _seed(rng))
+    x_adv = _perturbed(rng, x, max_changed=M)
+    target, true = _labels(model, x, x_adv, rng, targeted=False)
+    sizes = []
+
+    def counted(inputs):
+        sizes.append(inputs.shape[0])
+        return model(inputs)
+
+    run = swap_search if search else refine
+    whole = run(model, x, x_adv, target=target, true_class=true, batch_size=10**6)
+    monkeypatch.setattr(refinement, "CPU_BATCH", 5)
+    got = run(counted, x, x_adv, target=target, true_class=true, require_eval=False)
+    assert torch.equal(got, whole)
+    assert max(sizes) == 5 and len(sizes) > 2
+
+
 def test_restores_what_is_not_needed(rng):
     """A feature the model ignores is restored in every adversarial row, whatever the order."""
     while True:  # a model whose class changes on some rows (most seeds)
