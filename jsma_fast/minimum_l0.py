@@ -178,7 +178,10 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
         skip_at: a member after the first attacks only the rows whose best L0 so far is above
             this (rows at L0 0 are always skipped).
         gamma, clip_min, clip_max, batch_size, num_threads: :class:`jsma_fast.JSMA`'s, for
-            every member (bounds: numbers or arrays broadcastable to x's shape).
+            every member (bounds: numbers or arrays broadcastable to x's shape);
+            ``batch_size`` also bounds the inputs per forward pass of the refinement and the
+            swap search (None: :data:`jsma_fast.refinement.CPU_BATCH` on the CPU, a whole
+            round on a GPU).
         mask: the features that may change, bool broadcastable to x's shape (the attack's
             ``mask``); kept by every member and by the swap search.
         refine_order: the ``order`` of :func:`jsma_fast.refine` (default
