@@ -493,7 +493,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     model, split = load()
     x, y = correct_digits(model, split, args.digits)
     if args.batches:
-        return batches_report(args, model, x, y, name, split, argv)
+        return batches_report(args, model, x, y, name, argv)
     if args.orders or args.portfolio:
         for targeted in (False,) if args.untargeted_only else (False, True):
             print("targeted" if targeted else "untargeted")
@@ -524,7 +524,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def batches_report(args, model, x, y, name, split, argv) -> int:
+def batches_report(args, model, x, y, name, argv) -> int:
     """--batches: the table, with the run's facts; written to section
     ``forward-batches-<model>`` with --write-results."""
     facts = environment(f"{torch.get_num_threads()} PyTorch threads")

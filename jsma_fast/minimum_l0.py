@@ -39,6 +39,7 @@ from .local_search import (
 from .refinement import ORDERS, _positive_int, refine_result
 from .result import AttackResult
 from .space import Normalization, as_bound, check_bounds, mask_rows
+from .targets import UNTARGETED
 
 #: The members tried on untargeted calls, in order: (name, JSMA options). Chosen by
 #: measurement on the demo LeNet (``python -m bench.compare_l0 --portfolio``,
@@ -298,7 +299,7 @@ def _check_shared_bounds(attack: JSMA, x: Any) -> None:
 
 
 def _untargeted(y_target: Any) -> bool:
-    return isinstance(y_target, str) and y_target == "untargeted"
+    return isinstance(y_target, str) and y_target == UNTARGETED
 
 
 def _default(portfolio: Any, y_target: Any) -> Any:
@@ -455,6 +456,10 @@ class Sparsest:
             **{"untargeted": PORTFOLIO_THOROUGH, "search_options": THOROUGH_SEARCH, **options}
         )
 
+    def _search_options(self) -> Optional[Dict[str, Any]]:
+        """The search options held as sorted pairs, as the dict ``run_portfolio`` takes."""
+        return None if self.search_options is None else dict(self.search_options)
+
     def portfolio(self, y_target: Any) -> List[Tuple[str, Dict[str, Any]]]:
         """The members a call with ``y_target`` runs, in order (``members`` of them at most),
         as (name, options) pairs."""
@@ -479,7 +484,7 @@ class Sparsest:
             "skip_at": self.skip_at,
             "refine_order": self.refine_order,
             "search": self.search,
-            "search_options": None if self.search_options is None else dict(self.search_options),
+            "search_options": self._search_options(),
             "max_seconds": self.max_seconds,
         }
 
@@ -517,16 +522,12 @@ class Sparsest:
             mask=mask,
             refine_order=self.refine_order,
             search=self.search,
-            search_options=None if self.search_options is None else dict(self.search_options),
+            search_options=self._search_options(),
             batch_size=self.batch_size,
             num_threads=self.num_threads,
         )
         kept = {f.name: getattr(run.result, f.name) for f in fields(AttackResult)}
         return SparsestResult(**kept, member=run.member, names=tuple(run.names))
-
-
-def _untargeted(y_target: Any) -> bool:
-    return isinstance(y_target, str) and y_target == "untargeted"
 
 
 def _frozen(portfolio: Any, name: str) -> Tuple[Member, ...]:
