@@ -10,6 +10,14 @@ Accepted inputs, all without copies:
 * any other ``__cuda_array_interface__`` or DLPack producer on a CUDA device: viewed as a torch
   tensor (``torch.as_tensor`` / ``torch.from_dlpack``), so torch's stream and outputs apply.
 
+The pair search runs on the device (the exhaustive kernels) or, for ``method="pruned"`` and
+for ``"auto"`` from ``AUTO_PRUNED_MIN_FEATURES`` features on, on the host: the rows are copied
+to pinned host memory on the caller's stream, the CPU pruned search runs on them, and the
+small results are copied back. A (1, 150528) row is 1.2 MB each way in, a few dozen bytes
+out, against about 10^10 pairs for the exhaustive kernel; the pruned search's answer and
+contract are the CPU's (``docs/pruned-search.md``). Unlike the kernels, the host route
+waits for the caller's stream.
+
 The argument checks are those of every entry point (``_checks.py``).
 """
 
@@ -37,6 +45,10 @@ from ._checks import (
 
 # DLPack device types of CUDA memory: kDLCUDA, kDLCUDAHost (pinned, rejected later), kDLCUDAManaged.
 _DLPACK_CUDA_DEVICES = (2, 13)
+# "auto" sends rows of at least this many features to the pruned search on the host: the
+# exhaustive kernel's work grows as M^2 per row, the round trip's as M (bench/bench_gpu.py
+# measures both; RESULTS.md "GPU").
+AUTO_PRUNED_MIN_FEATURES = 4096
 _TYPESTRS = {"<f4": "float32", "|b1": "bool", "|u1": "uint8"}
 
 
@@ -230,12 +242,31 @@ def _domain_ptr(call: _Call) -> int:
     return 0 if call.domain is None else call.domain.ptr
 
 
+# The pruned search on host arrays: (alpha, beta, domain) (B, M) NumPy, domain None or
+# bool/uint8, to (p, q, score, valid, candidates) (B,) NumPy arrays.
+HostSearch = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], Tuple[np.ndarray, ...]]
+
+
 def select_pairs(
-    alpha: Any, beta: Any, domain: Any, increase: bool, return_candidates: bool = False
+    alpha: Any,
+    beta: Any,
+    domain: Any,
+    increase: bool,
+    return_candidates: bool = False,
+    *,
+    method: str = "exact",
+    host_search: Optional[HostSearch] = None,
 ) -> Tuple[Tuple[Any, ...], Any]:
-    """The exhaustive pair search on the GPU: ``((p, q, score, valid), candidates)`` with the
-    batch shape; ``candidates`` (usable features per sample) only when asked for, else None."""
+    """The pair search of CUDA arrays: ``((p, q, score, valid), candidates)`` with the batch
+    shape, on the inputs' device; ``candidates`` (features searched per sample) only when
+    asked for, else None. ``"exact"`` runs the exhaustive kernels; ``"pruned"``, and
+    ``"auto"`` from ``AUTO_PRUNED_MIN_FEATURES`` features on, run ``host_search`` on host
+    copies of the rows (:func:`search_on_host`)."""
     call, alpha, beta, domain = _prepare(alpha, beta, domain)
+    if method == "pruned" or (method == "auto" and call.m >= AUTO_PRUNED_MIN_FEATURES):
+        if host_search is None:
+            raise ValueError(f"method={method!r} on CUDA arrays needs the host search")
+        return _pruned_on_host(call, alpha, beta, domain, host_search, return_candidates)
     n = (call.batch,)
     p, q = _empty(call, alpha, n, "int64"), _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
@@ -243,6 +274,52 @@ def select_pairs(
     shaped = tuple(x.reshape(call.batch_shape) for x in (p, q, score, valid))
     candidates = _usable_features(call, alpha, beta, domain) if return_candidates else None
     return shaped, candidates
+
+
+def _pruned_on_host(
+    call: _Call, alpha: Any, beta: Any, domain: Any, search: HostSearch, return_candidates: bool
+) -> Tuple[Tuple[Any, ...], Any]:
+    """:func:`search_on_host` on checked CUDA arrays; CuPy arrays go through torch views and
+    get CuPy results."""
+    views = [x if x is None or is_torch_tensor(x) else _as_torch(x) for x in (alpha, beta, domain)]
+    p, q, score, valid, candidates = search_on_host(*views, search)
+    results = [x.reshape(call.batch_shape) for x in (p, q, score, valid, candidates)]
+    if call.library == "cupy":
+        import cupy
+
+        results = [cupy.from_dlpack(x) for x in results]
+    return tuple(results[:4]), (results[4] if return_candidates else None)
+
+
+def search_on_host(alpha: Any, beta: Any, domain: Any, search: HostSearch) -> Tuple[Any, ...]:
+    """Runs ``search`` on host copies of torch tensors and returns its five (B,) results as
+    tensors on the inputs' device.
+
+    alpha, beta: (..., M) float32 tensors of one device; domain: (..., M) bool/uint8 or None.
+    CUDA rows are copied into pinned host memory on the current stream, which is then waited
+    for. CPU tensors take the same path without
+    the copies, which is how the CPU tests hold this route to the CPU search. The results
+    (a few bytes per row) are copied back synchronously.
+    """
+    torch = _torch()
+    device = alpha.device
+    on_gpu = device.type == "cuda"
+    rows_shape = (math.prod(alpha.shape[:-1]), alpha.shape[-1])
+
+    def host(x: Any) -> Optional[np.ndarray]:
+        if x is None:
+            return None
+        x = x.detach()
+        if on_gpu:
+            copy = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+            x = copy.copy_(x, non_blocking=True)
+        return x.reshape(rows_shape).numpy()
+
+    rows = [host(x) for x in (alpha, beta, domain)]
+    if on_gpu:
+        torch.cuda.current_stream(device).synchronize()
+    results = search(*rows)
+    return tuple(torch.from_numpy(r).to(device) for r in results)
 
 
 def _usable_features(call: _Call, alpha: Any, beta: Any, domain: Any) -> Any:

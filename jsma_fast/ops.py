@@ -111,13 +111,14 @@ def select_pairs(
             (searches only the pairs among features dominated by fewer than two others; the
             same maximal score, and the same pair unless several pairs have exactly that
             score, see ``docs/pruned-search.md``) or ``"auto"`` (pruned from
-            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact). Ignored for CUDA arrays.
+            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact; on CUDA arrays from
+            ``jsma_fast._cuda.AUTO_PRUNED_MIN_FEATURES``).
         num_threads: CPU threads, 1 to 1024 (any integer type); default
             :func:`default_num_threads`. In a forked child process the kernels run on one
-            thread (see ``docs/reliability.md``). Ignored for CUDA arrays.
+            thread (see ``docs/reliability.md``). On CUDA arrays, the pruned search's.
         simd: force an instruction set (``"scalar"``, ``"avx2"``, ``"avx512"``) for testing
-            and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable. Ignored
-            for CUDA arrays.
+            and benchmarking; default ``"auto"`` or the ``JSMA_FAST_SIMD`` variable. On CUDA
+            arrays, the pruned search's.
         return_candidates: also return, per sample, how many features the pair search ran
             over (int64, batch shape): the survivors for the pruned search, all usable
             (in-domain, non-NaN) features when it searched exhaustively.
@@ -127,8 +128,9 @@ def select_pairs(
         ``alpha`` (torch tensors or NumPy arrays); with ``return_candidates=True`` the
         tuple ``(selection, candidates)``.
 
-    CUDA arrays get the exhaustive search on the GPU whatever ``method``, ``num_threads`` and
-    ``simd`` say (they are still checked): the exact method's answer, bit for bit.
+    CUDA arrays get their results on their device. The exhaustive search runs there, the
+    exact method's answer bit for bit; the pruned search runs on host copies of the rows
+    (copied on the caller's stream, which it waits for), the CPU's answer bit for bit.
 
     Example:
         >>> import numpy as np
@@ -175,13 +177,27 @@ class Searcher:
         self, alpha: Any, beta: Any, domain: Any, increase: bool, return_candidates: bool = False
     ) -> Any:
         """:func:`select_pairs` (its return value) with these settings."""
-        if _cuda.is_cuda_array(alpha):  # the exhaustive search on the GPU, whatever the method
-            gpu, candidates = _cuda.select_pairs(alpha, beta, domain, increase, return_candidates)
+        if _cuda.is_cuda_array(alpha):
+            gpu, candidates = _cuda.select_pairs(
+                alpha,
+                beta,
+                domain,
+                increase,
+                return_candidates,
+                method=self.method,
+                host_search=functools.partial(self._pruned_on_host, increase=increase),
+            )
             return (PairSelection(*gpu), candidates) if return_candidates else PairSelection(*gpu)
         inputs = convert_inputs(alpha, beta, domain)
         return _select_pairs_cpu(
             inputs, increase, self.method, self.threads, self.simd, return_candidates
         )
+
+    def _pruned_on_host(
+        self, alpha: np.ndarray, beta: np.ndarray, domain: Optional[np.ndarray], increase: bool
+    ) -> Tuple[np.ndarray, ...]:
+        """The CPU pruned search on (B, M) host rows: (p, q, score, valid, candidates)."""
+        return tuple(_C.pair_search_pruned(alpha, beta, domain, increase, self.threads, self.simd))
 
     def top2(self, alpha: Any, domain: Any, increase: bool) -> PairSelection:
         """:func:`select_top2` with these settings."""

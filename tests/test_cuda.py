@@ -15,6 +15,8 @@ device-pointer checks.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import reference
@@ -22,8 +24,11 @@ import torch
 from helpers import (
     DEVICES,
     MODES,
+    SAMPLE_SHAPE,
     assert_same,
     draw_search_inputs,
+    dyadic_inputs,
+    dyadic_model,
     on_device,
     random_inputs,
     search_cases,
@@ -33,7 +38,7 @@ from helpers import (
 from hypothesis import given
 
 import jsma_fast
-from jsma_fast import _C, _cuda, saliency_map, select_features, select_pairs
+from jsma_fast import _C, JSMA, _cuda, ops, saliency_map, select_features, select_pairs
 
 CUDA_BUILT = bool(_C.build_info()["cuda_built"])
 needs_cuda_build = pytest.mark.skipif(not CUDA_BUILT, reason="jsma_fast built without CUDA")
@@ -52,7 +57,8 @@ def gpu_pair_search(device, alpha, beta, domain, mode):
     host emulation, on ``"cuda"`` the CUDA kernels (outputs asserted to be on the device)."""
     if device == "cpu":
         return list(_C._cuda_emulate_pair_search(alpha, beta, domain, mode == "increase"))
-    return to_host(select_pairs(*on_device(device, alpha, beta, domain), mode=mode), device)
+    gpu = select_pairs(*on_device(device, alpha, beta, domain), mode=mode, method="exact")
+    return to_host(gpu, device)
 
 
 def cpu_pairs(alpha, beta, domain, mode):
@@ -64,8 +70,8 @@ def to_gpu(x, device="cuda"):
     return on_device(device, x)[0]
 
 
-def gpu_pairs(alpha, beta, domain, mode):
-    return select_pairs(to_gpu(alpha), to_gpu(beta), to_gpu(domain), mode=mode)
+def gpu_pairs(alpha, beta, domain, mode, method="exact"):
+    return select_pairs(to_gpu(alpha), to_gpu(beta), to_gpu(domain), mode=mode, method=method)
 
 
 def assert_gpu_equals_cpu(got, expected):
@@ -200,6 +206,110 @@ def test_gpu_search_ties_pick_the_first_pair(device, m):
     assert (p[0], q[0], score[0]) == (m - 50, m - 1, 16.0)
 
 
+# ------------------------------------------------------ the pruned search of CUDA arrays
+
+
+def host_route(alpha, beta, domain, mode, batch_shape=None):
+    """The route of CUDA arrays to the pruned search (copies to the host, the CPU search,
+    results back to the inputs' device), taken by torch CPU tensors: NumPy results."""
+    searcher = ops.Searcher.resolve(method="pruned")
+    tensors = [None if x is None else torch.from_numpy(x) for x in (alpha, beta, domain)]
+    if batch_shape is not None:
+        tensors = [None if x is None else x.reshape(*batch_shape, -1) for x in tensors]
+    search = functools.partial(searcher._pruned_on_host, increase=mode == "increase")
+    results = _cuda.search_on_host(*tensors, search)
+    assert all(isinstance(x, torch.Tensor) and x.device.type == "cpu" for x in results)
+    return [x.numpy() for x in results]
+
+
+def cpu_pruned(alpha, beta, domain, mode):
+    selection, candidates = select_pairs(
+        alpha, beta, domain, mode=mode, method="pruned", return_candidates=True
+    )
+    return [*selection, candidates]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m", [0, 1, 2, 65, 300, 4096])
+def test_host_route_equals_the_cpu_pruned_search(mode, m, rng):
+    for make in (
+        lambda: random_inputs(rng, 5, m, ties=True),
+        lambda: special_inputs(rng, 5, m),
+        lambda: random_inputs(rng, 5, m),
+    ):
+        alpha, beta, domain = make()
+        for dom in (domain, None, None if domain is None else domain.astype(np.uint8)):
+            assert_same(host_route(alpha, beta, dom, mode), cpu_pruned(alpha, beta, dom, mode))
+
+
+def test_host_route_keeps_the_results_flat_for_the_caller_to_shape(rng):
+    alpha, beta, domain = random_inputs(rng, 12, 90, ties=True)
+    got = host_route(alpha, beta, domain, "increase", batch_shape=(4, 3))
+    assert all(x.shape == (12,) for x in got)
+    assert_same(got, cpu_pruned(alpha, beta, domain, "increase"))
+
+
+def test_auto_threshold_on_cuda_arrays_is_documented():
+    assert _cuda.AUTO_PRUNED_MIN_FEATURES > ops.AUTO_PRUNED_MIN_FEATURES
+    assert "_cuda.AUTO_PRUNED_MIN_FEATURES" in select_pairs.__doc__
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("batch, m", [(1000, 784), (256, 3072), (1, 150528), (0, 784), (2, 0)])
+def test_pruned_on_cuda_equals_the_cpu_pruned_search(batch, m, rng):
+    for ties in (False, True):
+        alpha, beta, domain = random_inputs(rng, batch, m, ties=ties)
+        for mode in MODES:
+            selection, candidates = select_pairs(
+                *on_device("cuda", alpha, beta, domain),
+                mode=mode,
+                method="pruned",
+                return_candidates=True,
+            )
+            assert_gpu_equals_cpu([*selection, candidates], cpu_pruned(alpha, beta, domain, mode))
+
+
+@pytest.mark.cuda
+def test_auto_on_cuda_arrays_turns_pruned_at_the_threshold(rng):
+    edge = _cuda.AUTO_PRUNED_MIN_FEATURES
+    for m, method in ((edge - 1, "exact"), (edge, "pruned")):
+        alpha, beta, domain = random_inputs(rng, 3, m, ties=True)
+        got, candidates = select_pairs(
+            *on_device("cuda", alpha, beta, domain), return_candidates=True
+        )
+        want, want_candidates = select_pairs(
+            alpha, beta, domain, method=method, return_candidates=True
+        )
+        assert_gpu_equals_cpu([*got, candidates], [*want, want_candidates])
+
+
+@pytest.mark.cuda
+def test_pruned_on_cuda_waits_for_the_callers_stream_and_keeps_inputs(rng):
+    alpha, beta, domain = random_inputs(rng, 64, 5000, ties=True)
+    a, b, d = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
+    copies = [x.clone() for x in (a, b, d)]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(10_000_000)  # the search must wait for what is queued before it
+        a2 = a * 1.0
+        got = select_pairs(a2, b, d, mode="decrease", method="pruned")
+    stream.synchronize()
+    for before, after in zip(copies, (a, b, d)):
+        assert torch.equal(before, after)
+    assert_gpu_equals_cpu(got, cpu_pruned(alpha, beta, domain, "decrease")[:4])
+
+
+@pytest.mark.cuda
+def test_pruned_on_cupy_arrays_gives_cupy_results(rng):
+    cupy = pytest.importorskip("cupy")
+    alpha, beta, domain = random_inputs(rng, 9, 5000, ties=True)
+    got = select_pairs(cupy.asarray(alpha), cupy.asarray(beta), cupy.asarray(domain), method="auto")
+    assert all(isinstance(x, cupy.ndarray) for x in got)
+    for g, e in zip(got, cpu_pruned(alpha, beta, domain, "increase")):
+        np.testing.assert_array_equal(cupy.asnumpy(g), e)
+
+
 # ------------------------------------------------------------------ on a GPU only
 
 
@@ -240,7 +350,7 @@ def test_inputs_are_not_modified_and_stream_is_respected(rng):
     with torch.cuda.stream(stream):
         # Inputs written on the side stream right before the search must be seen by it.
         a2 = a * 1.0
-        got = select_pairs(a2, b, d, mode="decrease")
+        got = select_pairs(a2, b, d, mode="decrease", method="exact")
     stream.synchronize()
     for before, after in zip(copies, (a, b, d)):
         assert torch.equal(before, after)
@@ -333,3 +443,31 @@ def test_rejects_bad_cuda_inputs():
             0,
             0,
         )
+
+
+# Every member of the family, in float32 where its arithmetic is exact on dyadic models.
+EXACT_ATTACKS = {
+    "jsma": dict(),
+    "jsma, theta = -1, one feature a step": dict(theta=-1.0, saliency="single"),
+    "maximal": dict(variant="maximal"),
+    "top2": dict(variant="top2"),
+    "pruned search": dict(method="pruned"),
+}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", list(EXACT_ATTACKS))
+@pytest.mark.parametrize("targets", ["random", "untargeted"])
+def test_attack_on_cuda_tensors_equals_the_cpu_attack(name, targets):
+    # Dyadic weights and inputs: logits and gradients are exact on either device, so the
+    # attack's outputs must be too.
+    model, x = dyadic_model(seed=3), dyadic_inputs(40, seed=4)
+    attack = JSMA(gamma=1.0, **EXACT_ATTACKS[name])  # every feature: long runs
+    cpu = attack(model, x, targets)
+    gpu_model = dyadic_model(seed=3).cuda()
+    x_gpu = x.cuda()
+    gpu = attack(gpu_model, x_gpu, targets)
+    assert gpu.x_adv.device.type == "cuda" and gpu.x_adv.shape == (40, *SAMPLE_SHAPE)
+    assert torch.equal(x_gpu.cpu(), x)
+    for field in ("x_adv", "success", "iterations", "l0", "predicted", "target", "stop_code"):
+        assert torch.equal(getattr(gpu, field).cpu(), getattr(cpu, field)), field
