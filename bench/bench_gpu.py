@@ -7,7 +7,12 @@ same GPU.
 For each (B, M) it times, with CUDA events on the current stream (median of the repeats after
 warm-up calls):
   kernel     ``_C.cuda_pair_search`` on preallocated outputs: the kernels alone;
-  call       ``jsma_fast.select_pairs`` on torch CUDA tensors: checks and output allocation too;
+  call       ``jsma_fast.select_pairs(method="exact")`` on torch CUDA tensors: checks and
+             output allocation too;
+  pruned     ``jsma_fast.select_pairs(method="pruned")``: the rows copied to pinned host
+             memory, the CPU pruned search, the results copied back (what ``"auto"`` runs from
+             ``jsma_fast._cuda.AUTO_PRUNED_MIN_FEATURES`` features on); its answers are
+             asserted equal to the CPU pruned search's on the same rows;
   broadcast  the dense (B, M, M) selection of bench/broadcast.py, run on the GPU, where its
              estimated peak fits the free GPU memory; its answers are asserted equal to the
              kernel's (the inputs are finite, so both are exact).
@@ -15,15 +20,19 @@ Peak memory: ``torch.cuda.max_memory_allocated`` over the call (outputs, and eve
 broadcast selection), plus the kernel's scratch, which it allocates stream-ordered outside
 torch's allocator (``_C.cuda_pair_search_workspace_bytes``).
 
+A sweep (``--sweep``) then times the exact kernel against the pruned route at B = 1 and 256
+over M = 1024 ... 16384, which places ``"auto"``'s switch on CUDA arrays.
+
 Writes a CSV (``--out``, default ``bench/results/gpu.csv``), prints a Markdown table with the
 device, driver, torch and CUDA versions, and checks the targets: at least 50x the broadcast
-selection at (1000, 784), (1, 150528) in under 10 ms.
+selection at (1000, 784), (1, 150528) exact in under 10 ms and ``"auto"`` in under 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import shutil
 import statistics
 import subprocess
@@ -36,11 +45,14 @@ import torch
 import jsma_fast
 from bench.broadcast import broadcast_memory, broadcast_select_pairs
 from bench.common import BENCH_DIR, format_bytes, make_inputs, num_pairs, write_csv
-from jsma_fast import _C
+from jsma_fast import _C, _cuda
 
 DEFAULT_CASES = "1000x784,256x3072,1x150528"
 TARGET_SPEEDUP_1000x784 = 50.0
 TARGET_TIME_1x150528_S = 0.010
+TARGET_AUTO_1x150528_S = 0.001
+SWEEP_BATCHES = (1, 256)
+SWEEP_FEATURES = (1024, 2048, 3072, 4096, 6144, 8192, 16384)
 
 
 def time_events(
@@ -135,8 +147,21 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     def call():
         return jsma_fast.select_pairs(alpha, beta, domain, method="exact")
 
+    def pruned():
+        return jsma_fast.select_pairs(alpha, beta, domain, method="pruned")
+
     kernel_times = time_events(kernel, repeats)
     call_times = time_events(call, repeats)
+    pruned_times = time_events(pruned, repeats)
+    row["pruned_s"] = statistics.median(pruned_times)
+    auto_pruned = m >= _cuda.AUTO_PRUNED_MIN_FEATURES
+    row["auto_method"] = "pruned" if auto_pruned else "exact"
+    row["auto_s"] = row["pruned_s"] if auto_pruned else statistics.median(call_times)
+    host = [x.cpu() for x in (alpha, beta, domain)]
+    want = jsma_fast.select_pairs(*host, method="pruned")
+    for got, expected, name in zip(pruned(), want, ("p", "q", "score", "valid")):
+        if not torch.equal(got.cpu(), expected):
+            raise AssertionError(f"pruned route and CPU pruned search differ in {name}")
     row["kernel_s"] = statistics.median(kernel_times)
     row["kernel_best_s"] = min(kernel_times)
     row["call_s"] = statistics.median(call_times)
@@ -190,8 +215,9 @@ def markdown(env: Dict[str, str], rows: List[Dict[str, object]]) -> str:
     lines += [
         "",
         "| B | M | pairs | kernel | kernel pairs/s | select_pairs call | kernel memory "
-        "(scratch + outputs) | broadcast | broadcast peak | broadcast / kernel |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(scratch + outputs) | broadcast | broadcast peak | broadcast / kernel | pruned "
+        '(host) | "auto" |',
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         memory = r["kernel_workspace_bytes"] + r["call_torch_peak_bytes"]
@@ -208,7 +234,8 @@ def markdown(env: Dict[str, str], rows: List[Dict[str, object]]) -> str:
         lines.append(
             f"| {r['batch']} | {r['features']} | {r['pairs']:.3g} | {seconds(r['kernel_s'])} | "
             f"{r['kernel_pairs_per_s']:.3g} | {seconds(r['call_s'])} | {format_bytes(memory)} | "
-            f"{bcast} | {bpeak} | {speed} |"
+            f"{bcast} | {bpeak} | {speed} | {seconds(r['pruned_s'])} | "
+            f"{seconds(r['auto_s'])} ({r['auto_method']}) |"
         )
     return "\n".join(lines)
 
@@ -229,7 +256,43 @@ def targets(rows: List[Dict[str, object]]) -> List[str]:
                 f"{r['kernel_pairs_per_s']:.3g} pairs/s (target < 10 ms): "
                 f"{'met' if ok else 'NOT met'}"
             )
+            ok = r["auto_s"] < TARGET_AUTO_1x150528_S
+            out.append(
+                f'- (1, 150528) `method="auto"` ({r["auto_method"]}): {seconds(r["auto_s"])} '
+                f"(target < 1 ms): {'met' if ok else 'NOT met'}"
+            )
     return out
+
+
+def sweep(repeats: int) -> List[Dict[str, object]]:
+    """The exact kernel (``select_pairs(method="exact")``) against the pruned route, per
+    (B, M) of the sweep: where ``"auto"`` should switch on CUDA arrays."""
+    rows = []
+    for batch in SWEEP_BATCHES:
+        for m in SWEEP_FEATURES:
+            alpha, beta, domain = (x.cuda() for x in make_inputs(batch, m))
+            times = {}
+            for method in ("exact", "pruned"):
+                run = functools.partial(jsma_fast.select_pairs, alpha, beta, domain, method=method)
+                times[method] = statistics.median(time_events(run, repeats, budget_s=5.0))
+            rows.append({"batch": batch, "features": m, **times})
+    return rows
+
+
+def sweep_markdown(rows: List[Dict[str, object]]) -> str:
+    lines = [
+        f'Exact kernel against the pruned route ("auto" switches at M >= '
+        f"{_cuda.AUTO_PRUNED_MIN_FEATURES}):",
+        "",
+        "| B | M | exact (GPU kernel) | pruned (host route) | exact / pruned |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']} | {r['features']} | {seconds(r['exact'])} | "
+            f"{seconds(r['pruned'])} | {r['exact'] / r['pruned']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def parse_cases(text: str) -> List[tuple]:
@@ -245,6 +308,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--cases", default=DEFAULT_CASES, help="BxM,BxM,...")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "gpu.csv")
+    parser.add_argument(
+        "--sweep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the exact kernel against the pruned route over M (default: on)",
+    )
     args = parser.parse_args(argv)
 
     if not torch.cuda.is_available():
@@ -269,6 +338,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(markdown(env, rows))
     print()
     print("\n".join(targets(rows)))
+    if args.sweep:
+        print("sweep ...", file=sys.stderr, flush=True)
+        swept = sweep(args.repeats)
+        write_csv(args.out.with_name(args.out.stem + "-sweep.csv"), list(swept[0]), swept)
+        print()
+        print(sweep_markdown(swept))
     print(f"\nCSV: {args.out}")
     return 0
 
