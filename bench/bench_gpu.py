@@ -37,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -45,7 +46,7 @@ import torch
 import jsma_fast
 from bench.broadcast import broadcast_memory, broadcast_select_pairs
 from bench.common import BENCH_DIR, format_bytes, make_inputs, num_pairs, write_csv
-from jsma_fast import _C, _cuda
+from jsma_fast import _C, _cuda, ops
 
 DEFAULT_CASES = "1000x784,256x3072,1x150528"
 TARGET_SPEEDUP_1000x784 = 50.0
@@ -154,7 +155,7 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     call_times = time_events(call, repeats)
     pruned_times = time_events(pruned, repeats)
     row["pruned_s"] = statistics.median(pruned_times)
-    auto_pruned = m >= _cuda.AUTO_PRUNED_MIN_FEATURES
+    auto_pruned = _cuda.auto_picks_pruned(batch, m)
     row["auto_method"] = "pruned" if auto_pruned else "exact"
     row["auto_s"] = row["pruned_s"] if auto_pruned else statistics.median(call_times)
     host = [x.cpu() for x in (alpha, beta, domain)]
@@ -162,6 +163,7 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     for got, expected, name in zip(pruned(), want, ("p", "q", "score", "valid")):
         if not torch.equal(got.cpu(), expected):
             raise AssertionError(f"pruned route and CPU pruned search differ in {name}")
+    row.update(pruned_parts(alpha, beta, domain, [x.numpy() for x in host], repeats))
     row["kernel_s"] = statistics.median(kernel_times)
     row["kernel_best_s"] = min(kernel_times)
     row["call_s"] = statistics.median(call_times)
@@ -204,6 +206,26 @@ def run_case(batch: int, m: int, repeats: int) -> Dict[str, object]:
     return row
 
 
+def pruned_parts(alpha, beta, domain, host: List, repeats: int) -> Dict[str, float]:
+    """The pruned route's two parts: the CPU search alone on host arrays (wall time), and the
+    route with a search that only returns its answer (the copies both ways, the waits and
+    the Python around them; CUDA events)."""
+    search = functools.partial(ops.Searcher.resolve(method="pruned")._pruned_on_host, increase=True)
+    answer = search(*host)
+    times = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        search(*host)
+        times.append(time.perf_counter() - start)
+    copies = time_events(
+        lambda: _cuda.search_on_host(alpha, beta, domain, lambda *rows: answer), repeats
+    )
+    return {
+        "pruned_cpu_search_s": statistics.median(times[2:]),
+        "pruned_copies_s": statistics.median(copies),
+    }
+
+
 def seconds(x: Optional[float]) -> str:
     if x is None:
         return ""
@@ -234,7 +256,8 @@ def markdown(env: Dict[str, str], rows: List[Dict[str, object]]) -> str:
         lines.append(
             f"| {r['batch']} | {r['features']} | {r['pairs']:.3g} | {seconds(r['kernel_s'])} | "
             f"{r['kernel_pairs_per_s']:.3g} | {seconds(r['call_s'])} | {format_bytes(memory)} | "
-            f"{bcast} | {bpeak} | {speed} | {seconds(r['pruned_s'])} | "
+            f"{bcast} | {bpeak} | {speed} | {seconds(r['pruned_s'])} (search "
+            f"{seconds(r['pruned_cpu_search_s'])}, copies {seconds(r['pruned_copies_s'])}) | "
             f"{seconds(r['auto_s'])} ({r['auto_method']}) |"
         )
     return "\n".join(lines)
@@ -281,8 +304,9 @@ def sweep(repeats: int) -> List[Dict[str, object]]:
 
 def sweep_markdown(rows: List[Dict[str, object]]) -> str:
     lines = [
-        f'Exact kernel against the pruned route ("auto" switches at M >= '
-        f"{_cuda.AUTO_PRUNED_MIN_FEATURES}):",
+        'Exact kernel against the pruned route ("auto" takes the pruned route from M >= '
+        f"{_cuda.AUTO_PRUNED_MIN_FEATURES} and B x M(M-1)/2 >= "
+        f"{_cuda.AUTO_PRUNED_MIN_PAIRS:.0e} pairs on):",
         "",
         "| B | M | exact (GPU kernel) | pruned (host route) | exact / pruned |",
         "|---:|---:|---:|---:|---:|",

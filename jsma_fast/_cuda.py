@@ -45,10 +45,12 @@ from ._checks import (
 
 # DLPack device types of CUDA memory: kDLCUDA, kDLCUDAHost (pinned, rejected later), kDLCUDAManaged.
 _DLPACK_CUDA_DEVICES = (2, 13)
-# "auto" sends rows of at least this many features to the pruned search on the host: the
-# exhaustive kernel's work grows as M^2 per row, the round trip's as M (bench/bench_gpu.py
-# measures both; RESULTS.md "GPU").
-AUTO_PRUNED_MIN_FEATURES = 4096
+# "auto" sends a call to the pruned search on the host when its rows have at least this many
+# features and the exhaustive kernel would score at least this many pairs: the kernel's work
+# grows as B * M^2, the round trip's as B * M, and each has a fixed cost of about 0.2 to 0.3
+# ms (bench/bench_gpu.py's sweep on an H200; bench/RESULTS.md, "GPU").
+AUTO_PRUNED_MIN_FEATURES = 6144
+AUTO_PRUNED_MIN_PAIRS = 10**9
 _TYPESTRS = {"<f4": "float32", "|b1": "bool", "|u1": "uint8"}
 
 
@@ -260,10 +262,10 @@ def select_pairs(
     """The pair search of CUDA arrays: ``((p, q, score, valid), candidates)`` with the batch
     shape, on the inputs' device; ``candidates`` (features searched per sample) only when
     asked for, else None. ``"exact"`` runs the exhaustive kernels; ``"pruned"``, and
-    ``"auto"`` from ``AUTO_PRUNED_MIN_FEATURES`` features on, run ``host_search`` on host
-    copies of the rows (:func:`search_on_host`)."""
+    ``"auto"`` where :func:`auto_picks_pruned`, run ``host_search`` on host copies of the
+    rows (:func:`search_on_host`)."""
     call, alpha, beta, domain = _prepare(alpha, beta, domain)
-    if method == "pruned" or (method == "auto" and call.m >= AUTO_PRUNED_MIN_FEATURES):
+    if method == "pruned" or (method == "auto" and auto_picks_pruned(call.batch, call.m)):
         if host_search is None:
             raise ValueError(f"method={method!r} on CUDA arrays needs the host search")
         return _pruned_on_host(call, alpha, beta, domain, host_search, return_candidates)
@@ -274,6 +276,12 @@ def select_pairs(
     shaped = tuple(x.reshape(call.batch_shape) for x in (p, q, score, valid))
     candidates = _usable_features(call, alpha, beta, domain) if return_candidates else None
     return shaped, candidates
+
+
+def auto_picks_pruned(batch: int, m: int) -> bool:
+    """Whether ``method="auto"`` takes the pruned route for a (batch, m) call on CUDA arrays:
+    at least ``AUTO_PRUNED_MIN_FEATURES`` features and ``AUTO_PRUNED_MIN_PAIRS`` pairs."""
+    return m >= AUTO_PRUNED_MIN_FEATURES and batch * (m * (m - 1) // 2) >= AUTO_PRUNED_MIN_PAIRS
 
 
 def _pruned_on_host(
@@ -297,9 +305,9 @@ def search_on_host(alpha: Any, beta: Any, domain: Any, search: HostSearch) -> Tu
 
     alpha, beta: (..., M) float32 tensors of one device; domain: (..., M) bool/uint8 or None.
     CUDA rows are copied into pinned host memory on the current stream, which is then waited
-    for. CPU tensors take the same path without
-    the copies, which is how the CPU tests hold this route to the CPU search. The results
-    (a few bytes per row) are copied back synchronously.
+    for; the results (a few bytes per row) go back in one asynchronous copy on that stream.
+    CPU tensors take the same path without the copies, which is how the CPU tests hold this
+    route, packing included, to the CPU search.
     """
     torch = _torch()
     device = alpha.device
@@ -318,8 +326,28 @@ def search_on_host(alpha: Any, beta: Any, domain: Any, search: HostSearch) -> Tu
     rows = [host(x) for x in (alpha, beta, domain)]
     if on_gpu:
         torch.cuda.current_stream(device).synchronize()
-    results = search(*rows)
-    return tuple(torch.from_numpy(r).to(device) for r in results)
+    return _to_device(search(*rows), device)
+
+
+def _to_device(results: Tuple[np.ndarray, ...], device: Any) -> Tuple[Any, ...]:
+    """(p, q, score, valid, candidates) host arrays on ``device``, in one asynchronous copy:
+    packed as the rows of one pinned int64 array (the score by its bits), unpacked there."""
+    torch = _torch()
+    p, q, score, valid, candidates = results
+    pinned = device.type == "cuda"
+    packed = torch.empty((5, p.shape[0]), dtype=torch.int64, pin_memory=pinned)
+    rows = packed.numpy()
+    rows[0], rows[1], rows[3], rows[4] = p, q, valid, candidates
+    rows[2] = score.view(np.int32)
+    on_device = packed.to(device, non_blocking=pinned)
+    score_bits = on_device[2].to(torch.int32)
+    return (
+        on_device[0],
+        on_device[1],
+        score_bits.view(torch.float32),
+        on_device[3].to(torch.bool),
+        on_device[4],
+    )
 
 
 def _usable_features(call: _Call, alpha: Any, beta: Any, domain: Any) -> Any:

@@ -249,9 +249,15 @@ def test_host_route_keeps_the_results_flat_for_the_caller_to_shape(rng):
     assert_same(got, cpu_pruned(alpha, beta, domain, "increase"))
 
 
-def test_auto_threshold_on_cuda_arrays_is_documented():
-    assert _cuda.AUTO_PRUNED_MIN_FEATURES > ops.AUTO_PRUNED_MIN_FEATURES
-    assert "_cuda.AUTO_PRUNED_MIN_FEATURES" in select_pairs.__doc__
+def test_auto_on_cuda_arrays_goes_pruned_for_many_features_and_pairs():
+    edge, pairs = _cuda.AUTO_PRUNED_MIN_FEATURES, _cuda.AUTO_PRUNED_MIN_PAIRS
+    assert edge > ops.AUTO_PRUNED_MIN_FEATURES
+    rows_at_edge = -(-pairs // (edge * (edge - 1) // 2))  # the fewest rows reaching `pairs`
+    assert _cuda.auto_picks_pruned(rows_at_edge, edge)
+    assert not _cuda.auto_picks_pruned(rows_at_edge - 1, edge)
+    assert not _cuda.auto_picks_pruned(10**6, edge - 1)
+    assert _cuda.auto_picks_pruned(1, 150_528) and not _cuda.auto_picks_pruned(1000, 784)
+    assert "auto_picks_pruned" in _cuda.select_pairs.__doc__
 
 
 @pytest.mark.cuda
@@ -271,9 +277,14 @@ def test_pruned_on_cuda_equals_the_cpu_pruned_search(batch, m, rng):
 
 @pytest.mark.cuda
 def test_auto_on_cuda_arrays_turns_pruned_at_the_threshold(rng):
-    edge = _cuda.AUTO_PRUNED_MIN_FEATURES
-    for m, method in ((edge - 1, "exact"), (edge, "pruned")):
-        alpha, beta, domain = random_inputs(rng, 3, m, ties=True)
+    edge, pairs = _cuda.AUTO_PRUNED_MIN_FEATURES, _cuda.AUTO_PRUNED_MIN_PAIRS
+    rows_at_edge = -(-pairs // (edge * (edge - 1) // 2))
+    for batch, m, method in (
+        (rows_at_edge - 1, edge, "exact"),
+        (rows_at_edge, edge, "pruned"),
+        (rows_at_edge + 1, edge - 1, "exact"),
+    ):
+        alpha, beta, domain = random_inputs(rng, batch, m, ties=True)
         got, candidates = select_pairs(
             *on_device("cuda", alpha, beta, domain), return_candidates=True
         )
@@ -456,6 +467,8 @@ EXACT_ATTACKS = {
 
 
 @pytest.mark.cuda
+# torch's autograd thread warns once per process when it is first to use cuBLAS
+@pytest.mark.filterwarnings("ignore:Attempting to run cuBLAS:UserWarning")
 @pytest.mark.parametrize("name", list(EXACT_ATTACKS))
 @pytest.mark.parametrize("targets", ["random", "untargeted"])
 def test_attack_on_cuda_tensors_equals_the_cpu_attack(name, targets):
