@@ -111,8 +111,8 @@ def select_pairs(
             (searches only the pairs among features dominated by fewer than two others; the
             same maximal score, and the same pair unless several pairs have exactly that
             score, see ``docs/pruned-search.md``) or ``"auto"`` (pruned from
-            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact; on CUDA arrays from
-            ``jsma_fast._cuda.AUTO_PRUNED_MIN_FEATURES``).
+            ``AUTO_PRUNED_MIN_FEATURES`` features on, else exact; on CUDA arrays pruned
+            where ``jsma_fast._cuda.auto_picks_pruned``: many features and many pairs).
         num_threads: CPU threads, 1 to 1024 (any integer type); default
             :func:`default_num_threads`. In a forked child process the kernels run on one
             thread (see ``docs/reliability.md``). On CUDA arrays, the pruned search's.
