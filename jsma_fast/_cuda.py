@@ -11,7 +11,7 @@ Accepted inputs, all without copies:
   tensor (``torch.as_tensor`` / ``torch.from_dlpack``), so torch's stream and outputs apply.
 
 The pair search runs on the device (the exhaustive kernels) or, for ``method="pruned"`` and
-for ``"auto"`` from ``AUTO_PRUNED_MIN_FEATURES`` features on, on the host: the rows are copied
+for ``"auto"`` where :func:`auto_picks_pruned`, on the host: the rows are copied
 to pinned host memory on the caller's stream, the CPU pruned search runs on them, and the
 small results are copied back. A (1, 150528) row is 1.2 MB each way in, a few dozen bytes
 out, against about 10^10 pairs for the exhaustive kernel; the pruned search's answer and
@@ -268,7 +268,7 @@ def select_pairs(
     if method == "pruned" or (method == "auto" and auto_picks_pruned(call.batch, call.m)):
         if host_search is None:
             raise ValueError(f"method={method!r} on CUDA arrays needs the host search")
-        return _pruned_on_host(call, alpha, beta, domain, host_search, return_candidates)
+        return _host_route(call, alpha, beta, domain, host_search, return_candidates)
     n = (call.batch,)
     p, q = _empty(call, alpha, n, "int64"), _empty(call, alpha, n, "int64")
     score, valid = _empty(call, alpha, n, "float32"), _empty(call, alpha, n, "bool")
@@ -284,7 +284,7 @@ def auto_picks_pruned(batch: int, m: int) -> bool:
     return m >= AUTO_PRUNED_MIN_FEATURES and batch * (m * (m - 1) // 2) >= AUTO_PRUNED_MIN_PAIRS
 
 
-def _pruned_on_host(
+def _host_route(
     call: _Call, alpha: Any, beta: Any, domain: Any, search: HostSearch, return_candidates: bool
 ) -> Tuple[Tuple[Any, ...], Any]:
     """:func:`search_on_host` on checked CUDA arrays; CuPy arrays go through torch views and

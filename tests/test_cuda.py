@@ -249,10 +249,16 @@ def test_host_route_keeps_the_results_flat_for_the_caller_to_shape(rng):
     assert_same(got, cpu_pruned(alpha, beta, domain, "increase"))
 
 
-def test_auto_on_cuda_arrays_goes_pruned_for_many_features_and_pairs():
+def auto_edge():
+    """``"auto"``'s edge on CUDA arrays: its fewest features, and the fewest rows of that many
+    features that reach its pairs."""
     edge, pairs = _cuda.AUTO_PRUNED_MIN_FEATURES, _cuda.AUTO_PRUNED_MIN_PAIRS
+    return edge, -(-pairs // (edge * (edge - 1) // 2))
+
+
+def test_auto_on_cuda_arrays_goes_pruned_for_many_features_and_pairs():
+    edge, rows_at_edge = auto_edge()
     assert edge > ops.AUTO_PRUNED_MIN_FEATURES
-    rows_at_edge = -(-pairs // (edge * (edge - 1) // 2))  # the fewest rows reaching `pairs`
     assert _cuda.auto_picks_pruned(rows_at_edge, edge)
     assert not _cuda.auto_picks_pruned(rows_at_edge - 1, edge)
     assert not _cuda.auto_picks_pruned(10**6, edge - 1)
@@ -277,8 +283,7 @@ def test_pruned_on_cuda_equals_the_cpu_pruned_search(batch, m, rng):
 
 @pytest.mark.cuda
 def test_auto_on_cuda_arrays_turns_pruned_at_the_threshold(rng):
-    edge, pairs = _cuda.AUTO_PRUNED_MIN_FEATURES, _cuda.AUTO_PRUNED_MIN_PAIRS
-    rows_at_edge = -(-pairs // (edge * (edge - 1) // 2))
+    edge, rows_at_edge = auto_edge()
     for batch, m, method in (
         (rows_at_edge - 1, edge, "exact"),
         (rows_at_edge, edge, "pruned"),
@@ -294,20 +299,30 @@ def test_auto_on_cuda_arrays_turns_pruned_at_the_threshold(rng):
         assert_gpu_equals_cpu([*got, candidates], [*want, want_candidates])
 
 
-@pytest.mark.cuda
-def test_pruned_on_cuda_waits_for_the_callers_stream_and_keeps_inputs(rng):
-    alpha, beta, domain = random_inputs(rng, 64, 5000, ties=True)
+def search_on_a_side_stream(alpha, beta, domain, method, wait=False):
+    """``select_pairs(mode="decrease", method=method)`` on a side stream, on an alpha written
+    on that stream just before (after ``wait``: a sleep queued there first); asserts that the
+    inputs on the device are unchanged, and returns the results."""
     a, b, d = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
     copies = [x.clone() for x in (a, b, d)]
     stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
+    stream.wait_stream(torch.cuda.current_stream())  # the copies above ran on the default stream
     with torch.cuda.stream(stream):
-        torch.cuda._sleep(10_000_000)  # the search must wait for what is queued before it
+        if wait:
+            torch.cuda._sleep(10_000_000)
+        # Inputs written on the side stream right before the search must be seen by it.
         a2 = a * 1.0
-        got = select_pairs(a2, b, d, mode="decrease", method="pruned")
+        got = select_pairs(a2, b, d, mode="decrease", method=method)
     stream.synchronize()
     for before, after in zip(copies, (a, b, d)):
         assert torch.equal(before, after)
+    return got
+
+
+@pytest.mark.cuda
+def test_pruned_on_cuda_waits_for_the_callers_stream_and_keeps_inputs(rng):
+    alpha, beta, domain = random_inputs(rng, 64, 5000, ties=True)
+    got = search_on_a_side_stream(alpha, beta, domain, "pruned", wait=True)
     assert_gpu_equals_cpu(got, cpu_pruned(alpha, beta, domain, "decrease")[:4])
 
 
@@ -354,17 +369,7 @@ def test_pair_index_past_int32(rng):
 @pytest.mark.cuda
 def test_inputs_are_not_modified_and_stream_is_respected(rng):
     alpha, beta, domain = random_inputs(rng, 64, 1000, ties=True)
-    a, b, d = to_gpu(alpha), to_gpu(beta), to_gpu(domain)
-    copies = [x.clone() for x in (a, b, d)]
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())  # the copies above ran on the default stream
-    with torch.cuda.stream(stream):
-        # Inputs written on the side stream right before the search must be seen by it.
-        a2 = a * 1.0
-        got = select_pairs(a2, b, d, mode="decrease", method="exact")
-    stream.synchronize()
-    for before, after in zip(copies, (a, b, d)):
-        assert torch.equal(before, after)
+    got = search_on_a_side_stream(alpha, beta, domain, "exact")
     assert_gpu_equals_cpu(got, cpu_pairs(alpha, beta, domain, "decrease"))
 
 
