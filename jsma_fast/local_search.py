@@ -196,13 +196,13 @@ def _round(forward, original, current, labels, bounds, sizes):
     """One round for the rows given (n of them): returns ``(new, took)``, the (n, M) rows
     after their move (``current``'s where none) and the (n,) rows that took one."""
     with torch.enable_grad():
-        gradient = _margin_gradient(forward, current, labels)
+        gradient, now = _margin_gradient(forward, current, labels)
     measure = None
     if sizes[4] == "forward":
-        measure = lambda trials, k: _margin(  # noqa: E731
+        measure = lambda trials, k: _margins(  # noqa: E731
             forward(trials), *(t.repeat_interleave(k) for t in labels)
         )
-    moves = _moves(gradient, original, current, bounds, sizes, measure)
+    moves = _moves(gradient, original, current, bounds, sizes, (measure, now))
     new = current.clone()
     took = torch.zeros(current.shape[0], dtype=torch.bool, device=current.device)
     start = 0
@@ -217,8 +217,9 @@ def _round(forward, original, current, labels, bounds, sizes):
     return new, took
 
 
-def _margin_gradient(forward, flat: torch.Tensor, labels) -> torch.Tensor:
-    """(n, M) gradient of each row's adversarial margin (:func:`_margin`) at ``flat``."""
+def _margin_gradient(forward, flat: torch.Tensor, labels) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(n, M) gradient of each row's adversarial margin (:func:`_margin`) at ``flat``, and
+    the (n,) margins."""
     point = flat.clone().requires_grad_(True)
     margin = _margin(forward(point), *labels)
     if not margin.requires_grad:
@@ -227,17 +228,27 @@ def _margin_gradient(forward, flat: torch.Tensor, labels) -> torch.Tensor:
             "the input through autograd), got scores that do not require grad"
         )
     (gradient,) = torch.autograd.grad(margin.sum(), point)
-    return gradient.detach()
+    return gradient.detach(), margin.detach()
+
+
+def _margins(logits: torch.Tensor, target: torch.Tensor, true: torch.Tensor):
+    """(n,) margins of the rows and (n,) the margins a tier compares: the margin where the
+    row is adversarial, -inf elsewhere."""
+    margin = _margin(logits, target, true)
+    adversarial = _adversarial(logits, target, true)
+    return margin, torch.where(adversarial, margin, torch.full_like(margin, float("-inf")))
 
 
 class _Moves:
     """The candidate moves of n rows, (n, K) each: the features restored (``first``,
-    ``second``; -1: none), the feature set (``added``; -1: none) and its ``value``, and
-    ``valid`` (False pads rows with fewer moves)."""
+    ``second``; -1: none), the feature set (``added``; -1: none) and its ``value``,
+    ``valid`` (False pads rows with fewer moves) and ``known``, the margin a tier compares
+    (:func:`_margins`) where a forward pass of the ranking measured it already (NaN: not
+    measured)."""
 
-    def __init__(self, first, second, added, value, valid) -> None:
-        self.first, self.second, self.added, self.value, self.valid = (
-            first, second, added, value, valid,
+    def __init__(self, first, second, added, value, valid, known) -> None:
+        self.first, self.second, self.added, self.value, self.valid, self.known = (
+            first, second, added, value, valid, known,
         )  # fmt: skip
 
 
@@ -249,10 +260,11 @@ def _ranked(score: torch.Tensor, allowed: torch.Tensor, count: int):
     return order, score.gather(1, order), allowed.gather(1, order)
 
 
-def _moves(gradient, original, current, bounds, sizes, measure=None) -> _Moves:
+def _moves(gradient, original, current, bounds, sizes, measured) -> _Moves:
     """The moves of each row in the order of the module docstring, the valid ones first, at
-    most sum(tiers) of them; ``measure`` (ranking ``"forward"``) maps (n * k, M) trials to
-    their margins."""
+    most sum(tiers) of them. ``measured`` is ``(measure, now)``: ``measure`` (ranking
+    ``"forward"``, else None) maps (n * k, M) trials to their :func:`_margins`, ``now`` holds
+    the (n,) margins at ``current``."""
     singles, removals, additions, tiers = sizes[:4]
     low, high, settable = bounds
     changed = current != original
@@ -266,15 +278,15 @@ def _moves(gradient, original, current, bounds, sizes, measure=None) -> _Moves:
     if settable is not None:
         addable &= settable
     added, added_score, added_ok = _ranked(torch.maximum(up, down), addable, min(additions, width))
-    if measure is not None:
-        removed, removed_score, removed_ok, added, added_score, added_ok = _measured(
-            measure, original, current, (removed, removed_ok), (added, added_ok), value
+    alone = torch.full_like(removed_score, float("nan"))  # lone restores: not measured
+    if measured[0] is not None:
+        removed, removed_score, removed_ok, alone, added, added_score, added_ok = _measured(
+            measured, original, current, (removed, removed_ok), (added, added_ok), value
         )
     s = min(singles, removed.shape[1])
     minus = torch.full_like(removed[:, :s], -1)
-    parts = [
-        (removed[:, :s], minus, minus, torch.zeros_like(removed_score[:, :s]), removed_ok[:, :s])
-    ]
+    zero = torch.zeros_like(removed_score[:, :s])
+    parts = [(removed[:, :s], minus, minus, zero, removed_ok[:, :s], alone[:, :s])]
     pairs = _pairs(
         removed[:, :removals],
         removed_score[:, :removals],
@@ -284,39 +296,53 @@ def _moves(gradient, original, current, bounds, sizes, measure=None) -> _Moves:
     )
     if pairs is not None:
         parts.append(pairs)
-    first, second, add, val, valid = (torch.cat(column, dim=1) for column in zip(*parts))
+    columns = (torch.cat(column, dim=1) for column in zip(*parts))
+    first, second, add, val, valid, known = columns
     front = (~valid).to(torch.int8).sort(dim=1, stable=True).indices[:, : sum(tiers)]
-    return _Moves(*(t.gather(1, front) for t in (first, second, add, val, valid)))
+    return _Moves(*(t.gather(1, front) for t in (first, second, add, val, valid, known)))
 
 
-def _measured(measure, original, current, removals, additions, value):
-    """The candidates re-ranked by the measured change of the margin when each is tried
-    alone (restored, or set to ``value``): (removed, score, ok, added, score, ok)."""
+def _measured(measured, original, current, removals, additions, value):
+    """The candidates re-ranked by the measured change of the margin (from ``now``) when
+    each is tried alone (restored, or set to ``value``): (removed, score, ok, alone, added,
+    score, ok), ``alone`` what a tier would compare for each lone restore (:func:`_margins`)."""
+    measure, now = measured
     (removed, removed_ok), (added, added_ok) = removals, additions
     n, r, a = removed.shape[0], removed.shape[1], added.shape[1]
-    k = r + a + 1  # the last trial of each row is the current input
+    k = r + a
+    if k == 0:  # nothing to measure
+        return (
+            removed,
+            removed.to(now.dtype),
+            removed_ok,
+            removed.to(now.dtype),
+            added,
+            added.to(now.dtype),
+            added_ok,
+        )
     trials = current.repeat_interleave(k, dim=0).reshape(n, k, -1)
     at = torch.arange(n, device=current.device)[:, None]
-    span = torch.arange(k - 1, device=current.device)[None, :]
+    span = torch.arange(k, device=current.device)[None, :]
     columns = torch.cat([removed, added], dim=1)
     values = torch.cat([original.gather(1, removed), value.gather(1, added)], dim=1)
     trials[at, span, columns] = values
-    margin = measure(trials.reshape(n * k, -1), k).reshape(n, k)
-    change = margin[:, :-1] - margin[:, -1:]
+    margin, compared = (t.reshape(n, k) for t in measure(trials.reshape(n * k, -1), k))
+    change = margin - now[:, None]
     return (
-        *_reranked(removed, change[:, :r], removed_ok),
+        *_reranked(removed, change[:, :r], removed_ok, compared[:, :r]),
         *_reranked(added, change[:, r:], added_ok),
     )
 
 
-def _reranked(features, score, ok):
+def _reranked(features, score, ok, *aligned):
     """``features`` (n, c) sorted by ``score``, largest first, ties by index, the ``ok`` ones
-    first: (features, score, ok)."""
+    first: (features, score, ok, *aligned), the ``aligned`` (n, c) columns moved with them."""
+    columns = (features, score, ok, *aligned)
     by_index = features.sort(dim=1, stable=True).indices
-    features, score, ok = (t.gather(1, by_index) for t in (features, score, ok))
+    features, score, ok, *aligned = (t.gather(1, by_index) for t in columns)
     key = torch.where(ok, -score, torch.full_like(score, float("inf")))
     order = key.sort(dim=1, stable=True).indices
-    return tuple(t.gather(1, order) for t in (features, score, ok))
+    return tuple(t.gather(1, order) for t in (features, score, ok, *aligned))
 
 
 def _pairs(removed, removed_score, removed_ok, adds, count: int):
@@ -341,17 +367,33 @@ def _pairs(removed, removed_score, removed_ok, adds, count: int):
         value[:, None, :].expand(shape),
         valid,
     )
-    return tuple(c.reshape(n, -1).gather(1, order) for c in columns)
+    picked = tuple(c.reshape(n, -1).gather(1, order) for c in columns)
+    return (*picked, torch.full_like(picked[3], float("nan")))
 
 
 def _tier(forward, original, current, labels, moves: _Moves, rows, start: int, size: int):
-    """Evaluates the moves ``start .. start + size`` of ``rows``: returns the (r, M) rows
-    after their best adversarial move and the (r,) rows that have one."""
+    """Evaluates the moves ``start .. start + size`` of ``rows`` (those not measured yet, in
+    one forward pass): returns the (r, M) rows after their best adversarial move and the (r,)
+    rows that have one."""
     cols = slice(start, start + size)
-    valid = moves.valid[rows, cols]
-    at, column = valid.nonzero(as_tuple=True)
-    row = rows[at]
-    col = column + start
+    valid, known = moves.valid[rows, cols], moves.known[rows, cols]
+    unknown = valid & torch.isnan(known)
+    table = torch.where(valid & ~unknown, known, torch.full_like(known, float("-inf")))
+    at, column = unknown.nonzero(as_tuple=True)
+    if at.numel():
+        row = rows[at]
+        trials = _applied(original, current, moves, row, column + start)
+        table[at, column] = _margins(forward(trials), *(t[row] for t in labels))[1]
+    best = table.argmax(dim=1)  # the first of equal maxima
+    found = torch.isfinite(table.max(dim=1).values)
+    picked = current[rows].clone()
+    hit = found.nonzero().squeeze(1)
+    picked[hit] = _applied(original, current, moves, rows[hit], best[hit] + start)
+    return picked, found
+
+
+def _applied(original, current, moves: _Moves, row, col) -> torch.Tensor:
+    """(t, M) the rows ``row`` of ``current`` after their moves ``col`` ((t,) each)."""
     trials = current[row].clone()
     index = torch.arange(row.numel(), device=row.device)
     for feature in (moves.first[row, col], moves.second[row, col]):
@@ -360,23 +402,7 @@ def _tier(forward, original, current, labels, moves: _Moves, rows, start: int, s
     feature = moves.added[row, col]
     use = feature >= 0
     trials[index[use], feature[use]] = moves.value[row, col][use]
-    targets, true = (t[row] for t in labels)
-    logits = forward(trials)
-    margin = torch.where(
-        _adversarial(logits, targets, true),
-        _margin(logits, targets, true),
-        torch.full((row.numel(),), float("-inf"), dtype=logits.dtype, device=logits.device),
-    )
-    table = torch.full(valid.shape, float("-inf"), dtype=margin.dtype, device=margin.device)
-    table[at, column] = margin
-    best = table.argmax(dim=1)  # the first of equal maxima
-    found = torch.isfinite(table.max(dim=1).values)
-    picked = current[rows].clone()
-    slot = torch.full(valid.shape, -1, dtype=torch.int64, device=valid.device)
-    slot[at, column] = index
-    hit = found.nonzero().squeeze(1)
-    picked[hit] = trials[slot[hit, best[hit]]]
-    return picked, found
+    return trials
 
 
 # ---------------------------------------------------------------------------- checks
