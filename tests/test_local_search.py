@@ -43,9 +43,11 @@ def _ranked(scores: dict, count: int) -> list:
     return sorted(scores, key=lambda i: (-scores[i], i))[:count]
 
 
-def _row_moves(original, current, gradient, options, margin_of) -> list:
+def _row_moves(original, current, gradient, options, margin_of, record) -> list:
     """(restored features, (added feature, value) or None) in the documented order;
-    ``margin_of(trial)`` is the margin at one trial (ranking "forward")."""
+    ``margin_of(trial)`` is the margin at one trial (ranking "forward"); ``record`` (a dict,
+    or None to measure every round) holds the changes measured for unchanged features in
+    earlier rounds, and gets the new ones."""
     singles, removals, additions, tiers, low, high, ranking = options
     g = gradient.tolist()
     changed = [i for i in range(M) if current[i] != original[i]]
@@ -62,8 +64,17 @@ def _row_moves(original, current, gradient, options, margin_of) -> list:
     added = _ranked(gain, additions)
     if ranking == "forward":  # the same candidates, scored by the measured change
         now = margin_of(current)
-        restore = {i: margin_of(_apply(original, current, ((i,), None))) - now for i in removed}
-        gain = {j: margin_of(_apply(original, current, ((), (j, value[j])))) - now for j in added}
+        measured = {}
+        trials = [(i, ((i,), None)) for i in removed] + [(j, ((), (j, value[j]))) for j in added]
+        for feature, move in trials:
+            if record is None or feature not in record:
+                measured[feature] = margin_of(_apply(original, current, move)) - now
+                if record is not None:
+                    record[feature] = measured[feature]
+            else:  # measured in an earlier round
+                measured[feature] = record[feature]
+        restore = {i: measured[i] for i in removed}
+        gain = {j: measured[j] for j in added}
         removed, added = _ranked(restore, len(removed)), _ranked(gain, len(added))
     moves = [((i,), None) for i in removed[:singles]]
     pairs = []
@@ -85,7 +96,9 @@ def _apply(original, current, move) -> torch.Tensor:
     return trial
 
 
-def reference_search(model, x, x_adv, target, true, options, max_rounds=None) -> torch.Tensor:
+def reference_search(
+    model, x, x_adv, target, true, options, max_rounds=None, remeasure=False
+) -> torch.Tensor:
     """One row at a time, one forward per trial."""
     out = []
     for r in range(x.shape[0]):
@@ -93,13 +106,15 @@ def reference_search(model, x, x_adv, target, true, options, max_rounds=None) ->
         current = x_adv[r].reshape(-1).clone()
         t, c = int(target[r]), int(true[r])
         adversarial, _, gradient = _scores(model, current, t, c)
+        record = None if remeasure else {}
         rounds = 0
         while adversarial and bool((current != original).any()):
             if max_rounds is not None and rounds == max_rounds:
                 break
             moves = _row_moves(
-                original, current, gradient, options, lambda p, t=t, c=c: _scores(model, p, t, c)[1]
-            )
+                original, current, gradient, options,
+                lambda p, t=t, c=c: _scores(model, p, t, c)[1], record,
+            )  # fmt: skip
             best, start = None, 0
             for size in options[3]:
                 tier = [_apply(original, current, m) for m in moves[start : start + size]]
@@ -111,6 +126,9 @@ def reference_search(model, x, x_adv, target, true, options, max_rounds=None) ->
                     break
             if best is None:
                 break
+            for i in (best != current).nonzero().flatten().tolist():
+                if record is not None:  # a move's features are measured afresh
+                    record.pop(i, None)
             current = best
             rounds += 1
             adversarial, _, gradient = _scores(model, current, t, c)
@@ -151,6 +169,8 @@ OPTIONS = (
     dict(singles=0, removals=3, additions=2, tiers=(1, 2), ranking="forward"),
     dict(singles=1, removals=5, additions=7, tiers=(3, 1, 50), ranking="forward"),
     dict(singles=3, removals=0, additions=0, tiers=(2,), ranking="forward"),
+    dict(ranking="forward", remeasure=True),
+    dict(singles=1, removals=5, additions=7, tiers=(3, 1, 50), ranking="forward", remeasure=True),
 )
 
 
@@ -177,7 +197,10 @@ def test_equals_the_one_row_reference(rng, options, targeted):
         x = dyadic_inputs(10, _seed(rng))
         x_adv = _perturbed(rng, x, max_changed=M)
         target, true = _labels(model, x, x_adv, rng, targeted)
-        want = reference_search(model, x, x_adv, target, true, _options(options))
+        want = reference_search(
+            model, x, x_adv, target, true, _options(options),
+            remeasure=options.get("remeasure", False),
+        )  # fmt: skip
         got = swap_search(model, x, x_adv, target=target, true_class=true, **options)
         assert torch.equal(got, want)
         # The forward batch size changes nothing.
@@ -295,6 +318,7 @@ def test_empty_and_unchanged_rows():
         (dict(tiers="4"), TypeError, "tiers"),
         (dict(max_rounds=0), ValueError, "max_rounds"),
         (dict(ranking="exact"), ValueError, "ranking"),
+        (dict(remeasure="no"), TypeError, "remeasure"),
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(target=[0, 1]), ValueError, "target"),
     ],
