@@ -10,6 +10,7 @@ from helpers import NUM_CLASSES, dyadic_inputs, dyadic_model
 from jsma_fast import JSMA
 from jsma_fast.local_search import swap_search_result
 from jsma_fast.minimum_l0 import (
+    DEFAULT_REFINE_ABOVE,
     DEFAULT_REFINE_ORDER,
     PORTFOLIO_TARGETED,
     PORTFOLIO_UNTARGETED,
@@ -18,7 +19,7 @@ from jsma_fast.minimum_l0 import (
     run_portfolio,
     sparsest,
 )
-from jsma_fast.refinement import refine_result
+from jsma_fast.refinement import refine_result, with_x_adv
 
 SMALL = (
     ("tjsma+", dict(variant="tjsma", theta=1.0)),
@@ -32,28 +33,40 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31))
 
 
-def _members(model, x, y_target, y, portfolio, gamma, search=True, search_options=None):
-    """Each member run alone on every row, refined (magnitude order) and searched (by
-    default with the search options of the call's kind, untargeted or targeted)."""
-    if search_options is None:
-        untargeted = y_target == "untargeted"
-        search_options = SEARCH_UNTARGETED if untargeted else SEARCH_TARGETED
+def _members(model, x, y_target, y, portfolio, gamma, search=True, polish=None):
+    """Each member run alone on every row, refined (magnitude order; with the search only
+    the rows with more than ``polish["refine_above"]`` changed features) and searched (with
+    ``polish["search_options"]``, by default those of the call's kind)."""
+    polish = polish or {}
+    untargeted = y_target == "untargeted"
+    default = SEARCH_UNTARGETED if untargeted else SEARCH_TARGETED
+    search_options = polish.get("search_options", default)
+    refine_above = polish.get("refine_above", DEFAULT_REFINE_ABOVE)
     out = []
     for _, options in portfolio:
         result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
-        result = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
-        searched = swap_search_result(model, x, result, **search_options)
-        out.append(searched if search else result)
+        refined = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
+        if not search:
+            out.append(refined)
+            continue
+        long = (result.l0 > refine_above).reshape((-1,) + (1,) * (x.dim() - 1))
+        chosen = torch.where(long, refined.x_adv, result.x_adv)
+        start = with_x_adv(model, x, result, lambda original, chosen=chosen: chosen)
+        out.append(swap_search_result(model, x, start, **search_options))
     return out
 
 
+@pytest.mark.parametrize("refine_above", [0, 3, DEFAULT_REFINE_ABOVE])
 @pytest.mark.parametrize("y_target", ["untargeted", "next"])
-def test_the_per_row_minimum_of_the_portfolio(rng, y_target):
+def test_the_per_row_minimum_of_the_portfolio(rng, y_target, refine_above):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(24, _seed(rng))
     gamma = float(rng.choice([0.2, 0.5, 1.0]))
-    runs = _members(model, x, y_target, None, SMALL, gamma)
-    got = run_portfolio(model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0)
+    polish = dict(refine_above=refine_above)
+    runs = _members(model, x, y_target, None, SMALL, gamma, polish=polish)
+    got = run_portfolio(
+        model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0, refine_above=refine_above
+    )
     result = got.result
 
     never = torch.iinfo(torch.int64).max
@@ -114,7 +127,8 @@ def test_search_options_reach_every_members_search(rng):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(10, _seed(rng))
     options = dict(singles=1, removals=5, additions=9, tiers=(2, 6, 30), ranking="forward")
-    want = _members(model, x, "untargeted", None, SMALL[:1], 0.5, search_options=options)[0]
+    polish = dict(search_options=options)
+    want = _members(model, x, "untargeted", None, SMALL[:1], 0.5, polish=polish)[0]
     got = sparsest(model, x, portfolio=SMALL[:1], gamma=0.5, search_options=options)
     for name in ("x_adv", "success", "l0", "predicted", "stop_code"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
@@ -176,6 +190,8 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(skip_at=-1), ValueError, ["skip_at", ">= 0", "-1"]),
         (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
         (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
+        (dict(refine_above=-1), ValueError, ["refine_above", ">= 0", "-1"]),
+        (dict(search_options=dict(remeasure=1)), TypeError, ["remeasure"]),
         (dict(search=1), TypeError, ["search"]),
         (dict(search_options=[("tiers", (4,))]), TypeError, ["search_options", "dict", "list"]),
         (dict(search_options=dict(clip_min=0.0)), ValueError, ["search_options", "clip_min"]),
