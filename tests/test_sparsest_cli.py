@@ -15,6 +15,7 @@ from torch import nn
 from jsma_fast import JSMA, Normalized, Sparsest, sparsest
 from jsma_fast.cli import main
 from jsma_fast.minimum_l0 import (
+    DEFAULT_REFINE_ABOVE,
     PORTFOLIO_TARGETED,
     PORTFOLIO_THOROUGH,
     PORTFOLIO_UNTARGETED,
@@ -127,6 +128,8 @@ def test_the_report_has_the_l0_section(work, tmp_path):
     names = [name for name, _ in PORTFOLIO_UNTARGETED]
     assert all(f"| {name} (" in report for name in names), report
     assert "gamma = 0.5 of the 36 features" in report
+    above = DEFAULT_REFINE_ABOVE
+    assert f"swap-searched, those with more than {above} changed features refined" in report
     l0 = got["l0"][ok]
     within = [f"{100 * (ok & (got['l0'] <= k)).mean():.1f}%" for k in (5, 10, 20)]
     row = (

@@ -62,8 +62,9 @@ def add_sparsest_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the minimum-L0 mode (jsma_fast.sparsest): per row, the sparsest successful "
         "output of a small portfolio of JSMA variants and directions (untargeted: "
         f"{_names(PORTFOLIO_UNTARGETED)}; targeted: {_names(PORTFOLIO_TARGETED)}), each "
-        "refined and swap-searched. Use it to measure how few features an attack needs per "
-        "row (L0 robustness), at several times the time of one JSMA; for the paper's attack "
+        "swap-searched (long outputs refined first). Use it to measure how few features an "
+        "attack needs per row (L0 robustness), at several times the time of one JSMA; for the "
+        "paper's attack "
         f"or one variant leave it out. Takes --gamma (each member's budget, default "
         f"{DEFAULT_GAMMA}), the input space options and any --targets; refuses the other "
         "attack options",
@@ -74,7 +75,7 @@ def add_sparsest_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="run only the first K members of the portfolio, in order: a deterministic effort "
-        "budget (K = 1: the first member, refined and searched) (default: every member)",
+        "budget (K = 1: the first member, searched) (default: every member)",
     )
     group.add_argument(
         "--sparsest-seconds",

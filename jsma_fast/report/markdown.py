@@ -140,10 +140,8 @@ def _sparsest(s: Dict[str, Any], m: Measures) -> List[str]:
         "This run is the minimum-L0 mode (`jsma-fast attack --sparsest`, `jsma_fast.sparsest`): "
         "for each row, the successful output with the fewest changed features among its "
         f"members, run in order: {'; '.join(_member(x) for x in members)}. Each member may "
-        f"change at most a fraction gamma = {mode.get('gamma')} of the {m.features} features; "
-        "its outputs are refined "
-        f"(order `{mode.get('refine_order')}`)"
-        + (" and swap-searched" if mode.get("search") else ", without the swap search")
+        f"change at most a fraction gamma = {mode.get('gamma')} of the {m.features} features"
+        + _polish(mode)
         + f"; a member after the first attacks only the rows whose best L0 is above "
         f"{mode.get('skip_at')}."
         + (
@@ -347,3 +345,17 @@ def _files(run: Dict[str, Any]) -> List[str]:
         f"`results.npz` (one row per result row), `summary.json` (these figures and what ran), "
         f"{examples}`figures/` (PNG and PDF), `chunks/` (resumable).",
     ]
+
+
+def _polish(mode: dict) -> str:
+    """What the mode does to each member's outputs, as a clause of the report's sentence."""
+    order = f"(order `{mode.get('refine_order')}`)"
+    if not mode.get("search"):
+        return f"; its outputs are refined {order}, without the swap search"
+    above = mode.get("refine_above")
+    if above is None:  # a report of a run made before refine_above existed
+        return f"; its outputs are refined {order} and swap-searched"
+    return (
+        f"; its outputs are swap-searched, those with more than {above} changed features "
+        f"refined first {order}"
+    )
