@@ -73,10 +73,11 @@ DEFAULT_REFINE_ORDER = "magnitude"
 #: refined; the shorter ones go to the search as they are. The search ends sparser from an
 #: unrefined output (the refinement's greedy restores leave it at the edge of the adversarial
 #: region, with few moves left), but a long output costs it a round per feature, where the
-#: refinement pays one forward pass. Measured (``bench.compare_l0``-style, 100 untargeted
-#: rows, one thread) with the default portfolio and search: every output refined, mean L0
-#: 5.30 on the Fashion-MNIST LeNet and 8.10 on the demo LeNet; none, 5.22 and 8.00 for 1.13x
-#: and 1.0x the time; above 16, 5.19 and 8.03 at 0.98x and 0.92x (docs/sparsest.md).
+#: refinement pays one forward pass. Measured on 100 untargeted rows, one thread, with the
+#: default portfolio and search, in multiples of sigma-zero's time at 100 steps: every output
+#: refined, mean L0 5.30 on the Fashion-MNIST LeNet (0.90x) and 8.10 on the demo LeNet
+#: (0.96x); none, 5.22 (1.13x) and 8.00 (0.96x); above 16, 5.19 (0.98x to 1.04x) and 8.03
+#: (0.92x) (docs/sparsest.md).
 DEFAULT_REFINE_ABOVE = 16
 #: Options a member may set; the others are the call's.
 MEMBER_OPTIONS = ("variant", "theta", "saliency", "jacobian", "domain_rule", "start_domain")
@@ -87,16 +88,17 @@ SEARCH_OPTIONS = (
 #: The swap search's options on untargeted calls: its 4 best changed and 8 best unchanged
 #: features by the gradient, re-ranked by the measured change of the margin (ranking
 #: "forward", each measured once per row until a move touches it), tiers of 4 and 4 moves.
-#: Measured on 100 untargeted rows, one thread: mean L0 5.77 -> 5.19 on the Fashion-MNIST
-#: LeNet, 8.13 -> 8.03 on the demo LeNet against the search's own defaults, the time of the
-#: mode about the same (docs/sparsest.md).
+#: Measured on 100 untargeted rows, one thread, against the search's own defaults: mean L0
+#: 5.77 -> 5.19 on the Fashion-MNIST LeNet, 8.13 -> 8.03 on the demo LeNet, for about 5% to
+#: 10% more time (docs/sparsest.md).
 SEARCH_UNTARGETED: Dict[str, Any] = dict(removals=4, additions=8, tiers=(4, 4), ranking="forward")
 #: The swap search's options on targeted calls: its 8 best changed and 8 best unchanged
 #: features by the gradient, re-ranked by the measured change of the margin (ranking
-#: "forward"). Measured on 100 rows towards (y + 1) % 10, in processor time of one thread:
-#: Fashion-MNIST LeNet, mean L0 16.14 with the search's own defaults, 14.50 with tiers (4, 12,
-#: 48) (1.45x the time), 12.44 with these (2.3x); demo LeNet 21.62, 21.00 (1.30x), 19.73
-#: (1.9x) (docs/sparsest.md).
+#: "forward"). Measured on 100 rows towards (y + 1) % 10, in processor time of one thread,
+#: each candidate then measured every round: Fashion-MNIST LeNet, mean L0 16.14 with the
+#: search's own defaults, 14.50 with tiers (4, 12, 48) (1.45x the time), 12.44 with these
+#: (2.3x); demo LeNet 21.62, 21.00 (1.30x), 19.73 (1.9x). Measured once per row (the
+#: default since): 12.55 and 20.45, in half the time or less (docs/sparsest.md).
 SEARCH_TARGETED: Dict[str, Any] = dict(removals=8, additions=8, ranking="forward")
 #: A thorough search, for when time matters less (``search_options=THOROUGH_SEARCH``): 12
 #: removal and 12 addition candidates re-ranked by forward passes, tiers up to 48 moves a
@@ -493,7 +495,7 @@ class Sparsest:
     @classmethod
     def thorough(cls, **options: Any) -> "Sparsest":
         """The thorough setting: JSMA +1 added to the untargeted portfolio and the larger,
-        forward-ranked swap search on every call (about 4 to 5 times the time of the default
+        forward-ranked swap search on every call (about 3 times the time of the default
         for the sparsest outputs, docs/sparsest.md); ``options`` as the class's."""
         return cls(
             **{"untargeted": PORTFOLIO_THOROUGH, "search_options": THOROUGH_SEARCH, **options}

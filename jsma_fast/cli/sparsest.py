@@ -92,7 +92,7 @@ def add_sparsest_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the thorough setting (jsma_fast.Sparsest.thorough): JSMA +1 added to the "
         "untargeted portfolio and a larger swap search re-ranked by forward passes; sparser "
-        "outputs for about 4 to 5 times the time of the default",
+        "outputs for about 3 times the time of the default",
     )
 
 
