@@ -336,7 +336,7 @@ def _measured(measured, original, current, removals, additions, value):
     lone restore is left to the tiers), and the new ones are recorded."""
     measure, now, record = measured
     (removed, removed_ok), (added, added_ok) = removals, additions
-    n, r = removed.shape
+    r = removed.shape[1]
     columns = torch.cat([removed, added], dim=1)
     values = torch.cat([original.gather(1, removed), value.gather(1, added)], dim=1)
     tried = torch.ones_like(columns, dtype=torch.bool)
