@@ -129,9 +129,9 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
     _check_model(model, require_eval)
     _check_pair(x, x_adv)
     bounds = _checked_bounds(clip_min, clip_max, mask, x)
-    sizes = (*_checked_sizes(singles, removals, additions, tiers), ranking)
     _checks.check_choice(ranking, "ranking", RANKINGS)
     _checks.check_bool(remeasure, "remeasure")
+    sizes = (*_checked_sizes(singles, removals, additions, tiers), ranking, remeasure)
     rounds = _positive_int("max_rounds", max_rounds, allow_none=True)
     batch = _positive_int("batch_size", batch_size, allow_none=True)
     with torch.no_grad():
@@ -139,14 +139,9 @@ def swap_search(  # noqa: PLR0913 (public, keyword options)
         if x.shape[0]:
             labels = (rows.targets, rows.true)
             active = _adversarial(rows.forward(rows.current), *labels)
-            # The change each row measured for each unchanged feature (NaN: not measured).
-            record = None
-            if ranking == "forward" and not remeasure:
-                record = torch.full_like(rows.current, float("nan"))
             _search(
-                rows.forward, rows.original, rows.current, labels, active, bounds, sizes,
-                (rounds, record),
-            )  # fmt: skip
+                rows.forward, rows.original, rows.current, labels, active, bounds, sizes, rounds
+            )
     return rows.current.reshape(x_adv.shape)
 
 
@@ -189,12 +184,14 @@ def _result_rows(values: Any, name: str, x: torch.Tensor, source: torch.Tensor) 
     return flat.reshape((flat.shape[0],) + tuple(x.shape[1:]))
 
 
-def _search(forward, original, current, labels, active, bounds, sizes, limits) -> None:
+def _search(forward, original, current, labels, active, bounds, sizes, rounds) -> None:
     """Runs the rounds on the flat rows ``current`` (n, M) in place; ``bounds`` holds the
-    (1 or n, M) lower and upper bounds and the mask of features that may be set (or None);
-    ``limits`` the most rounds (or None) and the (n, M) record of measured changes (or None:
-    measure every round)."""
-    rounds, record = limits
+    (1 or n, M) lower and upper bounds and the mask of features that may be set (or None)."""
+    # Ranking "forward" without remeasure: the change each row measured for each feature
+    # (NaN: not measured since a move last touched it).
+    record = None
+    if sizes[4] == "forward" and not sizes[5]:
+        record = torch.full_like(current, float("nan"))
     rows = (active & (current != original).any(dim=1)).nonzero().squeeze(1)
     done = 0
     while rows.numel() and (rounds is None or done < rounds):
@@ -202,24 +199,21 @@ def _search(forward, original, current, labels, active, bounds, sizes, limits) -
         row_bounds = tuple(None if t is None else select_rows(t, rows) for t in bounds)
         row_record = None if record is None else record[rows]
         moved, took = _round(
-            forward, original[rows], current[rows], row_labels, row_bounds, (sizes, row_record)
+            forward, original[rows], current[rows], row_labels, row_bounds, sizes, row_record
         )
-        kept = rows[took]
         if record is not None:  # a move's features are measured afresh
-            record[rows] = row_record
-            record[kept] = record[kept].masked_fill(moved[took] != current[kept], float("nan"))
+            record[rows] = row_record.masked_fill(moved != current[rows], float("nan"))
+        kept = rows[took]
         current[kept] = moved[took]
         # A row at L0 0 has nothing left to restore.
         rows = kept[(current[kept] != original[kept]).any(dim=1)]
         done += 1
 
 
-def _round(forward, original, current, labels, bounds, options):
+def _round(forward, original, current, labels, bounds, sizes, record):
     """One round for the rows given (n of them): returns ``(new, took)``, the (n, M) rows
-    after their move (``current``'s where none) and the (n,) rows that took one.
-    ``options`` are the sizes and the rows' (n, M) record of measured changes (or None),
-    updated in place."""
-    sizes, record = options
+    after their move (``current``'s where none) and the (n,) rows that took one. ``record``
+    is the rows' (n, M) record of measured changes (or None), updated in place."""
     with torch.enable_grad():
         gradient, now = _margin_gradient(forward, current, labels)
     measure = None
@@ -339,9 +333,9 @@ def _measured(measured, original, current, removals, additions, value):
     r = removed.shape[1]
     columns = torch.cat([removed, added], dim=1)
     values = torch.cat([original.gather(1, removed), value.gather(1, added)], dim=1)
-    tried = torch.ones_like(columns, dtype=torch.bool)
+    tried = torch.cat([removed_ok, added_ok], dim=1)  # padding is never tried
     if record is not None:
-        tried = torch.cat([removed_ok, added_ok], dim=1) & torch.isnan(record.gather(1, columns))
+        tried &= torch.isnan(record.gather(1, columns))
     row, slot = tried.nonzero(as_tuple=True)
     trials = current[row].clone()
     trials[torch.arange(row.numel(), device=row.device), columns[row, slot]] = values[row, slot]

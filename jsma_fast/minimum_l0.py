@@ -230,8 +230,9 @@ def run_portfolio(  # noqa: PLR0913 (public, keyword options)
     _check_shared_bounds(attacks[0][1], x)
     rows_mask = None if mask is None else mask_rows(mask, x).reshape((-1,) + tuple(x.shape[1:]))
     refined = _Polish(
-        (refine_order, refine_above), search, (clip_min, clip_max), batch_size, search_options
-    )
+        order=refine_order, refine_above=refine_above, search=search,
+        bounds=(clip_min, clip_max), batch_size=batch_size, options=search_options,
+    )  # fmt: skip
     start = time.perf_counter()
     run: Optional[PortfolioRun] = None
     for index, (name, attack) in enumerate(attacks):
@@ -259,14 +260,18 @@ SEARCH_DEFAULTS = dict(
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
 class _Polish:
     """What follows each member's attack: :func:`jsma_fast.refine_result` (with ``search``,
     on the rows with more than ``refine_above`` changed features), then (``search``)
-    :func:`jsma_fast.local_search.swap_search_result`."""
+    :func:`jsma_fast.local_search.swap_search_result` with ``options`` within ``bounds``."""
 
-    def __init__(self, refinement, search: bool, bounds, batch_size, options) -> None:
-        (self.order, self.refine_above), self.search = refinement, search
-        self.bounds, self.batch_size, self.options = bounds, batch_size, options
+    order: str
+    refine_above: int
+    search: bool
+    bounds: Tuple[Any, Any]
+    batch_size: Optional[int]
+    options: Dict[str, Any]
 
     def __call__(self, model, x: torch.Tensor, result: AttackResult, mask=None) -> AttackResult:
         if not self.search:
