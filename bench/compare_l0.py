@@ -136,7 +136,7 @@ def our_attacks(targeted: bool) -> dict[str, Callable[..., torch.Tensor]]:
     from jsma_fast.local_search import swap_search
     from jsma_fast.minimum_l0 import PORTFOLIO_THOROUGH, THOROUGH_SEARCH
 
-    thorough = dict(search_options=THOROUGH_SEARCH)
+    thorough = dict(search_options=THOROUGH_SEARCH, search_within=None)
     if not targeted:
         thorough["portfolio"] = PORTFOLIO_THOROUGH
 
@@ -403,7 +403,9 @@ def measure_batches(model, x, y, sizes: Sequence[int], repeats: int) -> list[str
     calls = {
         "untargeted, default": dict(y_target="untargeted"),
         "(y + 1) % 10, default": dict(y_target=(y + 1) % 10),
-        "untargeted, thorough": dict(portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH),
+        "untargeted, thorough": dict(
+            portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH, search_within=None
+        ),
     }
     columns = [WHOLE_ROUND, *sizes]
     lines = [

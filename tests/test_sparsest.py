@@ -12,6 +12,7 @@ from jsma_fast.local_search import swap_search_result
 from jsma_fast.minimum_l0 import (
     DEFAULT_REFINE_ABOVE,
     DEFAULT_REFINE_ORDER,
+    DEFAULT_SEARCH_WITHIN,
     PORTFOLIO_TARGETED,
     PORTFOLIO_UNTARGETED,
     SEARCH_TARGETED,
@@ -34,9 +35,17 @@ def _seed(rng: np.random.Generator) -> int:
 
 
 def _members(model, x, y_target, y, portfolio, gamma, search=True, polish=None):
-    """Each member run alone on every row, refined (magnitude order; with the search only
-    the rows with more than ``polish["refine_above"]`` changed features) and searched (with
-    ``polish["search_options"]``, by default those of the call's kind)."""
+    """Each member's searched output (:func:`_member_outputs`)."""
+    return [
+        out[1] for out in _member_outputs(model, x, y_target, y, portfolio, gamma, search, polish)
+    ]
+
+
+def _member_outputs(model, x, y_target, y, portfolio, gamma, search=True, polish=None):
+    """Each member run alone on every row: ``(start, searched)``, its output refined
+    (magnitude order; with the search only the rows with more than ``polish["refine_above"]``
+    changed features), and that searched (with ``polish["search_options"]``, by default those
+    of the call's kind; without the search, the refined output again)."""
     polish = polish or {}
     untargeted = y_target == "untargeted"
     default = SEARCH_UNTARGETED if untargeted else SEARCH_TARGETED
@@ -47,42 +56,71 @@ def _members(model, x, y_target, y, portfolio, gamma, search=True, polish=None):
         result = JSMA(gamma=gamma, **options)(model, x, y_target, y=y)
         refined = refine_result(model, x, result, order=DEFAULT_REFINE_ORDER)
         if not search:
-            out.append(refined)
+            out.append((refined, refined))
             continue
         long = (result.l0 > refine_above).reshape((-1,) + (1,) * (x.dim() - 1))
         chosen = torch.where(long, refined.x_adv, result.x_adv)
         start = with_x_adv(model, x, result, lambda original, chosen=chosen: chosen)
-        out.append(swap_search_result(model, x, start, **search_options))
+        out.append((start, swap_search_result(model, x, start, **search_options)))
     return out
 
 
-@pytest.mark.parametrize("refine_above", [0, 3, DEFAULT_REFINE_ABOVE])
+def _kept(outputs, within):
+    """The portfolio's choice, member after member: the first member's searched output; a
+    later member's searched output where its start has at most ``within`` (None: any number)
+    more changed features than the row's best so far (or no member broke the row yet), its
+    start elsewhere; per row the earliest of the sparsest successful outputs. Returns the
+    (R,) member kept and, per member, the (R,) rows where its searched output stands."""
+    never = torch.iinfo(torch.int64).max
+    first = outputs[0][1]
+    best = torch.where(first.success, first.l0, never)
+    member = torch.zeros(len(first), dtype=torch.int64)
+    searched_rows = [torch.ones(len(first), dtype=torch.bool)]
+    for k, (start, searched) in enumerate(outputs[1:], 1):
+        near = torch.ones_like(first.success)
+        if within is not None:
+            near = (best == never) | (start.l0 <= best + within)
+        success = torch.where(near, searched.success, start.success)
+        l0 = torch.where(near, searched.l0, start.l0)
+        better = success & (l0 < best)
+        best = torch.where(better, l0, best)
+        member[better] = k
+        searched_rows.append(near)
+    return member, searched_rows
+
+
+@pytest.mark.parametrize(
+    "refine_above, within",
+    [(0, None), (3, 0), (3, 2), (DEFAULT_REFINE_ABOVE, DEFAULT_SEARCH_WITHIN), (0, 1)],
+)
 @pytest.mark.parametrize("y_target", ["untargeted", "next"])
-def test_the_per_row_minimum_of_the_portfolio(rng, y_target, refine_above):
+def test_the_per_row_minimum_of_the_portfolio(rng, y_target, refine_above, within):
     model = dyadic_model(_seed(rng))
     x = dyadic_inputs(24, _seed(rng))
     gamma = float(rng.choice([0.2, 0.5, 1.0]))
     polish = dict(refine_above=refine_above)
-    runs = _members(model, x, y_target, None, SMALL, gamma, polish=polish)
+    outputs = _member_outputs(model, x, y_target, None, SMALL, gamma, polish=polish)
     got = run_portfolio(
-        model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0, refine_above=refine_above
-    )
+        model, x, y_target, portfolio=SMALL, gamma=gamma, skip_at=0, refine_above=refine_above,
+        search_within=within,
+    )  # fmt: skip
     result = got.result
-
-    never = torch.iinfo(torch.int64).max
-    l0 = torch.stack([torch.where(r.success, r.l0, never) for r in runs])  # (members, R)
-    best = l0.min(dim=0)
-    success = torch.stack([r.success for r in runs]).any(dim=0)
-    assert torch.equal(result.success, success)
-    assert torch.equal(result.l0[success], best.values[success])
-    # The earliest member among the sparsest ones is kept, with its output.
-    member = torch.where(success, best.indices, 0)
+    member, searched_rows = _kept(outputs, within)
     assert torch.equal(got.member, member)
     for r in range(len(result)):
-        kept = runs[int(member[r])]
+        k = int(member[r])
+        kept = outputs[k][1] if searched_rows[k][r] else outputs[k][0]
         assert torch.equal(result.x_adv[r], kept.x_adv[r])
+        assert result.success[r] == kept.success[r] and result.l0[r] == kept.l0[r]
         assert result.predicted[r] == kept.predicted[r]
         assert result.stop_code[r] == kept.stop_code[r]
+    runs = [searched for _, searched in outputs]
+    never = torch.iinfo(torch.int64).max
+    l0 = torch.stack([torch.where(r.success, r.l0, never) for r in runs])  # (members, R)
+    success = torch.stack([r.success for r in runs]).any(dim=0)
+    if within is None:  # every output searched: the per-row minimum over the members
+        assert torch.equal(result.success, success)
+        assert torch.equal(result.l0[success], l0.min(dim=0).values[success])
     assert torch.equal(result.target, runs[0].target)
     assert torch.equal(result.l0, (result.x_adv != x[result.source_index]).flatten(1).sum(1))
     assert got.names == [name for name, _ in SMALL]
@@ -91,8 +129,47 @@ def test_the_per_row_minimum_of_the_portfolio(rng, y_target, refine_above):
     assert all(
         rows <= int((runs[0].l0 > 0).sum() + (~runs[0].success).sum()) for rows in got.rows[1:]
     )
-    # The portfolio helps somewhere on most draws; it never hurts.
+    # The portfolio never hurts.
     assert (result.l0[runs[0].success] <= runs[0].l0[runs[0].success]).all()
+
+
+def test_later_members_search_only_the_rows_near_the_best(monkeypatch, rng):
+    """The rows each member's search gets: every row for the first member; for a later one
+    the attacked rows whose start is within ``search_within`` of the best so far."""
+    import jsma_fast.minimum_l0 as minimum_l0
+
+    model = dyadic_model(_seed(rng))
+    x = dyadic_inputs(24, _seed(rng))
+    outputs = _member_outputs(model, x, "untargeted", None, SMALL, 1.0, polish=dict(refine_above=0))
+    searched = []
+
+    def recording(model, x, result, **options):
+        searched.append(result.source_index.clone())
+        return swap_search_result(model, x, result, **options)
+
+    monkeypatch.setattr(minimum_l0, "swap_search_result", recording)
+    run = run_portfolio(
+        model, x, portfolio=SMALL, gamma=1.0, skip_at=0, refine_above=0, search_within=0
+    )
+    _, searched_rows = _kept(outputs, 0)
+    never = torch.iinfo(torch.int64).max
+    best = torch.where(outputs[0][1].success, outputs[0][1].l0, never)
+    calls = iter(searched)
+    assert torch.equal(next(calls), torch.arange(24))
+    for k in range(1, len(SMALL)):
+        attacked = best > 0  # skip_at 0: rows at L0 0 are not attacked again
+        want = (searched_rows[k] & attacked).nonzero().squeeze(1)
+        if want.numel():
+            # source_index of the member's rows (the attacked ones, in order)
+            attacked_rows = attacked.nonzero().squeeze(1)
+            assert torch.equal(attacked_rows[next(calls)], want)
+        start, out = outputs[k]
+        near = searched_rows[k]
+        l0 = torch.where(near, out.l0, start.l0)
+        better = torch.where(near, out.success, start.success) & (l0 < best)
+        best = torch.where(better, l0, best)
+    assert next(calls, None) is None
+    assert run.names == [name for name, _ in SMALL]
 
 
 def test_all_targets_and_skipping(rng):
@@ -191,6 +268,8 @@ def test_max_seconds_zero_runs_only_the_first_member():
         (dict(max_seconds=-1.0), ValueError, ["max_seconds", ">= 0"]),
         (dict(refine_order="best"), ValueError, ["refine_order", "best"]),
         (dict(refine_above=-1), ValueError, ["refine_above", ">= 0", "-1"]),
+        (dict(search_within=-1), ValueError, ["search_within", ">= 0", "-1"]),
+        (dict(search_within=2.5), TypeError, ["search_within", "integer", "2.5"]),
         (dict(search_options=dict(remeasure=1)), TypeError, ["remeasure"]),
         (dict(search=1), TypeError, ["search"]),
         (dict(search_options=[("tiers", (4,))]), TypeError, ["search_options", "dict", "list"]),

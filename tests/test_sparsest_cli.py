@@ -16,6 +16,7 @@ from jsma_fast import JSMA, Normalized, Sparsest, sparsest
 from jsma_fast.cli import main
 from jsma_fast.minimum_l0 import (
     DEFAULT_REFINE_ABOVE,
+    DEFAULT_SEARCH_WITHIN,
     PORTFOLIO_TARGETED,
     PORTFOLIO_THOROUGH,
     PORTFOLIO_UNTARGETED,
@@ -130,6 +131,8 @@ def test_the_report_has_the_l0_section(work, tmp_path):
     assert "gamma = 0.5 of the 36 features" in report
     above = DEFAULT_REFINE_ABOVE
     assert f"swap-searched, those with more than {above} changed features refined" in report
+    near = DEFAULT_SEARCH_WITHIN
+    assert f"at most {near} more changed features than the row's best so far" in report
     l0 = got["l0"][ok]
     within = [f"{100 * (ok & (got['l0'] <= k)).mean():.1f}%" for k in (5, 10, 20)]
     row = (
@@ -232,6 +235,8 @@ def test_sparsest_is_a_value_keyed_by_its_settings():
         Sparsest(search=False),
         Sparsest(refine_order="margin"),
         Sparsest(refine_above=0),
+        Sparsest(search_within=None),
+        Sparsest(search_within=3),
         Sparsest(max_seconds=5.0),
         Sparsest(clip_max=np.full(36, 0.5)),
         Sparsest(normalization=(0.5, 0.25)),
@@ -257,6 +262,8 @@ def test_sparsest_is_a_value_keyed_by_its_settings():
         (dict(max_seconds=-1.0), ValueError, "max_seconds must be None or a number >= 0"),
         (dict(refine_order="random"), ValueError, "refine_order must be one of"),
         (dict(refine_above=-1), ValueError, "refine_above must be an integer >= 0"),
+        (dict(search_within=-2), ValueError, "search_within must be an integer >= 0, got -2"),
+        (dict(search_within="4"), TypeError, "search_within must be an integer, got str"),
         (dict(search="yes"), TypeError, "search must be a bool"),
         (dict(clip_min=1.0, clip_max=0.0), ValueError, "clip_min must be < clip_max"),
         (dict(untargeted=[]), ValueError, "untargeted: portfolio must hold at least one"),
@@ -298,10 +305,13 @@ def test_the_thorough_setting_is_the_library_call_with_its_constants(work, tmp_p
     thorough = Sparsest.thorough()
     assert thorough.untargeted == Sparsest(untargeted=PORTFOLIO_THOROUGH).untargeted
     listed = {**THOROUGH_SEARCH, "tiers": list(THOROUGH_SEARCH["tiers"])}
-    assert thorough == Sparsest(untargeted=PORTFOLIO_THOROUGH, search_options=listed)
-    want = run_portfolio(
-        model, x, y=y, portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH
+    assert thorough == Sparsest(
+        untargeted=PORTFOLIO_THOROUGH, search_options=listed, search_within=None
     )
+    want = run_portfolio(
+        model, x, y=y, portfolio=PORTFOLIO_THOROUGH, search_options=THOROUGH_SEARCH,
+        search_within=None,
+    )  # fmt: skip
     assert torch.equal(thorough(model, x, y=y).x_adv, want.result.x_adv)
     out = tmp_path / "t"
     extra = ["--sparsest", "--sparsest-thorough", "--targets", "untargeted", "--keep-adv"]

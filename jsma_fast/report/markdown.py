@@ -355,7 +355,14 @@ def _polish(mode: dict) -> str:
     above = mode.get("refine_above")
     if above is None:  # a report of a run made before refine_above existed
         return f"; its outputs are refined {order} and swap-searched"
-    return (
+    clause = (
         f"; its outputs are swap-searched, those with more than {above} changed features "
         f"refined first {order}"
     )
+    within = mode.get("search_within")
+    if within is not None:
+        clause += (
+            f"; a later member searches only the rows where its refined output has at most "
+            f"{within} more changed features than the row's best so far"
+        )
+    return clause
