@@ -50,7 +50,12 @@ def _names(portfolio: Any) -> str:
 
 def add_sparsest_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the mode, as one argument group."""
-    from ..minimum_l0 import DEFAULT_GAMMA, PORTFOLIO_TARGETED, PORTFOLIO_UNTARGETED
+    from ..minimum_l0 import (
+        DEFAULT_GAMMA,
+        DEFAULT_SEARCH_WITHIN,
+        PORTFOLIO_TARGETED,
+        PORTFOLIO_UNTARGETED,
+    )
 
     group = parser.add_argument_group(
         "minimum-L0 mode",
@@ -62,9 +67,10 @@ def add_sparsest_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the minimum-L0 mode (jsma_fast.sparsest): per row, the sparsest successful "
         "output of a small portfolio of JSMA variants and directions (untargeted: "
         f"{_names(PORTFOLIO_UNTARGETED)}; targeted: {_names(PORTFOLIO_TARGETED)}), each "
-        "swap-searched (long outputs refined first). Use it to measure how few features an "
-        "attack needs per row (L0 robustness), at several times the time of one JSMA; for the "
-        "paper's attack "
+        "swap-searched (long outputs refined first; a later member's only where it is within "
+        f"{DEFAULT_SEARCH_WITHIN} features of the row's best). Use it to measure how few "
+        "features an attack needs per row (L0 robustness), at several times the time of one "
+        "JSMA; for the paper's attack "
         f"or one variant leave it out. Takes --gamma (each member's budget, default "
         f"{DEFAULT_GAMMA}), the input space options and any --targets; refuses the other "
         "attack options",
