@@ -70,13 +70,16 @@ def _kept(outputs, within):
     later member's searched output where its start has at most ``within`` (None: any number)
     more changed features than the row's best so far (or no member broke the row yet), its
     start elsewhere; per row the earliest of the sparsest successful outputs. Returns the
-    (R,) member kept and, per member, the (R,) rows where its searched output stands."""
+    (R,) member kept and, per member, the (R,) rows where its searched output stands and the
+    (R,) best L0 before it (int64 max where no member broke the row yet)."""
     never = torch.iinfo(torch.int64).max
     first = outputs[0][1]
     best = torch.where(first.success, first.l0, never)
     member = torch.zeros(len(first), dtype=torch.int64)
     searched_rows = [torch.ones(len(first), dtype=torch.bool)]
+    before = [torch.full_like(best, never)]
     for k, (start, searched) in enumerate(outputs[1:], 1):
+        before.append(best)
         near = torch.ones_like(first.success)
         if within is not None:
             near = (best == never) | (start.l0 <= best + within)
@@ -86,7 +89,7 @@ def _kept(outputs, within):
         best = torch.where(better, l0, best)
         member[better] = k
         searched_rows.append(near)
-    return member, searched_rows
+    return member, searched_rows, before
 
 
 @pytest.mark.parametrize(
@@ -105,7 +108,7 @@ def test_the_per_row_minimum_of_the_portfolio(rng, y_target, refine_above, withi
         search_within=within,
     )  # fmt: skip
     result = got.result
-    member, searched_rows = _kept(outputs, within)
+    member, searched_rows, _ = _kept(outputs, within)
     assert torch.equal(got.member, member)
     for r in range(len(result)):
         k = int(member[r])
@@ -151,23 +154,16 @@ def test_later_members_search_only_the_rows_near_the_best(monkeypatch, rng):
     run = run_portfolio(
         model, x, portfolio=SMALL, gamma=1.0, skip_at=0, refine_above=0, search_within=0
     )
-    _, searched_rows = _kept(outputs, 0)
-    never = torch.iinfo(torch.int64).max
-    best = torch.where(outputs[0][1].success, outputs[0][1].l0, never)
+    _, searched_rows, before = _kept(outputs, 0)
     calls = iter(searched)
     assert torch.equal(next(calls), torch.arange(24))
     for k in range(1, len(SMALL)):
-        attacked = best > 0  # skip_at 0: rows at L0 0 are not attacked again
+        attacked = before[k] > 0  # skip_at 0: rows at L0 0 are not attacked again
         want = (searched_rows[k] & attacked).nonzero().squeeze(1)
         if want.numel():
             # source_index of the member's rows (the attacked ones, in order)
             attacked_rows = attacked.nonzero().squeeze(1)
             assert torch.equal(attacked_rows[next(calls)], want)
-        start, out = outputs[k]
-        near = searched_rows[k]
-        l0 = torch.where(near, out.l0, start.l0)
-        better = torch.where(near, out.success, start.success) & (l0 < best)
-        best = torch.where(better, l0, best)
     assert next(calls, None) is None
     assert run.names == [name for name, _ in SMALL]
 
